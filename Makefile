@@ -1,0 +1,47 @@
+# Two commands for a new user: `make run` and `make test`. Both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test setup system-deps lock lint clean
+
+run: setup
+	$(BIN)/opsline run house_price --serve --host $(HOST) --port $(PORT)
+
+test: setup system-deps
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+# Exact pins from requirements.lock (every transitive package listed, so --no-deps is safe
+# and the install is the same on every machine); the project itself editable on top.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# The browser tests drive the system Chromium (Playwright never downloads a browser here).
+system-deps:
+	@if ! command -v chromium >/dev/null; then \
+	  echo "Installing Chromium for the browser tests (apt)..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock:
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^opsline' > requirements.lock
+
+lint:
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf .opsline .pytest_cache

@@ -1,0 +1,3 @@
+from opsline.cli import main
+
+main()

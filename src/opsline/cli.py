@@ -1,0 +1,179 @@
+"""The ``opsline`` command line: a thin Typer shell over :mod:`opsline.pipeline`.
+
+Everything heavy is imported inside the commands so ``opsline --help`` stays fast. Expected
+failures (``OpslineError``) become one sentence on stderr and the error's exit code; anything
+unexpected becomes one sentence plus a log file with the traceback, never a traceback dump.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from opsline.errors import OpslineError
+
+app = typer.Typer(help="opsline: from raw data to a monitored ML service.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Prepare and validate datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+Recipe = Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(
+    help="Hydra overrides, e.g. experiment=high_lr model=gbm trainer.max_epochs=3.")]
+ModelUri = Annotated[Optional[str], typer.Option(
+    "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a folder. "
+                    "Default: models:/RECIPE@production.")]
+Host = Annotated[Optional[str], typer.Option(envvar="HOST", help="Bind address.")]
+Port = Annotated[Optional[int], typer.Option(envvar="PORT", help="Port.")]
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def recipes() -> None:
+    """List the registered recipes."""
+    from opsline.recipes.base import get_recipe, list_recipes
+
+    for name in list_recipes():
+        typer.echo(f"{name}\t{get_recipe(name).description}")
+
+
+@data_app.command("prepare")
+def data_prepare(recipe: Recipe, overrides: Overrides = None) -> None:
+    """Raw data → processed Parquet splits + manifest (the data version)."""
+    from opsline import pipeline
+
+    dataset = pipeline.prepare(recipe, overrides or [])
+    rows = ", ".join(f"{s}={dataset.manifest['splits'][s]['rows']}" for s in dataset.splits)
+    typer.echo(f"Prepared {recipe} data version {dataset.version} ({rows}) at {dataset.root}")
+
+
+@data_app.command("validate")
+def data_validate(recipe: Recipe, overrides: Overrides = None) -> None:
+    """Check the prepared dataset; exits 1 with a report naming columns and rows."""
+    from opsline import pipeline
+
+    result = pipeline.validate(recipe, overrides or [])
+    typer.echo(result.report())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(recipe: Recipe, overrides: Overrides = None) -> None:
+    """Validate, train, evaluate, track in MLflow and register a model version."""
+    from opsline import pipeline
+
+    result = pipeline.train(recipe, overrides or [], say=_say)
+    _print_metrics(result.metrics)
+
+
+@app.command()
+def evaluate(recipe: Recipe, model: ModelUri = None,
+             as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+             split: Annotated[str, typer.Option(help="Dataset split.")] = "test",
+             overrides: Overrides = None) -> None:
+    """Task metrics of a model (default: the production one) on the test split."""
+    from opsline import pipeline
+
+    metrics = pipeline.evaluate(recipe, model, overrides or [], split=split)
+    if as_json:
+        typer.echo(json.dumps(metrics))
+    else:
+        _print_metrics(metrics)
+
+
+@app.command()
+def promote(recipe: Recipe,
+            version: Annotated[int, typer.Option("--version", help="Model version.")],
+            force: Annotated[bool, typer.Option(help="Skip the quality gate.")] = False) -> None:
+    """Move the production alias to VERSION if it is at least as good as today's."""
+    from opsline import pipeline
+
+    decision = pipeline.promote(recipe, str(version), force=force)
+    typer.echo(f"{'Promoted' if decision.promoted else 'Not promoted'} "
+               f"{recipe} version {decision.version}: {decision.reason}.")
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def models(recipe: Recipe) -> None:
+    """List registered versions with aliases and test metrics."""
+    from opsline.recipes.base import get_recipe
+    from opsline.tracking.registry import list_versions
+
+    key = f"test_{get_recipe(recipe).primary_metric}"
+    rows = list_versions(recipe)
+    if not rows:
+        typer.echo(f"No versions of {recipe!r} yet: run `opsline run {recipe}`.")
+    for row in rows:
+        value = row["metrics"].get(key)
+        typer.echo(f"v{row['version']}\t{row['kind'] or '?'}\t{key}="
+                   f"{'n/a' if value is None else f'{value:.4f}'}\t{','.join(row['aliases'])}")
+
+
+@app.command()
+def serve(recipe: Recipe, model: ModelUri = None, host: Host = None, port: Port = None) -> None:
+    """Serve the model over HTTP: /predict, /ui, /metrics, /docs."""
+    _serve(recipe, model, host, port)
+
+
+@app.command()
+def run(recipe: Recipe, overrides: Overrides = None,
+        serve_after: Annotated[bool, typer.Option("--serve", help="Serve when done.")] = False,
+        host: Host = None, port: Port = None) -> None:
+    """The whole path: prepare → validate → train → evaluate → register → promote [→ serve]."""
+    from opsline import pipeline
+
+    results, _ = pipeline.run(recipe, overrides or [], say=_say)
+    for result in results:
+        typer.echo(f"version {result.version} ({result.kind}):")
+        _print_metrics({k: v for k, v in result.metrics.items() if k.startswith("test_")})
+    if serve_after:
+        _serve(recipe, None, host, port)
+
+
+def _serve(recipe: str, model: str | None, host: str | None, port: int | None) -> None:
+    from opsline.config import load_config
+    from opsline.serving import serve as run_server
+    from opsline.serving.settings import ServingSettings
+
+    cfg = load_config(recipe)  # validates the recipe name and gives config defaults
+    settings = ServingSettings(recipe=recipe, model_uri=model, tracking_uri=cfg.tracking.uri,
+                               host=host or cfg.serving.host, port=port or cfg.serving.port)
+    _say(f"Serving {recipe} on http://{settings.host}:{settings.port} (UI at /ui, docs at /docs)")
+    run_server(settings)
+
+
+def _print_metrics(metrics: dict[str, float]) -> None:
+    for key in sorted(metrics):
+        typer.echo(f"  {key:<24} {metrics[key]:.4f}")
+
+
+def main() -> None:
+    """Console entry point: user errors are one sentence, never a traceback."""
+    try:
+        app()
+    except OpslineError as error:
+        typer.echo(f"Error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - the last line of defence for users
+        import traceback
+
+        from opsline.workspace import home
+
+        log = home() / "logs" / "last_error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        typer.echo(f"Unexpected error ({type(error).__name__}): {error}. "
+                   f"Details in {log}.", err=True)
+        sys.exit(1)

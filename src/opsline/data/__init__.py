@@ -1,0 +1,1 @@
+"""Datasets on disk: manifests and content hashes, splits, the validation runner."""

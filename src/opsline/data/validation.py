@@ -1,0 +1,106 @@
+"""Run a recipe's checks over a prepared dataset and write a report a person can act on.
+
+pandera does the per-split schema work (lazily, so every failure is collected, not just the
+first); this module adds the cross-split rules (minimum rows, no record in two splits) and
+formats everything as one report naming splits, columns, checks and example rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.data.dataset import Dataset
+    from opsline.recipes.base import Checks
+
+# How many failing rows to show per (split, column, check); the report stays readable.
+_EXAMPLES = 5
+
+
+@dataclass
+class Failure:
+    split: str
+    column: str
+    check: str
+    rows: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def line(self) -> str:
+        shown = ", ".join(self.rows[:_EXAMPLES])
+        more = f" (+{self.count - _EXAMPLES} more)" if self.count > _EXAMPLES else ""
+        where = f" at {shown}{more}" if shown else ""
+        return f"  [{self.split}] column {self.column!r}: {self.check}{where}"
+
+
+@dataclass
+class ValidationResult:
+    data_version: str
+    rows: dict[str, int]
+    failures: list[Failure]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def report(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.rows.items())
+        head = f"Data version {self.data_version[:12]} ({sizes}):"
+        if self.ok:
+            return f"{head} all checks passed."
+        return "\n".join([f"{head} {len(self.failures)} check(s) failed.",
+                          *(f.line() for f in self.failures)])
+
+
+def _schema_failures(split: str, frame, schema) -> list[Failure]:
+    from pandera.errors import SchemaErrors
+
+    try:
+        schema.validate(frame, lazy=True)
+        return []
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+    grouped: dict[tuple[str, str], Failure] = {}
+    for case in cases.itertuples(index=False):
+        column = str(case.column) if case.column is not None else "(dataframe)"
+        check = str(case.check)
+        failure = grouped.setdefault((column, check), Failure(split, column, check))
+        failure.count += 1
+        if len(failure.rows) < _EXAMPLES:
+            row = "" if case.index is None or case.index != case.index else f"row {int(case.index)}"
+            value = f"value {case.failure_case!r}"
+            failure.rows.append(f"{row} ({value})" if row else value)
+    return list(grouped.values())
+
+
+def _leaks(frames: dict, key: str) -> list[Failure]:
+    """Records (by ``key``) present in more than one split: one failure per split pair."""
+    first_seen: dict[object, str] = {}
+    leaks: dict[tuple[str, str], Failure] = {}
+    for split, frame in frames.items():
+        if key not in frame.columns:
+            continue
+        for value in frame[key].dropna().unique():
+            other = first_seen.setdefault(value, split)
+            if other != split:
+                failure = leaks.setdefault((split, other), Failure(
+                    split, key, f"records also present in split {other!r}"))
+                failure.count += 1
+                if len(failure.rows) < _EXAMPLES:
+                    failure.rows.append(f"{key}={value!r}")
+    return list(leaks.values())
+
+
+def validate_dataset(dataset: Dataset, checks: Checks) -> ValidationResult:
+    """Apply ``checks`` to every split of ``dataset``."""
+    frames = dataset.frames()
+    failures: list[Failure] = []
+    for split, frame in frames.items():
+        minimum = checks.min_rows.get(split, 1)
+        if len(frame) < minimum:
+            failures.append(Failure(split, "(dataframe)",
+                                    f"has {len(frame)} rows, needs at least {minimum}"))
+        failures += _schema_failures(split, frame, checks.schema)
+    if checks.key:
+        failures += _leaks(frames, checks.key)
+    return ValidationResult(dataset.version, {k: len(v) for k, v in frames.items()}, failures)

@@ -1,0 +1,155 @@
+"""Prometheus metrics of one serving app; the only module that imports ``prometheus_client``.
+
+Every app gets its own ``CollectorRegistry`` so several apps (tests, a blue/green pair in one
+process) never fight over the global default registry.
+
+Metric names (all prefixed ``opsline_``):
+
+* ``http_requests_total{route,method,status}`` — every HTTP request;
+* ``http_request_duration_seconds{route,method}`` — whole request latency;
+* ``inference_duration_seconds`` — ``predictor.predict`` only, so the cost of the model is
+  visible apart from parsing, validation and serialisation;
+* ``inference_batch_size`` — requests per ``predict`` call;
+* ``predicted_value`` — each response's ``predicted_value`` (see :meth:`ServingMetrics.observe_predictions`);
+* ``model_info{name,version,alias,kind}`` and ``model_loaded`` — what is being served.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+# Request latency: 5 ms … 10 s covers a fast tabular model up to a slow generative one.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                     2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# Used when the recipe does not say (``Recipe.predicted_value_buckets``): wide, roughly
+# log-spaced, so probabilities, counts and prices all land in some useful bucket.
+DEFAULT_VALUE_BUCKETS = (0.01, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
+                         1e3, 2.5e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2e5, 3e5, 5e5, 1e6, 1e7)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class ServingMetrics:
+    """The collectors of one app, with small helpers the server calls."""
+
+    def __init__(self, value_buckets: Sequence[float] | None = None):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("opsline_http_requests", "HTTP requests handled.",
+                                ["route", "method", "status"], registry=r)
+        self.request_latency = Histogram("opsline_http_request_duration_seconds",
+                                         "HTTP request latency, whole request.",
+                                         ["route", "method"], buckets=LATENCY_BUCKETS,
+                                         registry=r)
+        self.inference_latency = Histogram("opsline_inference_duration_seconds",
+                                           "Time spent in predictor.predict per batch.",
+                                           buckets=INFERENCE_BUCKETS, registry=r)
+        self.batch_size = Histogram("opsline_inference_batch_size",
+                                    "Number of requests per predictor.predict call.",
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.predicted_value = Histogram("opsline_predicted_value",
+                                         "Predicted values (the response's predicted_value).",
+                                         buckets=tuple(value_buckets or DEFAULT_VALUE_BUCKETS),
+                                         registry=r)
+        self.inference_errors = Counter("opsline_inference_errors",
+                                        "predictor.predict calls that raised.", registry=r)
+        self.model_info = Gauge("opsline_model_info",
+                                "The served model; value 1 for the loaded one.",
+                                ["name", "version", "alias", "kind"], registry=r)
+        self.model_loaded = Gauge("opsline_model_loaded",
+                                  "1 when a model is loaded and /ready answers 200.", registry=r)
+
+    # -- model ------------------------------------------------------------------------
+    def set_model(self, name: str, version: str | None, alias: str | None,
+                  kind: str | None) -> None:
+        """Record which model is served (replaces any previous one)."""
+        self.model_info.clear()
+        self.model_info.labels(name=name, version=version or "", alias=alias or "",
+                               kind=kind or "").set(1)
+        self.model_loaded.set(1)
+
+    def clear_model(self) -> None:
+        """No model is served."""
+        self.model_info.clear()
+        self.model_loaded.set(0)
+
+    # -- inference --------------------------------------------------------------------
+    def observe_inference(self, seconds: float, batch_size: int) -> None:
+        self.inference_latency.observe(seconds)
+        self.batch_size.observe(batch_size)
+
+    def observe_predictions(self, responses: Iterable[Any]) -> None:
+        """Observe each response's ``predicted_value`` (field or property) if it has one.
+
+        Recipes opt in by giving their Response a float ``predicted_value``; values that are
+        missing, not numbers or not finite are skipped rather than poisoning the histogram.
+        """
+        for response in responses:
+            value = getattr(response, "predicted_value", None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value):
+                self.predicted_value.observe(float(value))
+
+    # -- HTTP -------------------------------------------------------------------------
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, method=method, status=str(status)).inc()
+        self.request_latency.labels(route=route, method=method).observe(seconds)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware counting and timing every HTTP request.
+
+    The ``route`` label is the matched route template (``/predict``), never the raw path, so
+    label cardinality stays bounded; everything under a mounted sub-app (the Gradio UI) is
+    labelled with the mount prefix, and unmatched paths with ``unmatched``.
+    """
+
+    def __init__(self, app: Any, metrics: ServingMetrics, mounts: Sequence[str] = ()):
+        self.app = app
+        self.metrics = metrics
+        self.mounts = tuple(mounts)
+
+    def _route(self, scope: dict[str, Any]) -> str:
+        path = scope.get("path", "")
+        for prefix in self.mounts:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return prefix
+        route = scope.get("route")
+        return getattr(route, "path", None) or "unmatched"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # if the app raises before starting a response
+        start = time.perf_counter()
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.observe_request(self._route(scope), scope.get("method", ""), status,
+                                         time.perf_counter() - start)

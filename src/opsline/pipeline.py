@@ -1,0 +1,194 @@
+"""The lifecycle stages as plain functions: prepare → validate → train → evaluate → promote.
+
+The CLI is a thin shell over these; tests and the HTTP job runner call them directly.
+Each stage takes the recipe name and Hydra overrides, so every entry point composes the
+same configuration the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsline.config import load_config
+from opsline.errors import DataValidationError, UsageError
+from opsline.recipes.base import get_recipe
+from opsline.workspace import data_dir, home
+
+if TYPE_CHECKING:  # pragma: no cover
+    from omegaconf import DictConfig
+
+    from opsline.data.dataset import Dataset
+    from opsline.data.validation import ValidationResult
+    from opsline.recipes.base import Recipe
+    from opsline.tracking.registry import Promotion
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    version: str
+    kind: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(recipe_name: str, overrides: Sequence[str] = ()) -> Dataset:
+    """Raw data → Parquet splits + manifest under the workspace."""
+    from opsline.data.dataset import write_dataset
+
+    cfg = load_config(recipe_name, overrides)
+    recipe = get_recipe(recipe_name)
+    return write_dataset(recipe.prepare(cfg), data_dir(recipe_name), recipe_name)
+
+
+def _dataset(recipe_name: str) -> Dataset:
+    from opsline.data.dataset import load_dataset
+
+    return load_dataset(data_dir(recipe_name), recipe_name)
+
+
+def validate(recipe_name: str, overrides: Sequence[str] = ()) -> ValidationResult:
+    """Run the recipe's checks on the prepared dataset (never raises on failed checks)."""
+    from opsline.data.validation import validate_dataset
+
+    cfg = load_config(recipe_name, overrides)
+    return validate_dataset(_dataset(recipe_name), get_recipe(recipe_name).checks(cfg))
+
+
+def _validated_dataset(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> Dataset:
+    from opsline.data.validation import validate_dataset
+
+    dataset = _dataset(recipe_name)
+    result = validate_dataset(dataset, recipe.checks(cfg))
+    if not result.ok:
+        raise DataValidationError("Training refused: the dataset failed validation.\n"
+                                  + result.report())
+    return dataset
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): tree}
+
+
+def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet) -> TrainResult:
+    """Validate, train, evaluate on val and test, log everything, register a version."""
+    from omegaconf import OmegaConf
+
+    from opsline.tracking import registry
+    from opsline.tracking.runs import git_commit, start_run
+
+    cfg = load_config(recipe_name, overrides)
+    recipe = get_recipe(recipe_name)
+    dataset = _validated_dataset(recipe_name, cfg, recipe)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    kind = str(cfg.model.name)
+    lineage = {"recipe": recipe_name, "kind": kind, "data_version": dataset.version,
+               "git_commit": git_commit(), "overrides": " ".join(overrides) or "(none)"}
+    say(f"Training {recipe_name} model={kind} on data {dataset.version[:12]} ...")
+    work = home() / "tmp"
+    work.mkdir(parents=True, exist_ok=True)
+    out_dir = tempfile.mkdtemp(prefix=f"{recipe_name}-", dir=work)
+    try:
+        with start_run(cfg.tracking.experiment or recipe_name, run_name=f"{recipe_name}-{kind}",
+                       uri=cfg.tracking.uri, tags=lineage) as run:
+            run.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+            run.log_params(_flatten(resolved))
+            trained = recipe.train(cfg, dataset, run, out_dir=Path(out_dir))
+            predictor = recipe.load_predictor(trained.model_dir)
+            metrics: dict[str, float] = {}
+            for split in ("val", "test"):
+                evaluation = recipe.evaluate(cfg, predictor, dataset.frame(split))
+                metrics.update({f"{split}_{k}": float(v) for k, v in evaluation.metrics.items()})
+                for file_name, figure in evaluation.figures.items():
+                    run.log_figure(figure, f"plots/{split}_{file_name}")
+                    _close(figure)
+            run.log_metrics(metrics)
+            run.log_artifacts(trained.model_dir, "model")
+            version = registry.register(recipe_name, run.run_id, run.artifact_uri("model"),
+                                        tags={**lineage, "kind": trained.kind},
+                                        metrics=metrics, uri=cfg.tracking.uri)
+            run.set_tags({"registered_model": recipe_name, "registered_version": version})
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    say(f"Registered {recipe_name} version {version} (run {run.run_id}).")
+    return TrainResult(run.run_id, version, trained.kind, metrics)
+
+
+def _close(figure: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+def evaluate(recipe_name: str, model_uri: str | None = None, overrides: Sequence[str] = (),
+             split: str = "test") -> dict[str, float]:
+    """Task metrics of a registered (default: production) model on one split."""
+    from opsline.tracking.registry import resolve_model
+
+    cfg = load_config(recipe_name, overrides)
+    recipe = get_recipe(recipe_name)
+    ref = resolve_model(recipe_name, model_uri, cfg.tracking.uri)
+    predictor = recipe.load_predictor(ref.local_dir)
+    evaluation = recipe.evaluate(cfg, predictor, _dataset(recipe_name).frame(split))
+    for figure in evaluation.figures.values():
+        _close(figure)
+    return {k: float(v) for k, v in evaluation.metrics.items()}
+
+
+def promote(recipe_name: str, version: str, force: bool = False,
+            overrides: Sequence[str] = ()) -> Promotion:
+    """Move the production alias to ``version`` if the gate holds (or ``force``)."""
+    from opsline.tracking.registry import promote as gate
+
+    cfg = load_config(recipe_name, overrides)
+    recipe = get_recipe(recipe_name)
+    return gate(recipe_name, str(version), recipe.primary_metric, recipe.greater_is_better,
+                alias=cfg.promotion.alias, force=force, uri=cfg.tracking.uri)
+
+
+def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
+        ) -> tuple[list[TrainResult], Promotion]:
+    """The whole path: prepare → validate → train each candidate → promote the best.
+
+    Candidates are ``recipe.run_models`` unless the overrides pick a ``model=``.
+    """
+    cfg = load_config(recipe_name, overrides)
+    recipe = get_recipe(recipe_name)
+    dataset = prepare(recipe_name, overrides)
+    rows = ", ".join(f"{s}={dataset.manifest['splits'][s]['rows']}" for s in dataset.splits)
+    say(f"Prepared {recipe_name} data {dataset.version[:12]} ({rows}).")
+    result = validate(recipe_name, overrides)
+    say(result.report())
+    if not result.ok:
+        raise DataValidationError("Training refused: the dataset failed validation.\n"
+                                  + result.report())
+    picked = any(o.lstrip("+").startswith("model=") for o in overrides)
+    candidates = [None] if picked else list(cfg.recipe.get("run_models") or [None])
+    results = []
+    for model in candidates:
+        extra = [] if model is None else [f"model={model}"]
+        results.append(train(recipe_name, [*overrides, *extra], say=say))
+    key = f"test_{recipe.primary_metric}"
+    if any(key not in r.metrics for r in results):
+        raise UsageError(f"Recipe {recipe_name!r} did not report {key}; cannot pick a model.")
+    best = sorted(results, key=lambda r: r.metrics[key], reverse=recipe.greater_is_better)[0]
+    decision = promote(recipe_name, best.version, overrides=overrides)
+    say(f"Promotion of version {best.version} ({best.kind}): "
+        f"{'promoted' if decision.promoted else 'kept the current production model'} "
+        f"— {decision.reason}.")
+    return results, decision

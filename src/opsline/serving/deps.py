@@ -1,0 +1,48 @@
+"""Request dependencies as ``Annotated`` aliases: routes declare what they need by type."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+
+from opsline.monitoring.metrics import ServingMetrics
+from opsline.recipes.base import Recipe
+from opsline.serving.runtime import LoadedModel, ModelSlot
+from opsline.serving.settings import ServingSettings
+
+
+def get_settings(request: Request) -> ServingSettings:
+    return request.app.state.settings
+
+
+def get_recipe(request: Request) -> Recipe:
+    return request.app.state.recipe
+
+
+def get_metrics(request: Request) -> ServingMetrics:
+    return request.app.state.metrics
+
+
+def get_slot(request: Request) -> ModelSlot:
+    return request.app.state.model
+
+
+def get_limiter(request: Request) -> Any:
+    return request.app.state.inference_limiter
+
+
+def require_model(slot: Annotated[ModelSlot, Depends(get_slot)]) -> LoadedModel:
+    """The loaded model, or 503 with the reason there is none (and how to fix it)."""
+    if slot.model is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail=slot.error or "No model is loaded.")
+    return slot.model
+
+
+SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
+RecipeDep = Annotated[Recipe, Depends(get_recipe)]
+MetricsDep = Annotated[ServingMetrics, Depends(get_metrics)]
+SlotDep = Annotated[ModelSlot, Depends(get_slot)]
+ModelDep = Annotated[LoadedModel, Depends(require_model)]
+LimiterDep = Annotated[Any, Depends(get_limiter)]

@@ -1,0 +1,36 @@
+"""Liveness and readiness: ``/health`` says the process answers, ``/ready`` that it can predict."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from opsline.serving.deps import SlotDep
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    model: str
+    version: str | None
+
+
+@router.get("/health", response_model=Health, summary="Liveness: the process is up")
+def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Ready, summary="Readiness: a model is loaded",
+            responses={503: {"description": "No model loaded; `detail` says why and what "
+                                            "to do"}})
+def ready(slot: SlotDep):
+    if slot.model is None:
+        return JSONResponse(status_code=503,
+                            content={"status": "unavailable", "detail": slot.error})
+    return Ready(status="ready", model=slot.model.name, version=slot.model.version)

@@ -1,0 +1,31 @@
+"""``GET /model``: which model version is served and where it came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from opsline.serving.deps import ModelDep
+
+router = APIRouter(tags=["model"])
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str | None = None
+    alias: str | None = None
+    uri: str
+    run_id: str | None = None
+    data_version: str | None = None
+    kind: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict,
+                                      description="Test-split metrics recorded at registration")
+    predictor: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get("/model", response_model=ModelInfo, summary="The served model and its lineage",
+            responses={503: {"description": "No model loaded"}})
+def model_info(model: ModelDep) -> dict[str, Any]:
+    return model.describe()

@@ -1,0 +1,45 @@
+"""Server settings, read from ``OPSLINE_*`` environment variables (not Hydra).
+
+The serving container is configured the twelve-factor way: e.g.
+``OPSLINE_RECIPE=house_price OPSLINE_MODEL_URI=models:/house_price/3 OPSLINE_PORT=8080``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """Everything ``opsline serve`` and ``create_app`` need.
+
+    Attributes:
+        recipe: registered recipe whose schemas and predictor the app serves.
+        model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model`` or a
+            directory; ``None`` means ``models:/<recipe>@production``.
+        tracking_uri: MLflow tracking/registry URI; ``None`` = the embedded workspace store.
+        host, port: where uvicorn listens.
+        max_batch_size: most items accepted by ``POST /predict/batch``.
+        max_concurrent_inference: ``predict`` calls allowed to run at once in the threadpool;
+            more would only make CPU-bound models fight over cores.
+        ui: mount the recipe's Gradio form at ``/ui``.
+        log_level: uvicorn log level.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
+                                      protected_namespaces=())
+
+    recipe: str = "house_price"
+    model_uri: str | None = None
+    tracking_uri: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_batch_size: int = Field(1000, ge=1)
+    max_concurrent_inference: int = Field(2, ge=1)
+    ui: bool = True
+    log_level: str = "info"
+
+    @property
+    def resolved_model_uri(self) -> str:
+        """The model URI actually used."""
+        return self.model_uri or f"models:/{self.recipe}@production"

@@ -1,0 +1,1 @@
+"""The only package that imports mlflow: runs, lineage, the model registry and aliases."""
