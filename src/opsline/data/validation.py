@@ -80,7 +80,7 @@ def _leaks(frames: dict, key: str) -> list[Failure]:
     for split, frame in frames.items():
         if key not in frame.columns:
             continue
-        for value in frame[key].dropna().unique():
+        for value in frame[key].dropna().unique().tolist():
             other = first_seen.setdefault(value, split)
             if other != split:
                 failure = leaks.setdefault((split, other), Failure(

@@ -132,8 +132,21 @@ class MetricsMiddleware:
         for prefix in self.mounts:
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 return prefix
-        route = scope.get("route")
+        route = scope.get("route")  # set by FastAPI's APIRoute while routing
+        if route is None:  # plain Starlette routes (/openapi.json, /docs) don't set it
+            route = self._match(scope)
         return getattr(route, "path", None) or "unmatched"
+
+    @staticmethod
+    def _match(scope: dict[str, Any]) -> Any:
+        from starlette.routing import Match
+
+        router = getattr(scope.get("app"), "router", None)
+        for route in getattr(router, "routes", ()):
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return route
+        return None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

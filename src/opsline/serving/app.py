@@ -1,0 +1,90 @@
+"""The app factory and ``serve``.
+
+``create_app(settings)`` builds a FastAPI app for one recipe; in ``lifespan`` it resolves the
+model (``models:/<recipe>@production`` by default) and loads the predictor into
+``app.state.model``. If there is no model yet the app still starts: ``/health`` answers,
+``/ready`` and ``/predict`` return 503 saying how to train one.
+
+Uvicorn factory mode reads the settings from ``OPSLINE_*`` environment variables::
+
+    uvicorn opsline.serving.app:create_app --factory
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from opsline import __version__
+from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
+from opsline.recipes.base import Recipe, get_recipe
+from opsline.serving import errors
+from opsline.serving.routes import health, metrics, model, predict
+from opsline.serving.runtime import ModelSlot, try_load_model
+from opsline.serving.settings import ServingSettings
+from opsline.serving.ui import UI_PATH, mount_ui
+
+
+def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None = None) -> FastAPI:
+    """Build the serving app.
+
+    Args:
+        settings: server settings; ``None`` reads them from the environment.
+        recipe: the recipe instance to serve; ``None`` looks up ``settings.recipe``
+            (tests pass one in to serve a stand-in recipe).
+    """
+    settings = settings or ServingSettings()
+    recipe = recipe or get_recipe(settings.recipe)
+    collectors = ServingMetrics(getattr(recipe, "predicted_value_buckets", None))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.inference_limiter = anyio.CapacityLimiter(settings.max_concurrent_inference)
+        # Resolving may download from the registry and loading may read large weights: a
+        # worker thread keeps the loop free (and startup ends when the model is ready).
+        slot = await anyio.to_thread.run_sync(try_load_model, recipe, settings)
+        app.state.model = slot
+        if slot.model is not None:
+            collectors.set_model(slot.model.name, slot.model.version, slot.model.alias,
+                                 slot.model.kind)
+        else:
+            collectors.clear_model()
+        yield
+
+    app = FastAPI(title=f"opsline · {recipe.name}", version=__version__, lifespan=lifespan,
+                  description=getattr(recipe, "description", "") or None)
+    app.state.settings = settings
+    app.state.recipe = recipe
+    app.state.metrics = collectors
+    app.state.model = ModelSlot()  # "still loading" until lifespan has run
+    app.state.inference_limiter = None
+
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(model.router)
+    app.include_router(predict.build_router(recipe, settings.max_batch_size))
+    app.include_router(metrics.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse(f"{UI_PATH}/" if settings.ui else "/docs")
+
+    if settings.ui:
+        mount_ui(app, recipe, UI_PATH)
+    app.add_middleware(MetricsMiddleware, metrics=collectors,
+                       mounts=[UI_PATH] if settings.ui else [])
+    return app
+
+
+def serve(settings: ServingSettings | None = None) -> None:
+    """Run the app with uvicorn on ``settings.host:settings.port`` (blocks until stopped)."""
+    import uvicorn
+
+    settings = settings or ServingSettings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level)

@@ -1,0 +1,45 @@
+"""Exception handlers: bad input is a 4xx naming the field; nothing leaks a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from opsline.errors import ModelLoadError, NoModelError
+
+log = logging.getLogger("opsline.serving")
+
+
+def _error_entry(error: dict[str, Any]) -> dict[str, Any]:
+    # The offending ``input`` is left out on purpose: for a 1001-item batch it would echo the
+    # whole body back. ``loc`` + ``msg`` + ``type`` say which field and why.
+    return {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""),
+            "type": error.get("type", "")}
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse(status_code=422, content=jsonable_encoder(
+        {"detail": [_error_entry(e) for e in exc.errors()]}))
+
+
+async def no_model_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500,
+                        content={"detail": "Internal server error; the server log has details."})
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(NoModelError, no_model_error)
+    app.add_exception_handler(ModelLoadError, no_model_error)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,72 @@
+"""``POST /predict`` and ``POST /predict/batch``, typed by the recipe's schemas.
+
+No ``from __future__ import annotations`` here on purpose: FastAPI reads the endpoint
+annotations at runtime, and they name classes that only exist inside :func:`build_router`.
+"""
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from opsline.recipes.base import Recipe
+from opsline.serving.deps import LimiterDep, MetricsDep, ModelDep
+from opsline.serving.runtime import predict_async
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = {503: {"description": "No model loaded; `detail` says why and what to do"}}
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+
+
+def _examples(recipe: Recipe) -> list[dict[str, Any]]:
+    try:  # only for /docs; a recipe without samples must still serve
+        return [r.model_dump(mode="json") for r in recipe.sample_requests()]
+    except Exception:  # pragma: no cover - defensive
+        log.debug("sample_requests() failed; OpenAPI will have no examples", exc_info=True)
+        return []
+
+
+def build_router(recipe: Recipe, max_batch_size: int) -> APIRouter:
+    """Prediction routes whose bodies are ``recipe.Request`` and ``recipe.Response``."""
+    RequestModel = recipe.Request  # noqa: N806 - these are classes
+    ResponseModel = recipe.Response  # noqa: N806
+    prefix = _camel(recipe.name)
+    BatchRequest = create_model(  # noqa: N806
+        f"{prefix}BatchRequest",
+        __config__=ConfigDict(extra="forbid"),
+        items=(Annotated[list[RequestModel],
+                         Field(min_length=1, max_length=max_batch_size,
+                               description=f"1 to {max_batch_size} requests")], ...),
+    )
+    BatchResponse = create_model(  # noqa: N806
+        f"{prefix}BatchResponse",
+        items=(list[ResponseModel], Field(description="One response per item, in order")),
+    )
+    examples = _examples(recipe)
+    single_examples = {f"sample_{i}": {"value": e} for i, e in enumerate(examples[:3])}
+    batch_examples = {"samples": {"value": {"items": examples}}} if examples else None
+
+    router = APIRouter(tags=["predict"])
+
+    @router.post("/predict", response_model=ResponseModel, responses=_UNAVAILABLE,
+                 summary=f"Predict one {recipe.name} request")
+    async def predict(body: Annotated[RequestModel, Body(openapi_examples=single_examples
+                                                          or None)],
+                      model: ModelDep, metrics: MetricsDep, limiter: LimiterDep) -> BaseModel:
+        responses = await predict_async(model, [body], metrics, limiter)
+        return responses[0]
+
+    @router.post("/predict/batch", response_model=BatchResponse, responses=_UNAVAILABLE,
+                 summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call")
+    async def predict_batch(body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],
+                            model: ModelDep, metrics: MetricsDep,
+                            limiter: LimiterDep) -> dict[str, Any]:
+        responses = await predict_async(model, body.items, metrics, limiter)
+        return {"items": responses}
+
+    return router

@@ -1,0 +1,41 @@
+"""Shared fixtures. Every test gets its own empty workspace unless it asks for a trained one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Gradio and MLflow must not phone home from tests (the CI machine has no internet).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty workspace per test, so no test sees another's runs or models."""
+    home = tmp_path / "opsline-home"
+    monkeypatch.setenv("OPSLINE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def _trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real workspace for the session: data prepared, a GBM trained, registered, promoted."""
+    from opsline import pipeline
+
+    home = tmp_path_factory.mktemp("trained-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSLINE_HOME", str(home))
+        results, decision = pipeline.run("house_price", ["model=gbm"])
+    assert decision.promoted, decision.reason
+    return home
+
+
+@pytest.fixture
+def trained_workspace(_trained_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point OPSLINE_HOME at the session's trained workspace (read it, don't retrain)."""
+    monkeypatch.setenv("OPSLINE_HOME", str(_trained_home))
+    return _trained_home

@@ -1,0 +1,130 @@
+"""Serving fixtures: a tiny stand-in recipe (fast, no training) and the real trained app.
+
+The stand-in is *not* registered, so it never shows up in ``list_recipes()`` (and in the
+contract test); it is passed to ``create_app(recipe=...)`` and loaded from a local model
+directory through the real ``resolve_model`` path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsline.errors import ModelLoadError
+from opsline.recipes.base import Predictor, Recipe
+from opsline.serving.app import create_app
+from opsline.serving.settings import ServingSettings
+
+
+class StubRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    x: float = Field(ge=0, le=100)
+    label: str = "a"
+
+
+class StubResponse(BaseModel):
+    y: float
+
+    @property
+    def predicted_value(self) -> float:
+        return self.y
+
+
+class StubPredictor(Predictor):
+    """y = slope * x; ``x == 13`` raises, to exercise the 500 handler."""
+
+    def __init__(self, slope: float):
+        self.slope = slope
+        self.info = {"kind": "linear"}
+
+    @classmethod
+    def load(cls, model_dir: Path) -> StubPredictor:
+        card = model_dir / "stub.json"
+        if not card.exists():
+            raise ModelLoadError(f"{model_dir} has no stub.json")
+        return cls(json.loads(card.read_text())["slope"])
+
+    def preprocess(self, requests: Sequence[BaseModel]) -> list[float]:
+        return [r.x for r in requests]
+
+    def forward(self, batch: list[float]) -> list[float]:
+        if 13 in batch:
+            raise RuntimeError("unlucky input")
+        return [self.slope * x for x in batch]
+
+    def postprocess(self, outputs: list[float], requests: Sequence[BaseModel]) -> list[BaseModel]:
+        return [StubResponse(y=y) for y in outputs]
+
+
+class StubRecipe(Recipe):
+    name = "stub"
+    primary_metric = "rmse"
+    Request = StubRequest
+    Response = StubResponse
+    predicted_value_buckets: ClassVar[tuple[float, ...]] = (1, 10, 100, 1000)
+
+    def prepare(self, cfg: Any): raise NotImplementedError  # noqa: E704
+    def checks(self, cfg: Any): raise NotImplementedError  # noqa: E704
+    def train(self, cfg, dataset, run, out_dir): raise NotImplementedError  # noqa: E704
+    def evaluate(self, cfg, predictor, frame): raise NotImplementedError  # noqa: E704
+
+    def load_predictor(self, model_dir: Path) -> Predictor:
+        return StubPredictor.load(model_dir)
+
+    def ui(self, predict: Callable[[list[BaseModel]], list[BaseModel]]) -> Any:
+        import gradio as gr
+
+        def run(x: float) -> str:
+            return f"y = {predict([StubRequest(x=x)])[0].y:.1f}"
+
+        with gr.Blocks() as blocks:
+            x = gr.Number(value=2, label="x")
+            out = gr.Textbox(label="y")
+            gr.Button("Predict").click(run, x, out)
+        return blocks
+
+    def sample_requests(self) -> list[BaseModel]:
+        return [StubRequest(x=1), StubRequest(x=2)]
+
+
+@pytest.fixture
+def stub_model_dir(tmp_path: Path) -> Path:
+    model_dir = tmp_path / "stub-model"
+    model_dir.mkdir()
+    (model_dir / "stub.json").write_text(json.dumps({"slope": 2.0}))
+    return model_dir
+
+
+def stub_client(model_uri: str | None, **settings: Any) -> TestClient:
+    app = create_app(ServingSettings(recipe="stub", model_uri=model_uri, ui=False, **settings),
+                     recipe=StubRecipe())
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def stub(stub_model_dir: Path) -> Iterator[TestClient]:
+    """The app serving the stand-in model (no UI), max batch size 5."""
+    with stub_client(str(stub_model_dir), max_batch_size=5) as client:
+        yield client
+
+
+@pytest.fixture
+def served(trained_workspace: Path) -> Iterator[TestClient]:
+    """The real app: house_price recipe, the model promoted in the trained workspace."""
+    with TestClient(create_app(ServingSettings(ui=False)),
+                    raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def empty() -> Iterator[TestClient]:
+    """The real house_price app over an empty workspace: no model registered."""
+    with TestClient(create_app(ServingSettings(ui=False)),
+                    raise_server_exceptions=False) as client:
+        yield client
