@@ -7,6 +7,7 @@ directory through the real ``resolve_model`` path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -102,7 +103,8 @@ def stub_model_dir(tmp_path: Path) -> Path:
 
 
 def stub_client(model_uri: str | None, **settings: Any) -> TestClient:
-    app = create_app(ServingSettings(recipe="stub", model_uri=model_uri, ui=False, **settings),
+    settings.setdefault("ui", False)  # Gradio adds seconds; only the UI tests need it
+    app = create_app(ServingSettings(recipe="stub", model_uri=model_uri, **settings),
                      recipe=StubRecipe())
     return TestClient(app, raise_server_exceptions=False)
 
@@ -128,3 +130,31 @@ def empty() -> Iterator[TestClient]:
     with TestClient(create_app(ServingSettings(ui=False)),
                     raise_server_exceptions=False) as client:
         yield client
+
+
+@contextlib.contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free port in a background thread; yields the base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -131,6 +131,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     s = ServingSettings()
     assert (s.recipe, s.resolved_model_uri, s.port, s.max_batch_size, s.ui) == \
         ("house_price", "models:/house_price/3", 9100, 64, False)
+    monkeypatch.delenv("OPSLINE_MODEL_URI")
     assert ServingSettings(recipe="x").resolved_model_uri == "models:/x@production"
 
 
@@ -144,7 +145,7 @@ def test_importing_settings_stays_light() -> None:
 
 
 def test_ui_is_mounted_and_uses_the_loaded_model(stub_model_dir: Path) -> None:
-    with stub_client(str(stub_model_dir), ui=True) as client:  # stub_client sets ui=False
+    with stub_client(str(stub_model_dir), ui=True) as client:
         page = client.get("/ui/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"

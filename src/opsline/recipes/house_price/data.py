@@ -70,8 +70,15 @@ def load_raw(data_cfg: Any) -> pd.DataFrame:
 
 
 def clean(raw: pd.DataFrame, max_living_area: float | None) -> pd.DataFrame:
-    """Rename to snake_case, strip strings, fix known errors, drop outliers, sort by key."""
-    frame = raw.rename(columns=snake_case).drop(columns=list(_DROPPED), errors="ignore")
+    """Rename to snake_case, strip strings, fix known errors, drop outliers.
+
+    Rows come back in De Cock's ``Order`` (the source's stable row number) when the file
+    has it, so the seeded split does not depend on how a copy of the file was sorted.
+    """
+    frame = raw.rename(columns=snake_case)
+    if "order" in frame.columns:
+        frame = frame.sort_values("order", kind="mergesort")
+    frame = frame.drop(columns=list(_DROPPED), errors="ignore")
     missing = [c for c in (KEY, TARGET, "gr_liv_area") if c not in frame.columns]
     if missing:
         raise NoDatasetError(f"The raw Ames data has no column(s) {missing}; "
@@ -92,26 +99,27 @@ def clean(raw: pd.DataFrame, max_living_area: float | None) -> pd.DataFrame:
         frame = frame[frame["gr_liv_area"] <= max_living_area]
     frame = frame[frame[TARGET] > 0]
     frame = frame.drop_duplicates(subset=KEY, keep="first")
-    # Sorting makes the split independent of the row order of the source file.
-    return frame.sort_values(KEY, kind="mergesort").reset_index(drop=True)
+    return frame.reset_index(drop=True)
 
 
 def split(frame: pd.DataFrame, val_fraction: float, test_fraction: float,
           seed: int) -> dict[str, pd.DataFrame]:
-    """Random but reproducible train/val/test split (same seed -> same rows)."""
-    import numpy as np
+    """Random but reproducible train/val/test split (same seed -> same rows).
+
+    Two chained ``train_test_split`` calls (train vs. holdout, then holdout into val and
+    test), the procedure behind the reference system's published numbers, so ours are
+    comparable with them.
+    """
+    from sklearn.model_selection import train_test_split
 
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UsageError("recipe.data.val_fraction and test_fraction must be in (0, 1) and "
                          f"sum to less than 1, got {val_fraction} and {test_fraction}.")
-    order = np.random.default_rng(seed).permutation(len(frame))
-    n_test = int(round(len(frame) * test_fraction))
-    n_val = int(round(len(frame) * val_fraction))
-    parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val],
-             "train": order[n_test + n_val:]}
-    return {name: frame.iloc[np.sort(rows)].reset_index(drop=True)
-            for name, rows in (("train", parts["train"]), ("val", parts["val"]),
-                               ("test", parts["test"]))}
+    holdout = val_fraction + test_fraction
+    train, rest = train_test_split(frame, test_size=holdout, random_state=seed)
+    val, test = train_test_split(rest, test_size=test_fraction / holdout, random_state=seed)
+    return {name: part.reset_index(drop=True)
+            for name, part in (("train", train), ("val", val), ("test", test))}
 
 
 def prepare(cfg: Any) -> dict[str, pd.DataFrame]:

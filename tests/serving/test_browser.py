@@ -1,0 +1,71 @@
+"""The Gradio form at /ui, driven in the system's headless Chromium (never `playwright install`).
+
+Everything runs offline: the page must not need fonts or scripts from the internet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsline.serving.app import create_app
+from opsline.serving.settings import ServingSettings
+
+from .conftest import StubRecipe, live_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no system Chromium at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def offline_page(browser, base_url: str):
+    """A page that may only talk to our server: any other host fails, as it would offline."""
+    page = browser.new_page()
+    page.route(re.compile(r"^(?!" + re.escape(base_url) + ").*"),
+               lambda route: route.abort())
+    return page
+
+
+def test_ui_predicts_a_price(trained_workspace: Path, browser) -> None:
+    app = create_app(ServingSettings(recipe="house_price"))
+    with live_server(app) as base_url:
+        page = offline_page(browser, base_url)
+        page.goto(f"{base_url}/ui/")
+        page.get_by_role("button", name=re.compile("predict", re.I)).first.click()
+        price = page.get_by_text(re.compile(r"\$\d{1,3}(,\d{3})+")).first
+        price.wait_for(timeout=30_000)
+        assert re.search(r"\$\d{1,3}(,\d{3})+", price.inner_text())
+        page.close()
+        # The form's predictions count in the same metrics as the API's.
+        import httpx
+
+        text = httpx.get(f"{base_url}/metrics").text
+        assert re.search(r"^opsline_predicted_value_count [1-9]", text, re.M)
+
+
+def test_ui_without_a_model_says_how_to_train_one(browser) -> None:
+    app = create_app(ServingSettings(recipe="stub"), recipe=StubRecipe())  # nothing registered
+    with live_server(app) as base_url:
+        page = offline_page(browser, base_url)
+        page.goto(f"{base_url}/ui/")
+        page.get_by_role("button", name="Predict").click()
+        message = page.get_by_text(re.compile("opsline run stub")).first
+        message.wait_for(timeout=30_000)
+        page.close()

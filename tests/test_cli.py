@@ -1,0 +1,66 @@
+"""The command line as a user meets it: exit codes, one-sentence errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPSLINE_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "opsline", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_help_lists_the_lifecycle(isolated_home: Path) -> None:
+    result = opsline("--help", home=isolated_home)
+    assert result.returncode == 0
+    for command in ("recipes", "data", "train", "evaluate", "promote", "serve", "run"):
+        assert command in result.stdout
+
+
+def test_recipes_lists_house_price(isolated_home: Path) -> None:
+    result = opsline("recipes", home=isolated_home)
+    assert result.returncode == 0 and result.stdout.startswith("house_price")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["train", "nope"], "Valid recipes: house_price"),
+    (["train", "house_price", "experiment=nope"], "Valid experiments: baseline, high_lr"),
+    (["data", "validate", "house_price", "model=nope"], "Valid models: gbm, mlp"),
+])
+def test_unknown_names_exit_2_with_choices(args: list[str], expected: str,
+                                           isolated_home: Path) -> None:
+    result = opsline(*args, home=isolated_home)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_training_without_data_says_what_to_do(isolated_home: Path) -> None:
+    result = opsline("train", "house_price", home=isolated_home)
+    assert result.returncode == 1
+    assert "run `opsline data prepare house_price` first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate_json_prints_the_production_metrics(trained_workspace: Path) -> None:
+    result = opsline("evaluate", "house_price", "--json", home=trained_workspace)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert {"rmse", "mae", "rmsle", "mape", "within_5pct", "within_10pct",
+            "within_20pct"} <= set(metrics)
+    assert 0 < metrics["rmsle"] < 0.2
+
+
+def test_promote_unknown_version(trained_workspace: Path) -> None:
+    result = opsline("promote", "house_price", "--version", "999", home=trained_workspace)
+    assert result.returncode == 1
+    assert "has no version 999" in result.stderr
+    listing = opsline("models", "house_price", home=trained_workspace)
+    assert "production" in listing.stdout
