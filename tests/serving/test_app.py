@@ -67,6 +67,14 @@ def test_malformed_json_is_422(stub: TestClient, raw: str) -> None:
     assert r.headers["content-type"] == "application/json"
 
 
+def test_oversized_body_is_413(stub_model_dir: Path) -> None:
+    with stub_client(str(stub_model_dir), max_body_bytes=100) as client:
+        assert client.post("/predict", json={"x": 1}).status_code == 200
+        r = client.post("/predict/batch", json={"items": [{"x": 1}] * 20})
+        assert r.status_code == 413  # Starlette's limiter answers in plain text
+        assert "Too Large" in r.text and "Traceback" not in r.text
+
+
 def test_unexpected_error_is_generic_json_500(stub: TestClient, caplog) -> None:
     r = stub.post("/predict", json={"x": 13})  # the stub predictor raises on 13
     assert r.status_code == 500

@@ -67,7 +67,8 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     errors.install(app)
     app.include_router(health.router)
     app.include_router(model.router)
-    app.include_router(predict.build_router(recipe, settings.max_batch_size))
+    app.include_router(predict.build_router(recipe, settings.max_batch_size,
+                                           settings.max_body_bytes))
     app.include_router(metrics.router)
 
     @app.get("/", include_in_schema=False)

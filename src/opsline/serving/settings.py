@@ -20,6 +20,8 @@ class ServingSettings(BaseSettings):
         tracking_uri: MLflow tracking/registry URI; ``None`` = the embedded workspace store.
         host, port: where uvicorn listens.
         max_batch_size: most items accepted by ``POST /predict/batch``.
+        max_body_bytes: largest prediction request body accepted (413 above it), checked
+            while reading so a huge upload is refused before it is parsed.
         max_concurrent_inference: ``predict`` calls allowed to run at once in the threadpool;
             more would only make CPU-bound models fight over cores.
         ui: mount the recipe's Gradio form at ``/ui``.
@@ -35,6 +37,7 @@ class ServingSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_batch_size: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_concurrent_inference: int = Field(2, ge=1)
     ui: bool = True
     log_level: str = "info"

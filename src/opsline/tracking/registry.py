@@ -145,9 +145,15 @@ def list_versions(name: str, uri: str | None = None) -> list[dict[str, Any]]:
     """Every version of ``name`` (newest first) with aliases, kind and test metrics."""
     mlflow_client = client(uri)
     versions = mlflow_client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        return []
+    # search results carry no aliases; the registered model has the alias -> version map.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (mlflow_client.get_registered_model(name).aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
     rows = []
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        rows.append({"version": str(v.version), "aliases": list(v.aliases or []),
+        rows.append({"version": str(v.version), "aliases": aliases.get(str(v.version), []),
                      "kind": (v.tags or {}).get("kind"), "run_id": v.run_id,
                      "metrics": _version_metrics(v)})
     return rows

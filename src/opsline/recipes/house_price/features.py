@@ -189,7 +189,11 @@ class Preprocessor:
         numeric = base[NUMERIC_FEATURES].copy()
         numeric[LOG1P] = np.log1p(numeric[LOG1P].clip(lower=0))
         if standardize:
-            numeric = (numeric - pd_series(self.means)) / pd_series(self.stds)
+            # Plain arrays in NUMERIC_FEATURES order: pandas would align (and reorder)
+            # columns by label, and the JSON file stores the dicts sorted.
+            mean = np.array([self.means[c] for c in NUMERIC_FEATURES])
+            std = np.array([self.stds[c] for c in NUMERIC_FEATURES])
+            numeric = (numeric - mean) / std
         return numeric
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -226,12 +230,6 @@ class Preprocessor:
         import numpy as np
 
         return np.exp(np.asarray(z, dtype=float) * self.target_std + self.target_mean)
-
-
-def pd_series(values: dict[str, float]):
-    import pandas as pd
-
-    return pd.Series(values, dtype=float)
 
 
 def _as_text(series: pd.Series) -> pd.Series:

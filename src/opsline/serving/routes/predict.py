@@ -31,19 +31,20 @@ def _examples(recipe: Recipe) -> list[dict[str, Any]]:
         return []
 
 
-def build_router(recipe: Recipe, max_batch_size: int) -> APIRouter:
+def build_router(recipe: Recipe, max_batch_size: int,
+                 max_body_bytes: int | None = None) -> APIRouter:
     """Prediction routes whose bodies are ``recipe.Request`` and ``recipe.Response``."""
-    RequestModel = recipe.Request  # noqa: N806 - these are classes
-    ResponseModel = recipe.Response  # noqa: N806
+    RequestModel = recipe.Request
+    ResponseModel = recipe.Response
     prefix = _camel(recipe.name)
-    BatchRequest = create_model(  # noqa: N806
+    BatchRequest = create_model(
         f"{prefix}BatchRequest",
         __config__=ConfigDict(extra="forbid"),
         items=(Annotated[list[RequestModel],
                          Field(min_length=1, max_length=max_batch_size,
                                description=f"1 to {max_batch_size} requests")], ...),
     )
-    BatchResponse = create_model(  # noqa: N806
+    BatchResponse = create_model(
         f"{prefix}BatchResponse",
         items=(list[ResponseModel], Field(description="One response per item, in order")),
     )
@@ -51,7 +52,7 @@ def build_router(recipe: Recipe, max_batch_size: int) -> APIRouter:
     single_examples = {f"sample_{i}": {"value": e} for i, e in enumerate(examples[:3])}
     batch_examples = {"samples": {"value": {"items": examples}}} if examples else None
 
-    router = APIRouter(tags=["predict"])
+    router = APIRouter(tags=["predict"], max_body_size=max_body_bytes)
 
     @router.post("/predict", response_model=ResponseModel, responses=_UNAVAILABLE,
                  summary=f"Predict one {recipe.name} request")

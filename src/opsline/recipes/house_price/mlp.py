@@ -1,0 +1,117 @@
+"""Train the MLP (Lightning) and export it as safetensors + JSON preprocessing."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from opsline.recipes.base import TrainedModel
+from opsline.recipes.house_price import network
+from opsline.recipes.house_price.card import WEIGHTS, write_card
+from opsline.recipes.house_price.data import TARGET
+from opsline.recipes.house_price.features import RAW_COLUMNS, Preprocessor
+from opsline.training.trainer import build_trainer, profiler_reports
+
+LOSSES = {"mse": nn.MSELoss, "huber": lambda: nn.HuberLoss(delta=1.0)}
+
+
+class PriceRegressor(pl.LightningModule):
+    """Regresses the standardized log price; ``val_rmsle`` is in log-price units."""
+
+    def __init__(self, arch: dict[str, Any], lr: float, weight_decay: float, loss: str,
+                 target_std: float, lr_patience: int):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = network.build(arch)
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        self.loss_fn = LOSSES[loss]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss_fn(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        mse = nn.functional.mse_loss(self(x), y)
+        self.log("val_loss", mse, on_epoch=True, prog_bar=True, batch_size=len(x))
+        # The val loader is one batch, so this is exactly the val RMSLE of the epoch.
+        self.log("val_rmsle", mse.sqrt() * self.hparams.target_std, on_epoch=True,
+                 prog_bar=True, batch_size=len(x))
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=self.hparams.lr_patience)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+
+
+def _tensors(pre: Preprocessor, frame) -> TensorDataset:
+    x = torch.from_numpy(pre.matrix(frame))
+    y = torch.from_numpy(pre.encode_target(frame[TARGET].to_numpy()).astype(np.float32))
+    return TensorDataset(x, y)
+
+
+def train_mlp(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
+    """Fit preprocessing on train, train with early stopping on val, export."""
+    from safetensors.torch import save_file
+
+    mcfg = cfg.model
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, val = dataset.frame("train"), dataset.frame("val")
+    pre = Preprocessor.fit(train)
+    train_set, val_set = _tensors(pre, train), _tensors(pre, val)
+    arch = network.architecture(train_set.tensors[0].shape[1], mcfg)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="opsline-mlp-") as work:
+        trainer = build_trainer(cfg, default_max_epochs=int(mcfg.max_epochs),
+                                patience=int(mcfg.patience), work_dir=Path(work), run=run)
+        module = PriceRegressor(arch, float(mcfg.lr), float(mcfg.weight_decay),
+                                str(mcfg.get("loss", "mse")), pre.target_std,
+                                int(mcfg.get("lr_patience", 5)))
+        trainer.fit(module,
+                    DataLoader(train_set, batch_size=int(mcfg.batch_size), shuffle=True),
+                    DataLoader(val_set, batch_size=len(val_set)))
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:
+            # Our own checkpoint, just written; weights_only refuses arbitrary objects.
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        for name, text in profiler_reports(Path(work)).items():
+            run.log_text(text, f"profiler/{name}")
+    seconds = time.perf_counter() - started
+    best_epoch = _best_epoch(best)
+    run.log_metrics({"train_seconds": seconds, "epochs_trained": trainer.current_epoch,
+                     **({"best_epoch": best_epoch} if best_epoch is not None else {})})
+    state = {k: v.detach().cpu().contiguous() for k, v in module.net.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS["mlp"]))
+    pre.save(out_dir)
+    write_card(out_dir, "mlp", architecture=arch,
+               feature_schema={"raw_columns": RAW_COLUMNS, "model_inputs": pre.features},
+               target={"column": TARGET, "transform": "standardized log"},
+               data_version=getattr(dataset, "version", None),
+               training={"epochs": trainer.current_epoch, "best_epoch": best_epoch,
+                         "seconds": round(seconds, 1)})
+    return TrainedModel(model_dir=out_dir, kind="mlp")
+
+
+def _best_epoch(checkpoint_path: str) -> int | None:
+    """Epoch of the best checkpoint, from its name (``best-epoch=12.ckpt``)."""
+    match = re.search(r"epoch=(\d+)", Path(checkpoint_path).name) if checkpoint_path else None
+    return int(match.group(1)) if match else None

@@ -1,0 +1,105 @@
+"""Build a Lightning ``Trainer`` from the ``trainer`` config group.
+
+Every recipe trains through :func:`build_trainer`, so seeding, early stopping, checkpoints,
+progress bar and profiling behave the same everywhere and are chosen in one place
+(``configs/trainer/*.yaml`` plus command-line overrides such as ``trainer.profiler=simple``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from opsline.errors import UsageError
+
+PROFILERS = ("simple", "advanced", "pytorch")
+PROFILE_FILENAME = "profile"  # Lightning writes <stage>-profile.txt under the profiler dir
+
+
+def resolve_max_epochs(trainer_cfg: Any, default_max_epochs: int) -> int:
+    """``trainer.max_epochs`` when set, otherwise the model config's ``max_epochs``."""
+    value = trainer_cfg.get("max_epochs")
+    return int(default_max_epochs if value is None else value)
+
+
+def build_profiler(name: str | None, dirpath: Path) -> Any:
+    """A Lightning profiler by name (``None`` = no profiling), writing under ``dirpath``."""
+    if name in (None, "", "none", False):
+        return None
+    if name not in PROFILERS:
+        raise UsageError(f"Unknown trainer.profiler {name!r}. Valid profilers: "
+                         f"{', '.join(PROFILERS)} (or null).")
+    from lightning.pytorch import profilers
+
+    dirpath.mkdir(parents=True, exist_ok=True)
+    cls = {"simple": profilers.SimpleProfiler, "advanced": profilers.AdvancedProfiler,
+           "pytorch": profilers.PyTorchProfiler}[name]
+    return cls(dirpath=dirpath, filename=PROFILE_FILENAME)
+
+
+def profiler_reports(work_dir: Path) -> dict[str, str]:
+    """Text reports the profiler wrote during training: file name -> contents."""
+    root = Path(work_dir) / "profiler"
+    if not root.exists():
+        return {}
+    return {p.name: p.read_text(errors="replace") for p in sorted(root.glob("*.txt"))}
+
+
+def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
+                  patience: int | None = None, monitor: str = "val_loss", mode: str = "min",
+                  run: Any = None, callbacks: Sequence[Any] = ()) -> Any:
+    """A seeded ``lightning.pytorch.Trainer`` configured from ``cfg.trainer``.
+
+    Args:
+        cfg: the full config; uses ``cfg.trainer`` and ``cfg.seed``.
+        default_max_epochs: the model's ``max_epochs``, used when ``trainer.max_epochs``
+            is null.
+        work_dir: scratch directory for checkpoints and profiler reports. Checkpoints are
+            pickles, so this must not be the exported model directory.
+        patience: epochs without improvement of ``monitor`` before stopping (None = never).
+        monitor, mode: the metric early stopping and checkpointing watch.
+        run: a ``RunHandle`` (anything with ``log_metrics(dict, step)``); if given, epoch
+            metrics are sent to it by :class:`~opsline.training.callbacks.RunMetricsCallback`.
+        callbacks: extra Lightning callbacks.
+
+    Seeds Python, NumPy and torch with ``cfg.seed`` before returning, so build the model
+    after calling this for reproducible initial weights.
+    """
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from opsline.training.callbacks import RunMetricsCallback
+
+    tcfg = cfg.trainer
+    pl.seed_everything(int(cfg.get("seed", 42)), workers=True, verbose=False)
+    # Small in-memory tabular batches: worker processes would cost more than they save.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    work_dir = Path(work_dir)
+    all_callbacks: list[Any] = [ModelCheckpoint(dirpath=work_dir / "checkpoints",
+                                                filename="best-{epoch}", monitor=monitor, mode=mode,
+                                                save_top_k=1, save_last=False)]
+    if patience is not None:
+        all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
+    if run is not None:
+        all_callbacks.append(RunMetricsCallback(run))
+    all_callbacks.extend(callbacks)
+    fast_dev_run = tcfg.get("fast_dev_run", False)
+    return pl.Trainer(
+        accelerator=tcfg.get("accelerator", "cpu"),
+        devices=tcfg.get("devices", 1),
+        strategy=tcfg.get("strategy", "auto"),
+        precision=tcfg.get("precision", "32-true"),
+        deterministic=bool(tcfg.get("deterministic", False)),
+        max_epochs=resolve_max_epochs(tcfg, default_max_epochs),
+        fast_dev_run=fast_dev_run if isinstance(fast_dev_run, int) else bool(fast_dev_run),
+        enable_progress_bar=bool(tcfg.get("enable_progress_bar", True)),
+        enable_model_summary=bool(tcfg.get("enable_progress_bar", True)),
+        profiler=build_profiler(tcfg.get("profiler"), work_dir / "profiler"),
+        callbacks=all_callbacks,
+        logger=False,  # metrics go to MLflow through RunMetricsCallback, not to files
+        default_root_dir=work_dir,
+        log_every_n_steps=1,
+    )
