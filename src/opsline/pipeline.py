@@ -163,7 +163,7 @@ def promote(recipe_name: str, version: str, force: bool = False,
 
 def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
         ) -> tuple[list[TrainResult], Promotion]:
-    """The whole path: prepare → validate → train each candidate → promote the best.
+    """The whole path: prepare → validate → train each candidate → promote the best on val.
 
     Candidates are ``recipe.run_models`` unless the overrides pick a ``model=``.
     """
@@ -183,7 +183,9 @@ def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
     for model in candidates:
         extra = [] if model is None else [f"model={model}"]
         results.append(train(recipe_name, [*overrides, *extra], say=say))
-    key = f"test_{recipe.primary_metric}"
+    # Pick among candidates on val (model selection must not peek at test); the promotion
+    # gate then compares the pick with production on test.
+    key = f"val_{recipe.primary_metric}"
     if any(key not in r.metrics for r in results):
         raise UsageError(f"Recipe {recipe_name!r} did not report {key}; cannot pick a model.")
     best = sorted(results, key=lambda r: r.metrics[key], reverse=recipe.greater_is_better)[0]

@@ -19,6 +19,10 @@ def tracking_uri(configured: str | None = None) -> str:
 
 def client(uri: str | None = None):
     """An ``MlflowClient`` for ``uri`` (embedded store by default)."""
+    import os
+
+    # A per-file progress bar is noise in CLI output and server logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri(uri), registry_uri=tracking_uri(uri))

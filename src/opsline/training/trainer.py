@@ -47,6 +47,19 @@ def profiler_reports(work_dir: Path) -> dict[str, str]:
     return {p.name: p.read_text(errors="replace") for p in sorted(root.glob("*.txt"))}
 
 
+def _drop_log_lines(logger_name: str, prefix: str) -> None:
+    """Hide log records starting with ``prefix`` from ``logger_name`` (idempotent)."""
+    import logging
+
+    logger = logging.getLogger(logger_name)
+    if not any(getattr(f, "opsline_prefix", None) == prefix for f in logger.filters):
+        def keep(record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith(prefix)
+
+        keep.opsline_prefix = prefix  # type: ignore[attr-defined]
+        logger.addFilter(keep)
+
+
 def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
                   patience: int | None = None, monitor: str = "val_loss", mode: str = "min",
                   run: Any = None, callbacks: Sequence[Any] = ()) -> Any:
@@ -77,6 +90,10 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
     # Small in-memory tabular batches: worker processes would cost more than they save.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # Upstream noise a user can do nothing about: torch's pytree deprecation inside Lightning
+    # and Lightning's advert for its cloud logger (we log to MLflow).
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+    _drop_log_lines("lightning.pytorch.utilities.rank_zero", "💡 Tip")
     work_dir = Path(work_dir)
     all_callbacks: list[Any] = [ModelCheckpoint(dirpath=work_dir / "checkpoints",
                                                 filename="best-{epoch}", monitor=monitor, mode=mode,
