@@ -27,12 +27,16 @@ $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The browser tests drive the system Chromium (Playwright never downloads a browser here).
+# System packages the tests read: Chromium (the browser tests drive the system browser;
+# Playwright never downloads one), Fashion-MNIST's IDX files, and Danish gettext catalogs
+# (a real offline translation corpus). Installed once, with apt.
+APT_PACKAGES := chromium dataset-fashion-mnist iso-codes libglib2.0-data libgtk-3-common coreutils
 system-deps:
-	@if ! command -v chromium >/dev/null; then \
-	  echo "Installing Chromium for the browser tests (apt)..."; \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages for the tests (apt): $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # Re-pin after changing dependencies in pyproject.toml.

@@ -23,6 +23,8 @@ def test_recipe_walks_the_whole_path(recipe_name: str) -> None:
     from opsline.tracking.registry import resolve_model
 
     smoke = list(load_config(recipe_name).recipe.get("smoke_overrides") or [])
+    # The registered model's name: the recipe's, or one per data source (image_classification).
+    model_name = get_recipe(recipe_name).model_name(load_config(recipe_name, smoke))
     dataset = pipeline.prepare(recipe_name, smoke)
     assert {"train", "val", "test"} <= set(dataset.splits)
     assert pipeline.validate(recipe_name, smoke).ok
@@ -33,13 +35,14 @@ def test_recipe_walks_the_whole_path(recipe_name: str) -> None:
     decision = pipeline.promote(recipe_name, result.version)
     assert decision.promoted, decision.reason
 
-    ref = resolve_model(recipe_name)
+    ref = resolve_model(recipe_name, f"models:/{model_name}@production")
     assert (ref.version, ref.alias, ref.data_version) == (result.version, "production",
                                                           dataset.version)
 
     samples = recipe.sample_requests()
     assert samples, "a recipe must provide sample requests"
-    with TestClient(create_app(ServingSettings(recipe=recipe_name))) as client:
+    with TestClient(create_app(ServingSettings(recipe=recipe_name,
+                                               model_name=model_name))) as client:
         assert client.get("/ready").status_code == 200
         body = samples[0].model_dump(mode="json")
         response = client.post("/predict", json=body)

@@ -91,11 +91,12 @@ def evaluate(recipe: Recipe, model: ModelUri = None,
 @app.command()
 def promote(recipe: Recipe,
             version: Annotated[int, typer.Option("--version", help="Model version.")],
-            force: Annotated[bool, typer.Option(help="Skip the quality gate.")] = False) -> None:
+            force: Annotated[bool, typer.Option(help="Skip the quality gate.")] = False,
+            overrides: Overrides = None) -> None:
     """Move the production alias to VERSION if it is at least as good as today's."""
     from opsline import pipeline
 
-    decision = pipeline.promote(recipe, str(version), force=force)
+    decision = pipeline.promote(recipe, str(version), force=force, overrides=overrides or [])
     typer.echo(f"{'Promoted' if decision.promoted else 'Not promoted'} "
                f"{recipe} version {decision.version}: {decision.reason}.")
     if not decision.promoted:
@@ -103,15 +104,20 @@ def promote(recipe: Recipe,
 
 
 @app.command()
-def models(recipe: Recipe) -> None:
+def models(recipe: Recipe, overrides: Overrides = None) -> None:
     """List registered versions with aliases and test metrics."""
+    from opsline.config import load_config
     from opsline.recipes.base import get_recipe
     from opsline.tracking.registry import list_versions
 
     key = f"test_{get_recipe(recipe).primary_metric}"
-    rows = list_versions(recipe)
+    # The registered name: the recipe's, or e.g. one per data source (data=grapevine).
+    name = get_recipe(recipe).model_name(load_config(recipe, overrides or []))
+    rows = list_versions(name)
     if not rows:
-        typer.echo(f"No versions of {recipe!r} yet: run `opsline run {recipe}`.")
+        given = " ".join(overrides or [])
+        typer.echo(f"No versions of {name!r} yet: run `opsline run {recipe}"
+                   f"{' ' + given if given else ''}`.")
     for row in rows:
         value = row["metrics"].get(key)
         typer.echo(f"v{row['version']}\t{row['kind'] or '?'}\t{key}="
@@ -119,9 +125,10 @@ def models(recipe: Recipe) -> None:
 
 
 @app.command()
-def serve(recipe: Recipe, model: ModelUri = None, host: Host = None, port: Port = None) -> None:
+def serve(recipe: Recipe, model: ModelUri = None, host: Host = None, port: Port = None,
+          overrides: Overrides = None) -> None:
     """Serve the model over HTTP: /predict, /ui, /metrics, /docs."""
-    _serve(recipe, model, host, port)
+    _serve(recipe, model, host, port, overrides or [])
 
 
 @app.command()
@@ -136,16 +143,94 @@ def run(recipe: Recipe, overrides: Overrides = None,
         typer.echo(f"version {result.version} ({result.kind}):")
         _print_metrics({k: v for k, v in result.metrics.items() if k.startswith("test_")})
     if serve_after:
-        _serve(recipe, None, host, port)
+        _serve(recipe, None, host, port, overrides or [])
 
 
-def _serve(recipe: str, model: str | None, host: str | None, port: int | None) -> None:
+@app.command()
+def loadtest(recipe: Recipe,
+             host: Annotated[str, typer.Option(help="Base URL of a running opsline server.")
+                             ] = "http://127.0.0.1:8000",
+             users: Annotated[int, typer.Option(help="Concurrent simulated users.")] = 10,
+             spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 5,
+             duration: Annotated[int, typer.Option(help="Seconds of load.")] = 30,
+             slo_p95_ms: Annotated[Optional[float], typer.Option(
+                 help="SLO: p95 latency of /predict in ms; exit 1 if above.")] = None,
+             max_error_rate: Annotated[Optional[float], typer.Option(
+                 help="SLO: failed share of all requests (0-1); exit 1 if above.")] = None,
+             out: Annotated[Optional[str], typer.Option(
+                 help="Report folder (default .opsline/loadtests/RECIPE-TIME/).")] = None,
+             batch_size: Annotated[int, typer.Option(
+                 help="Items per /predict/batch request.")] = 32,
+             attach: Annotated[bool, typer.Option(
+                 help="Attach the report to the served model version in MLflow.")] = True,
+             ) -> None:
+    """Load-test a running server with Locust; exit 1 if an SLO is broken."""
+    from pathlib import Path
+
+    from opsline.errors import OpslineError
+    from opsline.loadtest.runner import run_loadtest
+
+    result = run_loadtest(recipe, host, users=users, spawn_rate=spawn_rate, duration=duration,
+                          slo_p95_ms=slo_p95_ms, max_error_rate=max_error_rate,
+                          out=Path(out) if out else None, batch_size=batch_size,
+                          attach=attach)
+    typer.echo(result.table)
+    typer.echo(f"SLO: {result.verdict.label}")
+    typer.echo(f"Reports: {result.out_dir} (report.html, locust_stats.csv, summary.json)")
+    _say(result.attached)
+    if not result.verdict.passed:
+        raise OpslineError(f"SLO broken: {'; '.join(result.verdict.broken)}.")
+
+
+@app.command()
+def sweep(recipe: Recipe,
+          trials: Annotated[int, typer.Option("--trials", help="Finished trials to reach.")],
+          overrides: Overrides = None,
+          parallel: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+          storage: Annotated[Optional[str], typer.Option(
+              help="Optuna storage URL (default: sqlite:///OPSLINE_HOME/sweeps.db), e.g. "
+                   "postgresql://user@host/db for workers on several machines.")] = None,
+          study: Annotated[Optional[str], typer.Option(
+              help="Study name (default RECIPE-sweep); the same name resumes.")] = None,
+          register_best: Annotated[bool, typer.Option(
+              "--register-best", help="Register the best trial's model as a version.")] = False,
+          max_failures: Annotated[Optional[int], typer.Option(
+              help="Stop after this many failed trials in a row (default: max(3, --trials)).")] = None,
+          ) -> None:
+    """Hyperparameter sweep (Optuna), resumable; each trial an MLflow child run."""
+    from opsline.sweeps.runner import run_sweep
+
+    result = run_sweep(recipe, trials, overrides or [], parallel=parallel, storage=storage,
+                       study_name=study, register_best=register_best,
+                       max_failures=max_failures, say=_say)
+    typer.echo(result.table)
+    if result.importances:
+        typer.echo("importance: " + ", ".join(f"{k}={v:.2f}"
+                                                for k, v in result.importances.items()))
+    elif result.importance_note:
+        typer.echo(result.importance_note)
+    if result.best:
+        typer.echo(f"best: trial {result.best['trial']} {result.metric}="
+                   f"{result.best['value']:.5g} {json.dumps(result.best['params'])} "
+                   f"(run {result.best['run_id']}, parent run {result.parent_run_id})")
+    if result.registered_version:
+        typer.echo(f"Registered {recipe} version {result.registered_version} from trial "
+                   f"{result.best['trial']}; promote it with `opsline promote {recipe} "
+                   f"--version {result.registered_version}`.")
+
+
+def _serve(recipe: str, model: str | None, host: str | None, port: int | None,
+           overrides: list[str] | None = None) -> None:
     from opsline.config import load_config
+    from opsline.recipes.base import get_recipe
     from opsline.serving import serve as run_server
     from opsline.serving.settings import ServingSettings
 
-    cfg = load_config(recipe)  # validates the recipe name and gives config defaults
+    # Validates the recipe name and overrides, gives config defaults, and (e.g. with
+    # data=grapevine) the registered model name to serve.
+    cfg = load_config(recipe, overrides or [])
     settings = ServingSettings(recipe=recipe, model_uri=model, tracking_uri=cfg.tracking.uri,
+                               model_name=get_recipe(recipe).model_name(cfg),
                                host=host or cfg.serving.host, port=port or cfg.serving.port)
     _say(f"Serving {recipe} on http://{settings.host}:{settings.port} (UI at /ui, docs at /docs)")
     run_server(settings)

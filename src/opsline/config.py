@@ -1,7 +1,8 @@
 """Compose the Hydra config for one recipe from ``configs/`` plus ``key=value`` overrides.
 
-Model and experiment names are per recipe: ``model=gbm`` means
-``configs/model/<recipe>/gbm.yaml`` and ``experiment=high_lr`` means
+Model, data and experiment names are per recipe: ``model=gbm`` means
+``configs/model/<recipe>/gbm.yaml``, ``data=grapevine`` means
+``configs/data/<recipe>/grapevine.yaml`` and ``experiment=high_lr`` means
 ``configs/experiment/<recipe>/high_lr.yaml``. We translate the short names here (and check
 that they exist) so users never type the recipe twice and get the list of valid names when
 they mistype one.
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from omegaconf import DictConfig
 
 # Groups whose options live in a per-recipe sub-folder.
-_PER_RECIPE_GROUPS = ("model", "experiment")
+_PER_RECIPE_GROUPS = ("model", "experiment", "data")
 
 
 def config_dir() -> Path:
@@ -36,7 +37,7 @@ def config_dir() -> Path:
 
 
 def options(group: str, recipe: str | None = None) -> list[str]:
-    """Names available in a config group (per recipe for model/experiment)."""
+    """Names available in a config group (per recipe for model/data/experiment)."""
     folder = config_dir() / group
     if recipe is not None and group in _PER_RECIPE_GROUPS:
         folder = folder / recipe
@@ -54,8 +55,9 @@ def _translate(recipe: str, override: str) -> str:
     if bare in _PER_RECIPE_GROUPS and value not in ("null", ""):
         valid = options(bare, recipe)
         if value not in valid:
+            plural = "data sources" if bare == "data" else f"{bare}s"
             raise UsageError(f"Unknown {bare} {value!r} for recipe {recipe!r}. "
-                             f"Valid {bare}s: {', '.join(valid) or '(none)'}.")
+                             f"Valid {plural}: {', '.join(valid) or '(none)'}.")
         return f"{key}={recipe}/{value}"
     if bare == "trainer":
         valid = options("trainer")

@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from opsline.tracking.registry import Promotion
 
 Say = Callable[[str], None]
+# Optional observers (the HTTP job worker uses them for progress): ``stage`` is told each
+# step of ``train`` by name, ``on_epoch(step, metrics)`` each per-epoch metric batch.
+Stage = Callable[[str], None]
+EpochHook = Callable[[int, dict[str, float]], None]
 
 
 def _quiet(_: str) -> None:
@@ -37,9 +41,11 @@ def _quiet(_: str) -> None:
 @dataclass
 class TrainResult:
     run_id: str
-    version: str
+    version: str | None  # None when trained with register=False (e.g. a sweep trial)
     kind: str
     metrics: dict[str, float] = field(default_factory=dict)
+    model_uri: str = ""  # the run's exported model folder (what a version would point at)
+    tags: dict[str, str] = field(default_factory=dict)  # lineage tags a version would carry
 
 
 def prepare(recipe_name: str, overrides: Sequence[str] = ()) -> Dataset:
@@ -48,13 +54,17 @@ def prepare(recipe_name: str, overrides: Sequence[str] = ()) -> Dataset:
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
-    return write_dataset(recipe.prepare(cfg), data_dir(recipe_name), recipe_name)
+    splits = recipe.prepare(cfg)
+    return write_dataset(splits, data_dir(recipe.model_name(cfg)), recipe_name,
+                         extras=recipe.manifest_extras(cfg, splits))
 
 
-def _dataset(recipe_name: str) -> Dataset:
+def _dataset(recipe_name: str, name: str | None = None) -> Dataset:
+    """The prepared dataset in ``data/<name>`` (``name``: the recipe's model name for the
+    config, e.g. one per data source; default the recipe name)."""
     from opsline.data.dataset import load_dataset
 
-    return load_dataset(data_dir(recipe_name), recipe_name)
+    return load_dataset(data_dir(name or recipe_name), recipe_name)
 
 
 def validate(recipe_name: str, overrides: Sequence[str] = ()) -> ValidationResult:
@@ -62,13 +72,14 @@ def validate(recipe_name: str, overrides: Sequence[str] = ()) -> ValidationResul
     from opsline.data.validation import validate_dataset
 
     cfg = load_config(recipe_name, overrides)
-    return validate_dataset(_dataset(recipe_name), get_recipe(recipe_name).checks(cfg))
+    recipe = get_recipe(recipe_name)
+    return validate_dataset(_dataset(recipe_name, recipe.model_name(cfg)), recipe.checks(cfg))
 
 
 def _validated_dataset(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> Dataset:
     from opsline.data.validation import validate_dataset
 
-    dataset = _dataset(recipe_name)
+    dataset = _dataset(recipe_name, recipe.model_name(cfg))
     result = validate_dataset(dataset, recipe.checks(cfg))
     if not result.ok:
         raise DataValidationError("Training refused: the dataset failed validation.\n"
@@ -85,8 +96,34 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): tree}
 
 
-def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet) -> TrainResult:
-    """Validate, train, evaluate on val and test, log everything, register a version."""
+class _EpochTap:
+    """A run handle that also reports per-epoch metrics (those logged with a step)."""
+
+    def __init__(self, run: Any, on_epoch: EpochHook):
+        self._run = run
+        self._on_epoch = on_epoch
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._run.log_metrics(metrics, step=step)
+        if step is not None:
+            self._on_epoch(int(step), dict(metrics))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._run, name)
+
+
+def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
+          stage: Stage = _quiet, on_epoch: EpochHook | None = None,
+          parent_run_id: str | None = None, register: bool = True,
+          tags: dict[str, str] | None = None) -> TrainResult:
+    """Validate, train, evaluate on val and test, log everything, register a version.
+
+    ``stage`` hears ``validating``, ``training``, ``evaluating``, ``registering`` as they
+    start; ``on_epoch`` receives every metric batch a recipe logs with a step (an epoch).
+    ``parent_run_id`` nests the run under another (a sweep's trials); ``register=False``
+    logs the model files but creates no version (``result.version`` is None); ``tags``
+    are extra run tags.
+    """
     from omegaconf import OmegaConf
 
     from opsline.tracking import registry
@@ -94,6 +131,8 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet) ->
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
+    model_name = recipe.model_name(cfg)  # the registered model (= recipe name by default)
+    stage("validating")
     dataset = _validated_dataset(recipe_name, cfg, recipe)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     kind = str(cfg.model.name)
@@ -105,10 +144,14 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet) ->
     out_dir = tempfile.mkdtemp(prefix=f"{recipe_name}-", dir=work)
     try:
         with start_run(cfg.tracking.experiment or recipe_name, run_name=f"{recipe_name}-{kind}",
-                       uri=cfg.tracking.uri, tags=lineage) as run:
+                       uri=cfg.tracking.uri, tags={**lineage, **(tags or {})},
+                       parent_run_id=parent_run_id) as run:
             run.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
             run.log_params(_flatten(resolved))
-            trained = recipe.train(cfg, dataset, run, out_dir=Path(out_dir))
+            stage("training")
+            trained = recipe.train(cfg, dataset, run if on_epoch is None
+                                   else _EpochTap(run, on_epoch), out_dir=Path(out_dir))
+            stage("evaluating")
             predictor = recipe.load_predictor(trained.model_dir)
             metrics: dict[str, float] = {}
             for split in ("val", "test"):
@@ -117,16 +160,25 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet) ->
                 for file_name, figure in evaluation.figures.items():
                     run.log_figure(figure, f"plots/{split}_{file_name}")
                     _close(figure)
+                for file_name, text in getattr(evaluation, "texts", {}).items():
+                    run.log_text(text, f"reports/{split}_{file_name}")
             run.log_metrics(metrics)
+            stage("registering")
             run.log_artifacts(trained.model_dir, "model")
-            version = registry.register(recipe_name, run.run_id, run.artifact_uri("model"),
-                                        tags={**lineage, "kind": trained.kind},
-                                        metrics=metrics, uri=cfg.tracking.uri)
-            run.set_tags({"registered_model": recipe_name, "registered_version": version})
+            model_uri = run.artifact_uri("model")
+            version_tags = {**lineage, "kind": trained.kind}
+            version = None
+            if register:
+                version = registry.register(model_name, run.run_id, model_uri,
+                                            tags=version_tags, metrics=metrics,
+                                            uri=cfg.tracking.uri)
+                run.set_tags({"registered_model": model_name, "registered_version": version})
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    say(f"Registered {recipe_name} version {version} (run {run.run_id}).")
-    return TrainResult(run.run_id, version, trained.kind, metrics)
+    if version is not None:
+        say(f"Registered {model_name} version {version} (run {run.run_id}).")
+    return TrainResult(run.run_id, version, trained.kind, metrics, model_uri,
+                       {k: str(v) for k, v in version_tags.items()})
 
 
 def _close(figure: Any) -> None:
@@ -142,9 +194,11 @@ def evaluate(recipe_name: str, model_uri: str | None = None, overrides: Sequence
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
-    ref = resolve_model(recipe_name, model_uri, cfg.tracking.uri)
+    name = recipe.model_name(cfg)
+    ref = resolve_model(recipe_name, model_uri or f"models:/{name}@production",
+                        cfg.tracking.uri)
     predictor = recipe.load_predictor(ref.local_dir)
-    evaluation = recipe.evaluate(cfg, predictor, _dataset(recipe_name).frame(split))
+    evaluation = recipe.evaluate(cfg, predictor, _dataset(recipe_name, name).frame(split))
     for figure in evaluation.figures.values():
         _close(figure)
     return {k: float(v) for k, v in evaluation.metrics.items()}
@@ -157,8 +211,9 @@ def promote(recipe_name: str, version: str, force: bool = False,
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
-    return gate(recipe_name, str(version), recipe.primary_metric, recipe.greater_is_better,
-                alias=cfg.promotion.alias, force=force, uri=cfg.tracking.uri)
+    return gate(recipe.model_name(cfg), str(version), recipe.primary_metric,
+                recipe.greater_is_better, alias=cfg.promotion.alias, force=force,
+                uri=cfg.tracking.uri)
 
 
 def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet

@@ -77,8 +77,13 @@ class Dataset:
         return {split: self.frame(split) for split in self.splits}
 
 
-def write_dataset(splits: dict[str, pd.DataFrame], root: Path, recipe: str) -> Dataset:
-    """Write splits as Parquet plus a manifest; returns the dataset."""
+def write_dataset(splits: dict[str, pd.DataFrame], root: Path, recipe: str,
+                  extras: dict[str, Any] | None = None) -> Dataset:
+    """Write splits as Parquet plus a manifest; returns the dataset.
+
+    ``extras`` (recipe-specific facts such as class counts) go into the manifest under
+    ``extras``; they are not part of the data version.
+    """
     missing = [s for s in REQUIRED_SPLITS if s not in splits]
     if missing:
         raise ValueError(f"recipe {recipe!r} prepared no {missing} split(s)")
@@ -93,6 +98,8 @@ def write_dataset(splits: dict[str, pd.DataFrame], root: Path, recipe: str) -> D
         "splits": {name: {"rows": len(frame), "columns": _column_stats(frame)}
                    for name, frame in splits.items()},
     }
+    if extras:
+        manifest["extras"] = extras
     (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return Dataset(root, manifest)
 

@@ -72,6 +72,7 @@ class Evaluation:
 
     metrics: dict[str, float]
     figures: dict[str, Any] = field(default_factory=dict)  # file name -> matplotlib Figure
+    texts: dict[str, str] = field(default_factory=dict)  # file name -> text (JSON reports …)
 
 
 class Predictor(ABC):
@@ -118,7 +119,18 @@ class Recipe(ABC):
     primary_metric: ClassVar[str]
     greater_is_better: ClassVar[bool] = False
 
+    def model_name(self, cfg: DictConfig) -> str:
+        """Registered-model name (and dataset folder) for this config; the recipe name by
+        default. A recipe serving several data sources returns one name per source."""
+        return self.name
+
     # -- data -------------------------------------------------------------------------
+    def manifest_extras(self, cfg: DictConfig, splits: dict[str, pd.DataFrame]
+                        ) -> dict[str, Any]:
+        """Recipe-specific facts for ``manifest.json`` under ``extras`` (e.g. class counts);
+        not part of the data version. Default: none."""
+        return {}
+
     @abstractmethod
     def prepare(self, cfg: DictConfig) -> dict[str, pd.DataFrame]:
         """Load raw data, clean it, split it deterministically: split name -> frame.
@@ -149,6 +161,15 @@ class Recipe(ABC):
     Request: ClassVar[type[BaseModel]]
     Response: ClassVar[type[BaseModel]]
 
+    #: ``POST /predict`` also accepts a multipart file upload (``request_from_upload``).
+    accepts_files: ClassVar[bool] = False
+
+    def request_from_upload(self, filename: str | None, content_type: str | None, data: bytes,
+                            fields: dict[str, str] | None = None) -> BaseModel:
+        """Build a ``Request`` from an uploaded file (only if ``accepts_files``); raise
+        ``pydantic.ValidationError`` for bad input, like the JSON route."""
+        raise NotImplementedError(f"recipe {self.name!r} does not accept file uploads")
+
     @abstractmethod
     def load_predictor(self, model_dir: Path) -> Predictor:
         """Load the predictor for an exported model directory."""
@@ -167,7 +188,8 @@ _REGISTRY: dict[str, type[Recipe]] = {}
 
 # Built-in recipes are imported on first lookup, not at ``import opsline``: each module is
 # cheap, but this keeps ``opsline --help`` from touching any of them.
-_BUILTIN_MODULES = ("opsline.recipes.house_price",)
+_BUILTIN_MODULES = ("opsline.recipes.house_price", "opsline.recipes.translation",
+                    "opsline.recipes.image_classification")
 _builtins_loaded = False
 
 

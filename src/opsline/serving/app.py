@@ -24,7 +24,7 @@ from opsline import __version__
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
 from opsline.recipes.base import Recipe, get_recipe
 from opsline.serving import errors
-from opsline.serving.routes import health, metrics, model, predict
+from opsline.serving.routes import health, jobs, metrics, model, predict
 from opsline.serving.runtime import ModelSlot, try_load_model
 from opsline.serving.settings import ServingSettings
 from opsline.serving.ui import UI_PATH, mount_ui
@@ -45,6 +45,8 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.inference_limiter = anyio.CapacityLimiter(settings.max_concurrent_inference)
+        # Jobs whose worker died with a previous server become `failed`, not forever running.
+        app.state.jobs = await anyio.to_thread.run_sync(jobs.start_manager, settings)
         # Resolving may download from the registry and loading may read large weights: a
         # worker thread keeps the loop free (and startup ends when the model is ready).
         slot = await anyio.to_thread.run_sync(try_load_model, recipe, settings)
@@ -70,6 +72,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.include_router(predict.build_router(recipe, settings.max_batch_size,
                                            settings.max_body_bytes))
     app.include_router(metrics.router)
+    app.include_router(jobs.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

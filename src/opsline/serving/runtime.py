@@ -60,7 +60,7 @@ def load_model(recipe: Recipe, settings: ServingSettings) -> LoadedModel:
     from opsline.tracking.registry import resolve_model
 
     uri = settings.resolved_model_uri
-    ref = resolve_model(recipe.name, settings.model_uri, settings.tracking_uri)
+    ref = resolve_model(recipe.name, uri, settings.tracking_uri)
     try:
         predictor = recipe.load_predictor(ref.local_dir)
     except OpslineError:

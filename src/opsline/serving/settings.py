@@ -6,7 +6,7 @@ The serving container is configured the twelve-factor way: e.g.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,8 +15,11 @@ class ServingSettings(BaseSettings):
 
     Attributes:
         recipe: registered recipe whose schemas and predictor the app serves.
+        model_name: registered model to serve when ``model_uri`` is not set; ``None`` = the
+            recipe name. Recipes with one model per data source need it (e.g.
+            ``OPSLINE_MODEL_NAME=grapevine`` for ``image_classification``).
         model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model`` or a
-            directory; ``None`` means ``models:/<recipe>@production``.
+            directory; ``None`` means ``models:/<model_name or recipe>@production``.
         tracking_uri: MLflow tracking/registry URI; ``None`` = the embedded workspace store.
         host, port: where uvicorn listens.
         max_batch_size: most items accepted by ``POST /predict/batch``.
@@ -26,12 +29,17 @@ class ServingSettings(BaseSettings):
             more would only make CPU-bound models fight over cores.
         ui: mount the recipe's Gradio form at ``/ui``.
         log_level: uvicorn log level.
+        api_key: the key the ``/jobs`` endpoints require (``X-API-Key`` or ``Authorization:
+            Bearer``); unset = those endpoints are refused.
+        max_jobs: training/evaluation jobs allowed to be queued or running at once (429
+            above it); each job is a process using the CPU cores.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
                                       protected_namespaces=())
 
     recipe: str = "house_price"
+    model_name: str | None = None
     model_uri: str | None = None
     tracking_uri: str | None = None
     host: str = "127.0.0.1"
@@ -41,8 +49,10 @@ class ServingSettings(BaseSettings):
     max_concurrent_inference: int = Field(2, ge=1)
     ui: bool = True
     log_level: str = "info"
+    api_key: SecretStr | None = None
+    max_jobs: int = Field(1, ge=1)
 
     @property
     def resolved_model_uri(self) -> str:
         """The model URI actually used."""
-        return self.model_uri or f"models:/{self.recipe}@production"
+        return self.model_uri or f"models:/{self.model_name or self.recipe}@production"

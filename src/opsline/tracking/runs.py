@@ -40,6 +40,18 @@ def git_commit() -> str:
         return "unknown"
 
 
+# MLflow's own tag that nests a run under another in the UI and in search results.
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+
+class RunStopped(Exception):
+    """Raised on purpose to end a run early (e.g. a sweep pruning a trial).
+
+    :func:`start_run` records such a run as KILLED (with the reason as a tag), not FAILED,
+    so stopped runs and crashed runs stay distinguishable in MLflow.
+    """
+
+
 class RunHandle:
     """One MLflow run. Recipes log through this, never through mlflow directly."""
 
@@ -98,15 +110,88 @@ def _experiment_id(mlflow_client: Any, name: str) -> str:
 
 @contextmanager
 def start_run(experiment: str, run_name: str | None = None, uri: str | None = None,
-              tags: dict[str, str] | None = None) -> Iterator[RunHandle]:
-    """Open a run; it ends FINISHED on success and FAILED if the body raises."""
+              tags: dict[str, str] | None = None,
+              parent_run_id: str | None = None) -> Iterator[RunHandle]:
+    """Open a run; it ends FINISHED on success, KILLED on :class:`RunStopped`, else FAILED.
+
+    ``parent_run_id`` nests the run under another one (the ``mlflow.parentRunId`` tag),
+    e.g. a sweep's trials under the sweep's run.
+    """
     mlflow_client = client(uri)
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags[PARENT_RUN_TAG] = parent_run_id
     run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment),
-                                   run_name=run_name, tags=tags or {})
+                                   run_name=run_name, tags=all_tags)
     handle = RunHandle(mlflow_client, run.info.run_id)
-    try:
+    with _ending(handle):
         yield handle
-    except BaseException:
-        mlflow_client.set_terminated(handle.run_id, status="FAILED")
+
+
+@contextmanager
+def resume_run(run_id: str, uri: str | None = None) -> Iterator[RunHandle]:
+    """Reopen an existing run (e.g. a resumed sweep's parent); it ends as :func:`start_run`."""
+    mlflow_client = client(uri)
+    mlflow_client.update_run(run_id, status="RUNNING")
+    handle = RunHandle(mlflow_client, run_id)
+    with _ending(handle):
+        yield handle
+
+
+def run_exists(run_id: str, uri: str | None = None) -> bool:
+    """Whether ``run_id`` exists (and is not deleted) in the tracking store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(uri).get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
+
+
+@contextmanager
+def _ending(handle: RunHandle) -> Iterator[None]:
+    try:
+        yield
+    except RunStopped as stop:
+        handle.client.set_tag(handle.run_id, "opsline.stopped", str(stop)[:5000])
+        handle.client.set_terminated(handle.run_id, status="KILLED")
         raise
-    mlflow_client.set_terminated(handle.run_id, status="FINISHED")
+    except BaseException:
+        handle.client.set_terminated(handle.run_id, status="FAILED")
+        raise
+    handle.client.set_terminated(handle.run_id, status="FINISHED")
+
+
+def attach_to_model_version(name: str, version: str, local_dir: Path, artifact_path: str,
+                            tags: dict[str, Any], uri: str | None = None) -> str:
+    """Log ``local_dir`` into the run behind model version ``name/version`` and tag the version.
+
+    Used to attach reports measured against a served version (e.g. a load test) so each
+    version carries them. Returns the run id the files went to.
+    """
+    mlflow_client = client(uri)
+    model_version = mlflow_client.get_model_version(name, str(version))
+    mlflow_client.log_artifacts(model_version.run_id, str(local_dir), artifact_path)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, str(version), key, str(value))
+    return model_version.run_id
+
+
+def end_runs(experiment: str, tags: dict[str, str], status: str = "KILLED",
+             uri: str | None = None) -> list[str]:
+    """End the still-RUNNING runs of ``experiment`` that carry all ``tags``.
+
+    For runs whose process died without ending them (e.g. a sweep worker killed mid-trial).
+    Returns the ids of the runs ended.
+    """
+    mlflow_client = client(uri)
+    experiment_entity = mlflow_client.get_experiment_by_name(experiment)
+    if experiment_entity is None:
+        return []
+    clauses = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    clauses.append("attributes.status = 'RUNNING'")
+    runs = mlflow_client.search_runs([experiment_entity.experiment_id],
+                                     filter_string=" and ".join(clauses))
+    for run in runs:
+        mlflow_client.set_terminated(run.info.run_id, status=status)
+    return [run.info.run_id for run in runs]

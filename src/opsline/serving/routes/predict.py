@@ -1,5 +1,8 @@
 """``POST /predict`` and ``POST /predict/batch``, typed by the recipe's schemas.
 
+Recipes with ``accepts_files = True`` (images) get a ``/predict`` that also takes a
+multipart upload (field ``image``); see :mod:`opsline.serving.routes.upload`.
+
 No ``from __future__ import annotations`` here on purpose: FastAPI reads the endpoint
 annotations at runtime, and they name classes that only exist inside :func:`build_router`.
 """
@@ -7,11 +10,12 @@ annotations at runtime, and they name classes that only exist inside :func:`buil
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from opsline.recipes.base import Recipe
 from opsline.serving.deps import LimiterDep, MetricsDep, ModelDep
+from opsline.serving.routes import upload
 from opsline.serving.runtime import predict_async
 
 log = logging.getLogger(__name__)
@@ -54,13 +58,30 @@ def build_router(recipe: Recipe, max_batch_size: int,
 
     router = APIRouter(tags=["predict"], max_body_size=max_body_bytes)
 
-    @router.post("/predict", response_model=ResponseModel, responses=_UNAVAILABLE,
-                 summary=f"Predict one {recipe.name} request")
-    async def predict(body: Annotated[RequestModel, Body(openapi_examples=single_examples
-                                                          or None)],
-                      model: ModelDep, metrics: MetricsDep, limiter: LimiterDep) -> BaseModel:
-        responses = await predict_async(model, [body], metrics, limiter)
-        return responses[0]
+    if getattr(recipe, "accepts_files", False):
+        # Its own router without Starlette's limit: the route enforces max_body_bytes while
+        # reading, so a too-large upload gets a JSON 413 with the reason (not plain text).
+        files_router = APIRouter(tags=["predict"])
+
+        @files_router.post("/predict", response_model=ResponseModel,
+                           responses={**_UNAVAILABLE, **upload.RESPONSES},
+                           summary=f"Predict one {recipe.name} request (JSON or file upload)",
+                           openapi_extra=upload.openapi_body(RequestModel, examples))
+        async def predict_upload(request: Request, model: ModelDep, metrics: MetricsDep,
+                                 limiter: LimiterDep) -> BaseModel:
+            body = await upload.parse_request(request, recipe, max_body_bytes)
+            responses = await predict_async(model, [body], metrics, limiter)
+            return responses[0]
+    else:
+        files_router = None
+
+        @router.post("/predict", response_model=ResponseModel, responses=_UNAVAILABLE,
+                     summary=f"Predict one {recipe.name} request")
+        async def predict(body: Annotated[RequestModel, Body(openapi_examples=single_examples
+                                                              or None)],
+                          model: ModelDep, metrics: MetricsDep, limiter: LimiterDep) -> BaseModel:
+            responses = await predict_async(model, [body], metrics, limiter)
+            return responses[0]
 
     @router.post("/predict/batch", response_model=BatchResponse, responses=_UNAVAILABLE,
                  summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call")
@@ -70,4 +91,9 @@ def build_router(recipe: Recipe, max_batch_size: int,
         responses = await predict_async(model, body.items, metrics, limiter)
         return {"items": responses}
 
-    return router
+    if files_router is None:
+        return router
+    combined = APIRouter()
+    combined.include_router(files_router)
+    combined.include_router(router)
+    return combined

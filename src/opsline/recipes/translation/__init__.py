@@ -1,0 +1,110 @@
+"""Danish → English translation: a Marian-style transformer trained from scratch on Tatoeba
+(or a fine-tuned Hugging Face checkpoint), SacreBLEU/chrF evaluation, a text endpoint.
+
+Importing this module is cheap (pydantic only): torch, transformers, tokenizers, sacrebleu
+and pandas are imported inside the methods that use them.
+
+Module map: ``sources`` (tatoeba / hf / gettext) · ``cleaning`` (normalise, filter, split) ·
+``catalogs`` (gettext .mo/.po) · ``language`` + ``checks`` (pandera rules) · ``tokenizer`` (BPE on train) · ``model``
+(network + Lightning module) · ``batching`` · ``train`` · ``decoding`` · ``metrics`` ·
+``card`` · ``predictor`` · ``schemas`` · ``ui``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from opsline.recipes.base import Checks, Evaluation, Recipe, TrainedModel, register_recipe
+from opsline.recipes.translation.schemas import (
+    EXAMPLE,
+    TranslationRequest,
+    TranslationResponse,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from opsline.recipes.translation.predictor import TranslationPredictor
+
+
+@register_recipe
+class TranslationRecipe(Recipe):
+    """Translate Danish sentences into English."""
+
+    name = "translation"
+    description = "Danish → English translation (Tatoeba / gettext / HF data), BLEU and chrF."
+    primary_metric = "bleu"
+    greater_is_better = True
+    Request = TranslationRequest
+    Response = TranslationResponse
+    # Buckets of the predicted-value histogram: words per translation.
+    predicted_value_buckets: ClassVar[tuple[float, ...]] = (1, 2, 4, 8, 16, 32, 64, 128)
+
+    def model_name(self, cfg: Any) -> str:
+        """One registered model (and dataset folder) per data source: a gettext model is
+        never compared with a Tatoeba model on a different test set by the promotion gate."""
+        source = str(cfg.recipe.data.get("source") or "tatoeba")
+        return self.name if source == "tatoeba" else f"{self.name}_{source}"
+
+    # -- data -------------------------------------------------------------------------
+    def prepare(self, cfg: Any) -> dict[str, pd.DataFrame]:
+        from opsline.recipes.translation.cleaning import prepare
+
+        return prepare(cfg)
+
+    def checks(self, cfg: Any) -> Checks:
+        from opsline.recipes.translation.checks import checks
+
+        return checks(cfg)
+
+    # -- training ---------------------------------------------------------------------
+    def train(self, cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
+        from opsline.recipes.translation.train import train_translation
+
+        return train_translation(cfg, dataset, run, Path(out_dir))
+
+    def evaluate(self, cfg: Any, predictor: Any, frame: pd.DataFrame) -> Evaluation:
+        """BLEU and chrF on the whole split (each distinct Danish sentence decoded once),
+        plus the first ``recipe.eval.samples`` translations as ``samples.tsv``."""
+        from opsline.recipes.translation.metrics import corpus_scores, sample_table
+
+        ecfg = cfg.recipe.get("eval") or {}
+        beams = int(ecfg.get("num_beams", 1))
+        unique = list(dict.fromkeys(frame["da"]))
+        decoded = dict(zip(unique, predictor.translate(
+            unique, num_beams=beams, max_new_tokens=int(ecfg.get("max_new_tokens", 64)),
+            batch_size=int(ecfg.get("batch_size", 64))), strict=True))
+        hypotheses = [decoded[d] for d in frame["da"]]
+        metrics = corpus_scores(hypotheses, list(frame["en"]))
+        metrics["pairs"] = float(len(frame))
+        n = int(ecfg.get("samples", 20))
+        texts = {"samples.tsv": sample_table(list(frame["da"][:n]), list(frame["en"][:n]),
+                                             {f"beams={beams}": hypotheses[:n]})} if n else {}
+        return Evaluation(metrics=metrics, texts=texts)
+
+    # -- serving ----------------------------------------------------------------------
+    def load_predictor(self, model_dir: Path) -> TranslationPredictor:
+        from opsline.recipes.translation.predictor import load_predictor
+
+        return load_predictor(Path(model_dir))
+
+    def ui(self, predict: Callable[[list[TranslationRequest]], list[TranslationResponse]]
+           ) -> Any:
+        from opsline.recipes.translation.ui import build_ui
+
+        return build_ui(predict)
+
+    def sample_requests(self) -> list[TranslationRequest]:
+        return sample_requests()
+
+
+def sample_requests() -> list[TranslationRequest]:
+    """A few everyday Danish sentences (smoke tests, load tests, the UI default)."""
+    return [TranslationRequest(text=EXAMPLE),
+            TranslationRequest(text="Hvor ligger den nærmeste togstation?"),
+            TranslationRequest(text="Tom sagde, at han ikke havde tid i dag.", num_beams=4)]
+
+
+__all__ = ["TranslationRecipe", "TranslationRequest", "TranslationResponse", "sample_requests"]
