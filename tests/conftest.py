@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def _trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("trained-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPSLINE_HOME", str(home))
-        results, decision = pipeline.run("house_price", ["model=gbm"])
+        _, decision = pipeline.run("house_price", ["model=gbm"])
     assert decision.promoted, decision.reason
     return home
 
@@ -39,3 +40,22 @@ def trained_workspace(_trained_home: Path, monkeypatch: pytest.MonkeyPatch) -> P
     """Point OPSLINE_HOME at the session's trained workspace (read it, don't retrain)."""
     monkeypatch.setenv("OPSLINE_HOME", str(_trained_home))
     return _trained_home
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling Google on a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """The system's headless Chromium under Playwright (never `playwright install`)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no system Chromium at {CHROMIUM} (`make system-deps` installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

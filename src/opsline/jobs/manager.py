@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from opsline.jobs.store import Job, JobStore
+from opsline.processes import process_alive
 from opsline.workspace import home
 
 log = logging.getLogger("opsline.jobs")
@@ -50,30 +51,8 @@ class JobAlreadyFinished(Exception):
 
 
 def worker_alive(pid: int | None, job_id: str | None = None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) process, and the worker of ``job_id`` if given.
-
-    On Linux the command line is checked too, so a pid reused by an unrelated process after
-    a crash is not mistaken for the worker (and never signalled).
-    """
-    if not pid:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self/stat").exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            return False
-        if state in ("Z", "X"):
-            return False
-        return job_id is None or job_id.encode() in cmdline
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether ``pid`` is a live worker process (of ``job_id``, if given)."""
+    return process_alive(pid, job_id)
 
 
 def log_tail(path: str | Path, lines: int = 50) -> list[str]:

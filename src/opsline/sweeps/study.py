@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from opsline.errors import OpslineError, UsageError
+from opsline.processes import process_alive
 from opsline.sweeps.objective import WORKER_ATTR, Objective
 from opsline.sweeps.space import SweepSpec
 from opsline.workspace import home
@@ -100,19 +101,6 @@ def _pruner(spec: SweepSpec) -> Any:
         n_warmup_steps=spec.pruner.get("n_warmup_steps", 3))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child not yet reaped by its parent is a zombie: dead for us
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def fail_dead_trials(study: Any, experiment: str, tracking_uri: str | None,
                      say: Say = _stderr) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker died; end their MLflow runs as KILLED."""
@@ -133,7 +121,7 @@ def fail_dead_trials(study: Any, experiment: str, tracking_uri: str | None,
         worker_host, _, pid = worker.rpartition(":")
         age = (datetime.now() - trial.datetime_start).total_seconds() \
             if trial.datetime_start else 0.0
-        dead = (worker_host == host and pid.isdigit() and not _pid_alive(int(pid))) \
+        dead = (worker_host == host and pid.isdigit() and not process_alive(int(pid))) \
             or (not worker and age > 60)
         if not dead:
             continue

@@ -7,12 +7,10 @@ and where the data came from (Tatoeba is CC-BY 2.0 FR: the attribution travels w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from opsline.errors import ModelLoadError
-from opsline.recipes.base import MODEL_CARD_FILE
+from opsline.export import card as model_card
 
 RECIPE = "translation"
 CARD_VERSION = 1
@@ -35,8 +33,7 @@ def write_card(out_dir: Path, kind: str, **details: Any) -> Path:
     """Write ``opsline_model.json`` and a README model card into ``out_dir``."""
     card = {"recipe": RECIPE, "kind": kind, "card_version": CARD_VERSION,
             "files": {"weights": WEIGHTS_FILE, "config": CONFIG_FILE}, **details}
-    path = Path(out_dir) / MODEL_CARD_FILE
-    path.write_text(json.dumps(card, indent=2, default=str))
+    path = model_card.write_card(out_dir, card)
     (Path(out_dir) / "README.md").write_text(readme(card))
     return path
 
@@ -62,27 +59,6 @@ def readme(card: dict[str, Any]) -> str:
 
 def read_card(model_dir: Path) -> dict[str, Any]:
     """The validated card of ``model_dir``; ``ModelLoadError`` says what is wrong."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelLoadError(f"Model directory {str(model_dir)!r} does not exist.")
-    path = model_dir / MODEL_CARD_FILE
-    if not path.exists():
-        raise ModelLoadError(f"{str(model_dir)!r} is not an exported model: it has no "
-                             f"{MODEL_CARD_FILE}.")
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{MODEL_CARD_FILE} in {str(model_dir)!r} is not valid JSON "
-                             f"({exc}).") from None
-    if not isinstance(card, dict) or card.get("recipe") != RECIPE:
-        found = card.get("recipe") if isinstance(card, dict) else None
-        raise ModelLoadError(f"The model in {str(model_dir)!r} was made by recipe {found!r}, "
-                             f"not {RECIPE!r}.")
-    if card.get("kind") not in KINDS:
-        raise ModelLoadError(f"The model in {str(model_dir)!r} has kind {card.get('kind')!r}; "
-                             f"the {RECIPE} recipe loads: {', '.join(KINDS)}.")
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (model_dir / name).is_file():
-            raise ModelLoadError(f"The translation model in {str(model_dir)!r} is incomplete: "
-                                 f"{name} is missing.")
-    return card
+    found = model_card.read_card(model_dir, RECIPE, KINDS)
+    model_card.require_files(model_dir, (WEIGHTS_FILE, CONFIG_FILE), "translation model")
+    return found
