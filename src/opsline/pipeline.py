@@ -160,7 +160,7 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
                 for file_name, figure in evaluation.figures.items():
                     run.log_figure(figure, f"plots/{split}_{file_name}")
                     _close(figure)
-                for file_name, text in getattr(evaluation, "texts", {}).items():
+                for file_name, text in evaluation.texts.items():
                     run.log_text(text, f"reports/{split}_{file_name}")
             run.log_metrics(metrics)
             stage("registering")

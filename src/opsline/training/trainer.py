@@ -47,6 +47,24 @@ def profiler_reports(work_dir: Path) -> dict[str, str]:
     return {p.name: p.read_text(errors="replace") for p in sorted(root.glob("*.txt"))}
 
 
+def finish_fit(trainer: Any, module: Any, run: Any, work_dir: Path,
+               restore_best: bool = True) -> str:
+    """After ``trainer.fit``: reload the best checkpoint's weights and log profiler reports.
+
+    Returns the best checkpoint's path ("" if none was written). Checkpoints are our own,
+    just written; ``weights_only=True`` still refuses arbitrary pickled objects.
+    """
+    import torch
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if restore_best and best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    for name, text in profiler_reports(Path(work_dir)).items():
+        run.log_text(text, f"profiler/{name}")
+    return best
+
+
 def _drop_log_lines(logger_name: str, prefix: str) -> None:
     """Hide log records starting with ``prefix`` from ``logger_name`` (idempotent)."""
     import logging

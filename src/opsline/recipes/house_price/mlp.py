@@ -19,7 +19,7 @@ from opsline.recipes.house_price import network
 from opsline.recipes.house_price.card import WEIGHTS, write_card
 from opsline.recipes.house_price.data import TARGET
 from opsline.recipes.house_price.features import RAW_COLUMNS, Preprocessor
-from opsline.training.trainer import build_trainer, profiler_reports
+from opsline.training.trainer import build_trainer, finish_fit
 
 LOSSES = {"mse": nn.MSELoss, "huber": lambda: nn.HuberLoss(delta=1.0)}
 
@@ -88,13 +88,7 @@ def train_mlp(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
         trainer.fit(module,
                     DataLoader(train_set, batch_size=int(mcfg.batch_size), shuffle=True),
                     DataLoader(val_set, batch_size=len(val_set)))
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best:
-            # Our own checkpoint, just written; weights_only refuses arbitrary objects.
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-            module.load_state_dict(state)
-        for name, text in profiler_reports(Path(work)).items():
-            run.log_text(text, f"profiler/{name}")
+        best = finish_fit(trainer, module, run, Path(work))
     seconds = time.perf_counter() - started
     best_epoch = _best_epoch(best)
     run.log_metrics({"train_seconds": seconds, "epochs_trained": trainer.current_epoch,

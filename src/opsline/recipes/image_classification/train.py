@@ -21,7 +21,7 @@ from opsline.recipes.image_classification.data import decode_limits, image_bytes
 from opsline.recipes.image_classification.module import FreezeSchedule, ImageClassifier
 from opsline.recipes.image_classification.preprocessing import Preprocessing
 from opsline.recipes.image_classification.sources import ATTR_PREFIX
-from opsline.training.trainer import build_trainer, profiler_reports
+from opsline.training.trainer import build_trainer, finish_fit
 
 
 def load_images(frame: Any, pre: Preprocessing, data_cfg: Any) -> torch.Tensor:
@@ -91,13 +91,7 @@ def train_classifier(cfg: Any, frames: dict[str, Any], run: Any, out_dir: Path,
             from opsline.errors import UsageError
 
             raise UsageError(f"model.fit must be lightning or probe, not {fit!r}.")
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if selection == "best" and best:
-            # Our own checkpoint, just written; weights_only refuses arbitrary objects.
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-            module.load_state_dict(state)
-        for name, text in profiler_reports(Path(work)).items():
-            run.log_text(text, f"profiler/{name}")
+        finish_fit(trainer, module, run, Path(work), restore_best=selection == "best")
     seconds = time.perf_counter() - started
     run.log_metrics({"train_seconds": seconds, "decode_seconds": decoded_seconds,
                      "epochs_trained": trainer.current_epoch})

@@ -21,7 +21,7 @@ from opsline.recipes.translation.decoding import translate
 from opsline.recipes.translation.metrics import corpus_scores, sample_table
 from opsline.recipes.translation.model import Seq2SeqModule, build_network
 from opsline.recipes.translation.tokenizer import train_tokenizer
-from opsline.training.trainer import build_trainer, profiler_reports
+from opsline.training.trainer import build_trainer, finish_fit
 
 
 def _tokenizer(mcfg: Any, train: Any) -> Any:
@@ -82,13 +82,7 @@ def train_translation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> Traine
         seed = int(cfg.get("seed", 42))
         trainer.fit(module, loader(train_pairs, int(mcfg.batch_size), pad_id, True, seed),
                     loader(val_pairs, 2 * int(mcfg.batch_size), pad_id, False))
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best:
-            # Our own checkpoint, just written; weights_only refuses arbitrary objects.
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-            module.load_state_dict(state)
-        for name, text in profiler_reports(Path(work)).items():
-            run.log_text(text, f"profiler/{name}")
+        best = finish_fit(trainer, module, run, Path(work))
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started  # all threads; robust to a busy machine
     from transformers.utils import logging as hf_logging
