@@ -81,32 +81,29 @@ def verdict(rows: dict[str, Row], slo_p95_ms: float | None,
     if slo_p95_ms is None and max_error_rate is None:
         return Verdict(True, False)
     result = Verdict(True, True)
+
+    def judge(ok: bool, reason: str) -> None:
+        result.passed &= ok
+        result.reasons.append(reason)
+        if not ok:
+            result.broken.append(reason)
+
     if slo_p95_ms is not None:
         row = rows.get(SLO_ENDPOINT)
         if row is None or row.requests == 0 or row.p95_ms is None:
-            result.passed = False
-            result.reasons.append(f"no {SLO_ENDPOINT} request completed")
-            result.broken.append(result.reasons[-1])
+            judge(False, f"no {SLO_ENDPOINT} request completed")
         else:
             ok = row.p95_ms <= slo_p95_ms
-            result.passed &= ok
-            result.reasons.append(f"{SLO_ENDPOINT} p95 {row.p95_ms:g} ms "
-                                  f"{'<=' if ok else '>'} {slo_p95_ms:g} ms")
-            if not ok:
-                result.broken.append(result.reasons[-1])
+            judge(ok, f"{SLO_ENDPOINT} p95 {row.p95_ms:g} ms "
+                      f"{'<=' if ok else '>'} {slo_p95_ms:g} ms")
     if max_error_rate is not None:
         total = rows.get(AGGREGATED)
         if total is None or total.requests == 0:
-            result.passed = False
-            result.reasons.append("no request completed")
-            result.broken.append(result.reasons[-1])
+            judge(False, "no request completed")
         else:
             ok = total.failure_rate <= max_error_rate
-            result.passed &= ok
-            result.reasons.append(f"error rate {total.failure_rate:.2%} "
-                                  f"{'<=' if ok else '>'} {max_error_rate:.2%}")
-            if not ok:
-                result.broken.append(result.reasons[-1])
+            judge(ok, f"error rate {total.failure_rate:.2%} "
+                      f"{'<=' if ok else '>'} {max_error_rate:.2%}")
     return result
 
 
