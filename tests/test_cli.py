@@ -14,7 +14,7 @@ import pytest
 def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPSLINE_HOME": str(home)}
     return subprocess.run([sys.executable, "-m", "opsline", *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+                          text=True, env=env, timeout=600, check=False)
 
 
 def test_help_lists_the_lifecycle(isolated_home: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,13 +21,13 @@ data_app = typer.Typer(help="Prepare and validate datasets.", no_args_is_help=Tr
 app.add_typer(data_app, name="data")
 
 Recipe = Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(
+Overrides = Annotated[list[str] | None, typer.Argument(
     help="Hydra overrides, e.g. experiment=high_lr model=gbm trainer.max_epochs=3.")]
-ModelUri = Annotated[Optional[str], typer.Option(
+ModelUri = Annotated[str | None, typer.Option(
     "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a folder. "
                     "Default: models:/RECIPE@production.")]
-Host = Annotated[Optional[str], typer.Option(envvar="HOST", help="Bind address.")]
-Port = Annotated[Optional[int], typer.Option(envvar="PORT", help="Port.")]
+Host = Annotated[str | None, typer.Option(envvar="HOST", help="Bind address.")]
+Port = Annotated[int | None, typer.Option(envvar="PORT", help="Port.")]
 
 
 def _say(message: str) -> None:
@@ -153,11 +153,11 @@ def loadtest(recipe: Recipe,
              users: Annotated[int, typer.Option(help="Concurrent simulated users.")] = 10,
              spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 5,
              duration: Annotated[int, typer.Option(help="Seconds of load.")] = 30,
-             slo_p95_ms: Annotated[Optional[float], typer.Option(
+             slo_p95_ms: Annotated[float | None, typer.Option(
                  help="SLO: p95 latency of /predict in ms; exit 1 if above.")] = None,
-             max_error_rate: Annotated[Optional[float], typer.Option(
+             max_error_rate: Annotated[float | None, typer.Option(
                  help="SLO: failed share of all requests (0-1); exit 1 if above.")] = None,
-             out: Annotated[Optional[str], typer.Option(
+             out: Annotated[str | None, typer.Option(
                  help="Report folder (default .opsline/loadtests/RECIPE-TIME/).")] = None,
              batch_size: Annotated[int, typer.Option(
                  help="Items per /predict/batch request.")] = 32,
@@ -187,14 +187,14 @@ def sweep(recipe: Recipe,
           trials: Annotated[int, typer.Option("--trials", help="Finished trials to reach.")],
           overrides: Overrides = None,
           parallel: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-          storage: Annotated[Optional[str], typer.Option(
+          storage: Annotated[str | None, typer.Option(
               help="Optuna storage URL (default: sqlite:///OPSLINE_HOME/sweeps.db), e.g. "
                    "postgresql://user@host/db for workers on several machines.")] = None,
-          study: Annotated[Optional[str], typer.Option(
+          study: Annotated[str | None, typer.Option(
               help="Study name (default RECIPE-sweep); the same name resumes.")] = None,
           register_best: Annotated[bool, typer.Option(
               "--register-best", help="Register the best trial's model as a version.")] = False,
-          max_failures: Annotated[Optional[int], typer.Option(
+          max_failures: Annotated[int | None, typer.Option(
               help="Stop after this many failed trials in a row (default: max(3, --trials)).")] = None,
           ) -> None:
     """Hyperparameter sweep (Optuna), resumable; each trial an MLflow child run."""

@@ -37,3 +37,12 @@ class NoModelError(OpslineError):
 
 class ModelLoadError(OpslineError):
     """A model directory is missing files or does not match the recipe that loads it."""
+
+
+class InvalidRequestError(OpslineError):
+    """A request that passed its schema but cannot be served by the loaded model (e.g. a
+    prompt over the model's context limit); the API answers 422 naming ``field``."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason

@@ -70,17 +70,24 @@ def _dataset(recipe_name: str, name: str | None = None) -> Dataset:
 def validate(recipe_name: str, overrides: Sequence[str] = ()) -> ValidationResult:
     """Run the recipe's checks on the prepared dataset (never raises on failed checks)."""
     from opsline.data.validation import validate_dataset
+    from opsline.monitoring.validation import record_validation
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
-    return validate_dataset(_dataset(recipe_name, recipe.model_name(cfg)), recipe.checks(cfg))
+    name, checks = recipe.model_name(cfg), recipe.checks(cfg)
+    result = validate_dataset(_dataset(recipe_name, name), checks)
+    record_validation(name, result, checks)  # for Prometheus, via the server's /metrics
+    return result
 
 
 def _validated_dataset(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> Dataset:
     from opsline.data.validation import validate_dataset
+    from opsline.monitoring.validation import record_validation
 
-    dataset = _dataset(recipe_name, recipe.model_name(cfg))
-    result = validate_dataset(dataset, recipe.checks(cfg))
+    name, checks = recipe.model_name(cfg), recipe.checks(cfg)
+    dataset = _dataset(recipe_name, name)
+    result = validate_dataset(dataset, checks)
+    record_validation(name, result, checks)
     if not result.ok:
         raise DataValidationError("Training refused: the dataset failed validation.\n"
                                   + result.report())

@@ -100,6 +100,10 @@ def validate_dataset(dataset: Dataset, checks: Checks) -> ValidationResult:
         if len(frame) < minimum:
             failures.append(Failure(split, "(dataframe)",
                                     f"has {len(frame)} rows, needs at least {minimum}"))
+        maximum = checks.max_rows.get(split)
+        if maximum is not None and len(frame) > maximum:
+            failures.append(Failure(split, "(dataframe)",
+                                    f"has {len(frame)} rows, allows at most {maximum}"))
         failures += _schema_failures(split, frame, checks.schema)
     if checks.key:
         failures += _leaks(frames, checks.key)

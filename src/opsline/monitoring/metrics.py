@@ -14,7 +14,12 @@ Metric names (all prefixed ``opsline_``):
 * ``model_info{name,version,alias,kind}`` and ``model_loaded`` — what is being served;
 * text generation: ``generated_tokens_total``, ``generation_tokens_per_second`` (per
   request), ``generation_batch_rows`` (sequences decoded together per step) and
-  ``generation_active_sequences``.
+  ``generation_active_sequences``;
+* system (``opsline.monitoring.system``): ``system_cpu_percent``, ``system_memory_*``,
+  ``process_cpu_percent``, ``process_resident_memory_bytes``, GPU memory when present, plus
+  prometheus_client's standard ``process_*`` series;
+* every ``<workspace>/metrics/*.prom`` file (training, validation; see
+  ``opsline.monitoring.files``) and ``metrics_file_age_seconds{file}``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -87,6 +93,19 @@ class ServingMetrics:
                                          buckets=BATCH_BUCKETS, registry=r)
         self.active_sequences = Gauge("opsline_generation_active_sequences",
                                       "Generations currently being decoded.", registry=r)
+        self._add_process_collectors(r)  # keep last: it snapshots the names defined above
+
+    @staticmethod
+    def _add_process_collectors(registry: CollectorRegistry) -> None:
+        """System figures, the standard ``process_*`` series, and the training/validation
+        metrics files of the workspace (see :mod:`opsline.monitoring.files`)."""
+        from opsline.monitoring.files import FilesCollector
+        from opsline.monitoring.system import SystemCollector
+
+        own = {family.name for family in registry.collect()}  # files may not shadow these
+        registry.register(SystemCollector())
+        ProcessCollector(registry=registry)
+        registry.register(FilesCollector(exclude=own))
 
     # -- model ------------------------------------------------------------------------
     def set_model(self, name: str, version: str | None, alias: str | None,

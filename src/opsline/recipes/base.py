@@ -40,11 +40,13 @@ class Checks:
         schema: a ``pandera.DataFrameSchema`` applied to every split.
         key: column that identifies one record; the runner checks no key is in two splits.
         min_rows: minimum row count per split name.
+        max_rows: maximum row count per split name (no bound for a split not named).
     """
 
     schema: Any
     key: str | None = None
     min_rows: dict[str, int] = field(default_factory=dict)
+    max_rows: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +87,10 @@ class Predictor(ABC):
 
     #: Human-readable description of the loaded model, e.g. ``{"kind": "mlp"}``.
     info: dict[str, Any]
+    #: Requests the server should let run at once (sizes its inference limiter); ``None``
+    #: = the server's ``max_concurrent_inference``. A predictor that batches concurrent
+    #: requests itself (text generation) declares its batch here.
+    max_concurrency: int | None = None
 
     @classmethod
     @abstractmethod
@@ -106,6 +112,10 @@ class Predictor(ABC):
     def predict(self, requests: Sequence[BaseModel]) -> list[BaseModel]:
         """Convenience: the three stages in a row."""
         return self.postprocess(self.forward(self.preprocess(requests)), requests)
+
+    def bind_metrics(self, metrics: Any) -> None:
+        """Called by the server after loading with its ``ServingMetrics``, for predictors
+        that report their own figures (decode steps, tokens/s). Default: nothing."""
 
 
 class Recipe(ABC):
@@ -189,7 +199,7 @@ _REGISTRY: dict[str, type[Recipe]] = {}
 # Built-in recipes are imported on first lookup, not at ``import opsline``: each module is
 # cheap, but this keeps ``opsline --help`` from touching any of them.
 _BUILTIN_MODULES = ("opsline.recipes.house_price", "opsline.recipes.translation",
-                    "opsline.recipes.image_classification")
+                    "opsline.recipes.image_classification", "opsline.recipes.text_generation")
 _builtins_loaded = False
 
 

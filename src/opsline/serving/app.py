@@ -21,13 +21,16 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from opsline import __version__
+from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
 from opsline.recipes.base import Recipe, get_recipe
 from opsline.serving import errors
 from opsline.serving.routes import health, jobs, metrics, model, predict
+from opsline.serving.routes import history as history_route
+from opsline.serving.routes import stream as stream_route
 from opsline.serving.runtime import ModelSlot, try_load_model
 from opsline.serving.settings import ServingSettings
-from opsline.serving.ui import UI_PATH, mount_ui
+from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
 
 
 def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None = None) -> FastAPI:
@@ -49,14 +52,23 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         app.state.jobs = await anyio.to_thread.run_sync(jobs.start_manager, settings)
         # Resolving may download from the registry and loading may read large weights: a
         # worker thread keeps the loop free (and startup ends when the model is ready).
-        slot = await anyio.to_thread.run_sync(try_load_model, recipe, settings)
+        slot = await anyio.to_thread.run_sync(try_load_model, recipe, settings, collectors)
         app.state.model = slot
         if slot.model is not None:
+            # A predictor that batches concurrent requests itself (text generation) must be
+            # let have them all at once, not the setting's default of a few.
+            if getattr(slot.model.predictor, "max_concurrency", None):
+                app.state.inference_limiter.total_tokens = slot.model.predictor.max_concurrency
             collectors.set_model(slot.model.name, slot.model.version, slot.model.alias,
                                  slot.model.kind)
         else:
             collectors.clear_model()
+        app.state.history.start()  # samples the registry for /ui/monitor, /metrics/history
         yield
+        await app.state.history.stop()
+        if slot.model is not None and hasattr(slot.model.predictor, "close"):
+            # e.g. the text-generation engine's decoding thread: finish it, fail its waiters.
+            await anyio.to_thread.run_sync(slot.model.predictor.close)
 
     app = FastAPI(title=f"opsline · {recipe.name}", version=__version__, lifespan=lifespan,
                   description=getattr(recipe, "description", "") or None)
@@ -65,12 +77,19 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.state.metrics = collectors
     app.state.model = ModelSlot()  # "still loading" until lifespan has run
     app.state.inference_limiter = None
+    # The UI mount and the scrape endpoints are the monitoring's own traffic, not the API's.
+    app.state.history = MetricsHistory(collectors.registry,
+                                       interval=settings.history_interval_seconds,
+                                       ignored_routes=(UI_PATH, *UI_ROOT_ROUTES, "/metrics",
+                                                       "/metrics/history"))
 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(predict.build_router(recipe, settings.max_batch_size,
                                            settings.max_body_bytes))
+    app.include_router(stream_route.build_router(recipe, settings.max_body_bytes))
+    app.include_router(history_route.router)
     app.include_router(metrics.router)
     app.include_router(jobs.router)
 

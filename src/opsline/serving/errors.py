@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from opsline.errors import ModelLoadError, NoModelError
+from opsline.errors import InvalidRequestError, ModelLoadError, NoModelError
 
 log = logging.getLogger("opsline.serving")
 
@@ -27,6 +27,12 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
         {"detail": [_error_entry(e) for e in exc.errors()]}))
 
 
+async def invalid_request_error(request: Request, exc: InvalidRequestError) -> JSONResponse:
+    # Shaped like FastAPI's own 422 so clients handle schema and model limits alike.
+    return JSONResponse(status_code=422, content={"detail": [
+        {"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]})
+
+
 async def no_model_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": str(exc)})
 
@@ -40,6 +46,7 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(InvalidRequestError, invalid_request_error)
     app.add_exception_handler(NoModelError, no_model_error)
     app.add_exception_handler(ModelLoadError, no_model_error)
     app.add_exception_handler(Exception, unexpected_error)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opsline.errors import ModelLoadError, OpslineError
+from opsline.errors import InvalidRequestError, ModelLoadError, OpslineError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel
@@ -74,13 +74,18 @@ def load_model(recipe: Recipe, settings: ServingSettings) -> LoadedModel:
                        kind=ref.kind or info.get("kind"), metrics=dict(ref.metrics))
 
 
-def try_load_model(recipe: Recipe, settings: ServingSettings) -> ModelSlot:
+def try_load_model(recipe: Recipe, settings: ServingSettings,
+                   metrics: ServingMetrics | None = None) -> ModelSlot:
     """:func:`load_model`, but a failure becomes a readable reason instead of an exception.
 
     The app must start without a model (``/health`` answers, ``/ready`` says why not).
+    ``metrics``, if given, is bound to the predictor (``Predictor.bind_metrics``).
     """
     try:
         model = load_model(recipe, settings)
+        bind = getattr(model.predictor, "bind_metrics", None)
+        if metrics is not None and bind is not None:
+            bind(metrics)
     except OpslineError as error:
         reason = str(error)
         if "opsline" not in reason:  # every reason should say what to do next
@@ -101,6 +106,8 @@ def predict_sync(model: LoadedModel, requests: Sequence[BaseModel],
     start = time.perf_counter()
     try:
         responses = list(model.predictor.predict(list(requests)))
+    except InvalidRequestError:  # the client's mistake (a 422), not a failing model
+        raise
     except Exception:
         if metrics is not None:
             metrics.inference_errors.inc()

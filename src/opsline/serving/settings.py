@@ -33,6 +33,8 @@ class ServingSettings(BaseSettings):
             Bearer``); unset = those endpoints are refused.
         max_jobs: training/evaluation jobs allowed to be queued or running at once (429
             above it); each job is a process using the CPU cores.
+        history_interval_seconds: how often the monitoring page's sampler reads the metrics
+            (``/ui/monitor``, ``GET /metrics/history``).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
@@ -51,6 +53,7 @@ class ServingSettings(BaseSettings):
     log_level: str = "info"
     api_key: SecretStr | None = None
     max_jobs: int = Field(1, ge=1)
+    history_interval_seconds: float = Field(2.0, gt=0, le=3600)
 
     @property
     def resolved_model_uri(self) -> str:

@@ -1,8 +1,14 @@
-"""The recipe's Gradio form, mounted at ``/ui`` and predicting with the app's loaded model."""
+"""The recipe's Gradio form, mounted at ``/ui`` and predicting with the app's loaded model.
+
+When the app has a metrics sampler (``app.state.history``) the same Gradio app gets a second
+page, the live monitoring view at ``/ui/monitor`` (``/monitoring`` redirects there; see
+:mod:`opsline.serving.monitoring_page`).
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 from opsline.serving.runtime import predict_sync
@@ -14,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from opsline.recipes.base import Recipe
 
 UI_PATH = "/ui"
+# Root-level routes mount_ui adds: browser and monitoring-page traffic, not API traffic.
+UI_ROOT_ROUTES = ("/monitoring", "/favicon.ico")
 
 
 def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
@@ -21,10 +29,13 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
 
     ``predict`` reads ``app.state.model`` at call time, so the form always uses whatever
     model the app currently serves, and counts in the same inference metrics as the API.
+    If ``app.state.history`` is set, the monitoring page is added at ``path + "/monitor"``
+    and ``GET /monitoring`` redirects to it.
     """
     # A server must not phone home; set before gradio is imported (it reads env at import).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio
+    from fastapi.responses import RedirectResponse
 
     def predict(requests: list[BaseModel]) -> list[BaseModel]:
         slot = app.state.model
@@ -34,7 +45,24 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
         return predict_sync(slot.model, requests, app.state.metrics)
 
     blocks = recipe.ui(predict)
+    history = getattr(app.state, "history", None)
+    if history is not None:
+        from opsline.serving.monitoring_page import MONITORING_PATH, add_monitoring_page
+
+        add_monitoring_page(blocks, history, path=MONITORING_PATH)
+        page_url = path.rstrip("/") + MONITORING_PATH
+        app.add_api_route("/monitoring", lambda: RedirectResponse(page_url),
+                          include_in_schema=False)
+    # Browsers ask the site root for an icon; without this every page view logs a 404.
+    icon_url = path.rstrip("/") + "/favicon.ico"
+    app.add_api_route("/favicon.ico", lambda: RedirectResponse(icon_url),
+                      include_in_schema=False)
     # ssr off: no Node server; run history off: the server must not keep users' inputs.
     # The default theme uses fonts bundled with gradio, so the page also works offline.
-    gradio.mount_gradio_app(app, blocks, path=path, ssr_mode=False, run_history=False,
-                            footer_links=["api"], mcp_server=False, enable_monitoring=False)
+    with warnings.catch_warnings():
+        # Gradio warns that SSR is off for multipage apps even when ssr_mode=False asks it.
+        warnings.filterwarnings("ignore", message="SSR mode is not supported",
+                                category=UserWarning)
+        gradio.mount_gradio_app(app, blocks, path=path, ssr_mode=False, run_history=False,
+                                footer_links=["api"], mcp_server=False,
+                                enable_monitoring=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ def promote(name: str, version: str, metric: str, greater_is_better: bool,
                              f"{key} {fmt(new_value)} is {comparison} v{previous} {fmt(old_value)}")
     if decision.promoted:
         mlflow_client.set_registered_model_alias(name, alias, str(version))
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     verdict = "promoted" if decision.promoted else "not promoted"
     mlflow_client.set_model_version_tag(name, str(version), f"promotion.{alias}",
                                         f"{stamp} {verdict}: {decision.reason}")

@@ -80,7 +80,8 @@ def _drop_log_lines(logger_name: str, prefix: str) -> None:
 
 def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
                   patience: int | None = None, monitor: str = "val_loss", mode: str = "min",
-                  run: Any = None, callbacks: Sequence[Any] = ()) -> Any:
+                  run: Any = None, callbacks: Sequence[Any] = (),
+                  model_name: str | None = None, checkpoint: bool = True) -> Any:
     """A seeded ``lightning.pytorch.Trainer`` configured from ``cfg.trainer``.
 
     Args:
@@ -94,6 +95,11 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
         run: a ``RunHandle`` (anything with ``log_metrics(dict, step)``); if given, epoch
             metrics are sent to it by :class:`~opsline.training.callbacks.RunMetricsCallback`.
         callbacks: extra Lightning callbacks.
+        checkpoint: keep the best checkpoint by ``monitor``; False writes none (a fine-tuned
+            LM's checkpoint with optimizer state is gigabytes per validation).
+        model_name: the ``model`` label of the live training metrics
+            (:class:`~opsline.monitoring.training.TrainingTelemetry`); None = the recipe's
+            ``model_name(cfg)``.
 
     Seeds Python, NumPy and torch with ``cfg.seed`` before returning, so build the model
     after calling this for reproducible initial weights.
@@ -101,6 +107,7 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from opsline.monitoring.training import TrainingTelemetry, model_label
     from opsline.training.callbacks import RunMetricsCallback
 
     tcfg = cfg.trainer
@@ -113,14 +120,18 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
     _drop_log_lines("lightning.pytorch.utilities.rank_zero", "💡 Tip")
     work_dir = Path(work_dir)
-    all_callbacks: list[Any] = [ModelCheckpoint(dirpath=work_dir / "checkpoints",
-                                                filename="best-{epoch}", monitor=monitor, mode=mode,
-                                                save_top_k=1, save_last=False)]
+    all_callbacks: list[Any] = []
+    if checkpoint:
+        all_callbacks.append(ModelCheckpoint(dirpath=work_dir / "checkpoints",
+                                             filename="best-{epoch}", monitor=monitor, mode=mode,
+                                             save_top_k=1, save_last=False))
     if patience is not None:
         all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
     if run is not None:
         all_callbacks.append(RunMetricsCallback(run))
     all_callbacks.extend(callbacks)
+    # Live progress for Prometheus (<workspace>/metrics/training-<model>.prom).
+    all_callbacks.append(TrainingTelemetry(model_name or model_label(cfg)))
     fast_dev_run = tcfg.get("fast_dev_run", False)
     return pl.Trainer(
         accelerator=tcfg.get("accelerator", "cpu"),
@@ -137,4 +148,23 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
         logger=False,  # metrics go to MLflow through RunMetricsCallback, not to files
         default_root_dir=work_dir,
         log_every_n_steps=1,
+        enable_checkpointing=checkpoint,
+        **budget(tcfg),
     )
+
+
+# Optional step/time budgets (``trainer.max_steps=200``, ``trainer.max_time=00:00:15:00`` …);
+# unset or null keys keep Lightning's defaults.
+BUDGET_KEYS = ("max_steps", "max_time", "val_check_interval", "limit_train_batches",
+               "limit_val_batches", "accumulate_grad_batches", "num_sanity_val_steps")
+
+
+def budget(trainer_cfg: Any) -> dict[str, Any]:
+    """The budget keys set in ``trainer_cfg``, as ``pl.Trainer`` keyword arguments."""
+    kwargs = {key: trainer_cfg.get(key) for key in BUDGET_KEYS
+              if trainer_cfg.get(key) is not None}
+    if isinstance(kwargs.get("val_check_interval"), int):
+        # An integer interval counts training batches across epochs, so it may exceed one
+        # epoch (a step-budgeted fine-tune); Lightning needs this to allow that.
+        kwargs["check_val_every_n_epoch"] = None
+    return kwargs

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsline.data.paths import resolve_path
 from opsline.errors import NoDatasetError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,30 +30,6 @@ COLUMNS = ("da", "en", "attribution", "origin")
 TATOEBA_ENV = "OPSLINE_TATOEBA_DA_EN"
 TATOEBA_FILE = "dan-eng.tsv"
 GETTEXT_DIR = "/usr/share/locale/da/LC_MESSAGES"
-
-
-# -- path resolution -------------------------------------------------------------------------
-def resolve_path(path: str | os.PathLike[str], what: str = "data file") -> Path:
-    """``path`` as given, else relative to the current directory, else to the project root.
-
-    Relative paths are tried against the current directory first (what a user typing a
-    command means) and then against the directory holding ``configs/`` (so the smoke
-    overrides work from any directory of the checkout).
-    """
-    from opsline.config import config_dir
-
-    candidate = Path(path).expanduser()
-    tried = [candidate if candidate.is_absolute() else Path.cwd() / candidate]
-    if not candidate.is_absolute():
-        try:
-            tried.append(config_dir().resolve().parent / candidate)
-        except UsageError:  # pragma: no cover - no configs at all
-            pass
-    for option in tried:
-        if option.exists():
-            return option.resolve()
-    raise NoDatasetError(f"The {what} {str(path)!r} does not exist (looked in "
-                         f"{', '.join(str(t) for t in tried)}).")
 
 
 # -- tatoeba -----------------------------------------------------------------------------------

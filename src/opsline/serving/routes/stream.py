@@ -1,0 +1,93 @@
+"""``POST /predict/stream``: generated text as server-sent events, token by token.
+
+Only for recipes whose predictor can stream (``recipe.streams = True``; the predictor has
+``check(request)`` and ``stream(request) -> TextStream``). Same body as ``/predict``. The
+events are::
+
+    event: delta   data: {"text": "<new text>"}          (one per decoded piece)
+    event: done    data: <the recipe's Response as JSON>  (last; same as /predict's body)
+
+Everything that can be refused is refused *before* the stream starts, as a plain JSON 4xx:
+schema errors (FastAPI), a prompt over the context limit (``check`` in a dependency), no
+model (503). A client that disconnects mid-stream cancels its generation: Starlette cancels
+the response, the generator's ``finally`` cancels the engine row and the ``async with``
+returns the concurrency slot.
+
+No ``from __future__ import annotations``: FastAPI reads the endpoint annotations at
+runtime and they name a class that only exists inside :func:`build_router`.
+"""
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Body, Depends
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel
+
+from opsline.recipes.base import Recipe
+from opsline.serving.deps import LimiterDep, MetricsDep, ModelDep
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter:
+    """The streaming route for ``recipe``; an empty router if the recipe does not stream."""
+    router = APIRouter(tags=["predict"], max_body_size=max_body_bytes)
+    if not getattr(recipe, "streams", False):
+        return router
+    RequestModel = recipe.Request
+
+    def checked(body: Annotated[RequestModel, Body()], model: ModelDep) -> BaseModel:
+        # Runs before the response starts, so a request the model cannot serve is a 422
+        # (InvalidRequestError) rather than an error event in a 200 stream.
+        model.predictor.check(body)
+        return body
+
+    @router.post("/predict/stream", response_class=EventSourceResponse,
+                 summary=f"Stream one {recipe.name} generation as server-sent events",
+                 responses={503: {"description": "No model loaded"},
+                            422: {"description": "Invalid body or prompt too long"}})
+    async def predict_stream(body: Annotated[BaseModel, Depends(checked)], model: ModelDep,
+                             metrics: MetricsDep,
+                             limiter: LimiterDep) -> AsyncIterator[ServerSentEvent]:
+        async with limiter if limiter is not None else contextlib.nullcontext():
+            start = time.perf_counter()
+            stream = model.predictor.stream(body)
+            deltas = iter(stream)
+            try:
+                while True:
+                    # The iterator blocks on the engine: wait in a worker thread. Abandoned
+                    # on cancellation; cancel() below ends the row, which unblocks it.
+                    delta = await anyio.to_thread.run_sync(next, deltas, _END,
+                                                           abandon_on_cancel=True)
+                    if delta is _END:
+                        break
+                    yield ServerSentEvent(event="delta", data={"text": delta})
+            except Exception:  # the 200 has been sent: end the stream with a readable event
+                log.exception("Streaming generation failed")
+                if metrics is not None:
+                    metrics.inference_errors.inc()
+                yield ServerSentEvent(event="error", data={
+                    "detail": "Generation failed; the server log has details."})
+                return
+            finally:
+                stream.cancel()  # no-op when finished; frees the batch row on disconnect
+            _observe(metrics, stream.response, time.perf_counter() - start)
+            yield ServerSentEvent(event="done", data=stream.response)
+
+    return router
+
+
+def _observe(metrics: Any, response: Any, seconds: float) -> None:
+    """Count a finished stream like a ``/predict`` call in the inference metrics."""
+    if metrics is not None and response is not None:
+        metrics.observe_inference(seconds, 1)
+        metrics.observe_predictions([response])
+

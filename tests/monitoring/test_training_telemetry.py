@@ -1,0 +1,130 @@
+"""TrainingTelemetry: a real Lightning fit through build_trainer writes the .prom file."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from opsline.monitoring.metrics import ServingMetrics
+from opsline.monitoring.textfile import metrics_path, read_samples
+from opsline.monitoring.training import batch_size, batch_tokens, model_label
+from opsline.training.trainer import build_trainer
+
+CPU = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true",
+       "profiler": None, "enable_progress_bar": False, "deterministic": True,
+       "max_epochs": 3, "fast_dev_run": False}
+
+
+def value(samples: dict, name: str, model: str = "tiny") -> float:
+    return samples[(name, (("model", model),))]
+
+
+def build_module(fail_at_step: int | None = None):
+    import lightning.pytorch as pl
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(3, 1)
+
+        def training_step(self, batch, _):
+            if fail_at_step is not None and self.global_step >= fail_at_step:
+                raise RuntimeError("boom")
+            x, y = batch
+            loss = nn.functional.mse_loss(self.layer(x).squeeze(-1), y)
+            self.log("train_loss", loss, on_step=False, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val_loss", nn.functional.mse_loss(self.layer(x).squeeze(-1), y))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    return Module()
+
+
+def loaders():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g)
+    data = TensorDataset(x, x @ torch.tensor([1.0, -2.0, 0.5]))
+    return DataLoader(data, batch_size=16), DataLoader(data, batch_size=64)
+
+
+def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
+    import lightning.pytorch as pl
+
+    path = metrics_path("training", "tiny")
+    seen: list[dict] = []
+
+    class ReadFile(pl.Callback):
+        """Reads the file at each epoch start, i.e. after the previous epoch's write."""
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch > 0:
+                seen.append(read_samples(path))
+
+    cfg = OmegaConf.create({"seed": 1, "trainer": CPU})
+    trainer = build_trainer(cfg, default_max_epochs=3, work_dir=tmp_path, model_name="tiny",
+                            callbacks=[ReadFile()])
+    trainer.fit(build_module(), *loaders())
+
+    final = read_samples(path)
+    steps = [value(s, "opsline_training_steps_total") for s in [*seen, final]]
+    assert steps == [4, 8, 12]  # 64 rows / 16 per batch = 4 optimizer steps per epoch
+    assert [value(s, "opsline_training_running") for s in seen] == [1, 1]
+    assert value(final, "opsline_training_running") == 0
+    assert [value(s, "opsline_training_epoch") for s in [*seen, final]] == [0, 1, 2]
+    assert value(final, "opsline_training_epoch_progress") == 1
+    assert value(final, "opsline_training_samples_per_second") > 0
+    # Tabular batches carry no token counts: no made-up tokens/s.
+    assert value(final, "opsline_training_tokens_per_second") == 0
+    # The latest batch loss and the val_loss the module logged, both real numbers that fell.
+    loss, val = value(final, "opsline_training_loss"), value(final, "opsline_validation_loss")
+    assert math.isfinite(loss) and math.isfinite(val)
+    assert val == pytest.approx(float(trainer.callback_metrics["val_loss"]))
+    assert value(seen[0], "opsline_validation_loss") > val
+
+    # The server in the same workspace shows the same figures on /metrics.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = ServingMetrics().render().decode()
+    served = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for f in text_string_to_metric_families(text) for s in f.samples}
+    assert value(served, "opsline_training_steps_total") == 12
+    assert value(served, "opsline_training_running") == 0
+
+
+def test_failed_fit_is_marked_not_running(tmp_path) -> None:
+    cfg = OmegaConf.create({"seed": 1, "trainer": CPU})
+    trainer = build_trainer(cfg, default_max_epochs=3, work_dir=tmp_path, model_name="tiny")
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.fit(build_module(fail_at_step=5), *loaders())
+    final = read_samples(metrics_path("training", "tiny"))
+    assert value(final, "opsline_training_running") == 0
+    assert value(final, "opsline_training_steps_total") == 5
+
+
+def test_model_label_is_the_registered_model_name() -> None:
+    from opsline.config import load_config
+
+    assert model_label(load_config("house_price")) == "house_price"
+    assert model_label(load_config("translation", ["recipe.data.source=gettext"])) \
+        == "translation_gettext"
+    assert model_label(OmegaConf.create({"trainer": CPU})) == "unknown"
+
+
+def test_batch_rows_and_tokens() -> None:
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    text = {"input_ids": torch.zeros(2, 4, dtype=torch.long), "attention_mask": mask}
+    assert batch_size(text) == 2 and batch_tokens(text) == 5  # padding is not counted
+    assert batch_tokens({"input_ids": torch.zeros(3, 7)}) == 21
+    assert batch_size((torch.zeros(5, 3), torch.zeros(5))) == 5
+    assert batch_tokens((torch.zeros(5, 3), torch.zeros(5))) is None
+    assert batch_size("not a batch") is None
