@@ -62,6 +62,7 @@ def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
 
     path = metrics_path("training", "tiny")
     seen: list[dict] = []
+    first: dict = {}
 
     class ReadFile(pl.Callback):
         """Reads the file at each epoch start, i.e. after the previous epoch's write."""
@@ -69,6 +70,8 @@ def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
         def on_train_epoch_start(self, trainer, pl_module):
             if trainer.current_epoch > 0:
                 seen.append(read_samples(path))
+            else:  # written at fit start, before any validation: "no value", never a 0 loss
+                first.update(read_samples(path))
 
     cfg = OmegaConf.create({"seed": 1, "trainer": CPU})
     trainer = build_trainer(cfg, default_max_epochs=3, work_dir=tmp_path, model_name="tiny",
@@ -76,6 +79,7 @@ def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
     trainer.fit(build_module(), *loaders())
 
     final = read_samples(path)
+    assert math.isnan(value(first, "opsline_validation_loss"))
     steps = [value(s, "opsline_training_steps_total") for s in [*seen, final]]
     assert steps == [4, 8, 12]  # 64 rows / 16 per batch = 4 optimizer steps per epoch
     assert [value(s, "opsline_training_running") for s in seen] == [1, 1]

@@ -101,6 +101,10 @@ class TrainingTelemetry(Callback):
         self.running = gauge("opsline_training_running", "1 while fitting, 0 after.")
         self.updated = gauge("opsline_training_last_update_timestamp_seconds",
                              "Unix time this file was last written.")
+        # NaN, not 0, until the first value: a loss of 0 would read as a perfect model on the
+        # dashboards; NaN is a gap in Prometheus/Grafana and "no data" on the UI page.
+        self.loss.set(math.nan)
+        self.val_loss.set(math.nan)
         self._last_write = 0.0
         self._window_start = 0.0
         self._samples = 0

@@ -189,7 +189,11 @@ def work(recipe: str, overrides: Sequence[str], spec: SweepSpec, url: str, study
         trial = next(t for t in study.get_trials(deepcopy=False)
                      if t.number == objective.last_number)
         in_a_row = 0 if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else in_a_row
-        value = "" if trial.value is None else f" {spec.metric}={trial.value:.5g}"
+        if trial.state == TrialState.PRUNED:  # Optuna's value is then the last pruning report
+            value = ("" if trial.value is None else
+                     f" at step {trial.last_step} ({spec.prune_on}={trial.value:.5g})")
+        else:
+            value = "" if trial.value is None else f" {spec.metric}={trial.value:.5g}"
         say(f"Trial {trial.number} {trial.state.name.lower()}{value}.")
 
 

@@ -14,7 +14,9 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     for trial in study.get_trials(deepcopy=False):
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
             if trial.datetime_complete and trial.datetime_start else None
-        rows.append({"trial": trial.number, "state": trial.state.name, "value": trial.value,
+        # A pruned trial's value is its last intermediate (pruning) metric, not the objective.
+        value = trial.value if trial.state.name == "COMPLETE" else None
+        rows.append({"trial": trial.number, "state": trial.state.name, "value": value,
                      "seconds": None if seconds is None else round(seconds, 1),
                      "params": dict(trial.params), "run_id": trial.user_attrs.get("run_id"),
                      "error": trial.user_attrs.get("error")})

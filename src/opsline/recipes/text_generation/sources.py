@@ -18,7 +18,7 @@ import importlib.util
 import io
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,20 +190,9 @@ def load_hf(data_cfg: Any) -> list[Document]:
     ``clean_text`` per unique question; ``group_field: question_1`` keeps a question and its
     paraphrases in the same split (``corpus`` removes the repeats).
     """
-    dataset_id = data_cfg.get("hf_dataset")
-    if not dataset_id:
-        raise UsageError("recipe.data.source=hf needs recipe.data.hf_dataset=<dataset id>.")
-    try:
-        import datasets
-    except ImportError:
-        raise UsageError("recipe.data.source=hf needs the `datasets` package "
-                         "(pip install datasets).") from None
-    split = str(data_cfg.get("hf_split") or "train")
-    try:
-        records: Iterable[dict[str, Any]] = datasets.load_dataset(str(dataset_id), split=split)
-    except Exception as error:  # noqa: BLE001 - offline, unknown id, gated: one sentence
-        raise NoDatasetError(f"Could not load the Hugging Face dataset {dataset_id!r} "
-                             f"({type(error).__name__}: {str(error).splitlines()[0]}).") from None
+    from opsline.data.hub import load_hf_split
+
+    dataset_id, split, records = load_hf_split(data_cfg)
     fields = [str(f) for f in data_cfg.get("text_fields") or ["text"]]
     group_field = data_cfg.get("group_field")
     docs = []

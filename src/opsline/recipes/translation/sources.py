@@ -101,20 +101,9 @@ def _hf_pair(record: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def load_hf(data_cfg: Any) -> list[tuple[str, str, str]]:
-    dataset_id = data_cfg.get("hf_dataset")
-    if not dataset_id:
-        raise UsageError("recipe.data.source=hf needs recipe.data.hf_dataset=<dataset id>.")
-    try:
-        import datasets
-    except ImportError:
-        raise UsageError("recipe.data.source=hf needs the `datasets` package "
-                         "(pip install datasets).") from None
-    split = str(data_cfg.get("hf_split") or "train")
-    try:
-        records = datasets.load_dataset(str(dataset_id), split=split)
-    except Exception as error:  # noqa: BLE001 - offline, unknown id, gated: one sentence
-        raise NoDatasetError(f"Could not load the Hugging Face dataset {dataset_id!r} "
-                             f"({type(error).__name__}: {str(error).splitlines()[0]}).") from None
+    from opsline.data.hub import load_hf_split
+
+    dataset_id, split, records = load_hf_split(data_cfg)
     attribution = f"Hugging Face dataset {dataset_id} ({split}); see its dataset card"
     rows = [(p[0], p[1], attribution) for p in map(_hf_pair, records) if p is not None]
     if not rows:
