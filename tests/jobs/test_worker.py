@@ -50,3 +50,13 @@ def test_unknown_job_id_exits_2(isolated_home: Path, tmp_path: Path) -> None:
     JobStore(isolated_home)
     done = run_worker(isolated_home, "no-such-job", cwd=tmp_path)
     assert done.returncode == 2 and "No job 'no-such-job'" in done.stderr
+
+
+def test_progress_is_planned_in_the_unit_the_recipe_reports() -> None:
+    from opsline.config import load_config
+    from opsline.jobs.worker import _planned_steps
+
+    # text generation reports per optimizer step with a step budget; the MLP per epoch
+    assert _planned_steps(load_config("text_generation", [])) == 100
+    assert _planned_steps(load_config("text_generation", ["trainer.max_steps=7"])) == 7
+    assert _planned_steps(load_config("house_price", ["model=mlp", "trainer.max_epochs=3"])) == 3

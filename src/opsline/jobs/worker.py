@@ -110,10 +110,12 @@ class Reporter:
 
 
 def _planned_steps(cfg: Any) -> int | None:
-    """Epochs (or boosting rounds) the run may take at most, if the config says."""
-    for value in (cfg.trainer.get("max_epochs"), cfg.model.get("max_epochs"),
-                  cfg.model.get("n_estimators")):
-        if value:
+    """Epochs (or boosting rounds, or optimizer steps) the run may take at most, if the
+    config says. A step budget comes first: recipes trained in steps (text generation)
+    report their progress per global step, not per epoch."""
+    for value in (cfg.trainer.get("max_steps"), cfg.trainer.get("max_epochs"),
+                  cfg.model.get("max_epochs"), cfg.model.get("n_estimators")):
+        if value and int(value) > 0:  # Lightning's "no limit" is -1
             return int(value)
     return None
 
