@@ -94,6 +94,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 def wait_ready(client: Any, proc: subprocess.Popen, log_path: Path, timeout: float) -> float:
     """Seconds until ``/ready`` answers 200; exits with the server log if it dies first."""
+    import httpx
+
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         if proc.poll() is not None:
@@ -101,7 +103,7 @@ def wait_ready(client: Any, proc: subprocess.Popen, log_path: Path, timeout: flo
         try:
             if client.get("/ready", timeout=2).status_code == 200:
                 return time.perf_counter() - start
-        except Exception:  # noqa: BLE001 - not listening yet
+        except httpx.TransportError:  # not listening yet
             pass
         time.sleep(0.5)
     sys.exit(f"server not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
@@ -223,17 +225,18 @@ def stream_level(client: Any, concurrency: int, args: argparse.Namespace) -> dic
 
 def markdown(info: dict[str, Any], levels: list[dict[str, Any]],
              streams: list[dict[str, Any]]) -> str:
-    lines = ["| concurrency | requests | wall (s) | req/s | gen tokens/s | p50 latency (ms) "
-             "| p95 latency (ms) | decode steps | mean rows/step | steps with > c/2 rows |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    header = ("| concurrency | requests | wall (s) | req/s | gen tokens/s | p50 latency (ms) "
+              "| p95 latency (ms) | decode steps | mean rows/step | steps with > c/2 rows |")
+    lines = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in levels:
         share = "–" if r["share_steps_over_half"] is None else f"{r['share_steps_over_half']:.0%}"
         lines.append(f"| {r['concurrency']} | {r['requests']} | {r['wall_s']:.1f} "
                      f"| {r['requests_per_s']:.2f} | {r['tokens_per_s']:.1f} "
                      f"| {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['decode_steps']} "
                      f"| {r['mean_rows_per_step']:.2f} | {share} |")
-    lines += ["", "| stream concurrency | streams | time to first delta p50 (ms) | p95 (ms) "
-              "| whole stream p50 (ms) |", "|---:|---:|---:|---:|---:|"]
+    header = ("| stream concurrency | streams | time to first delta p50 (ms) | p95 (ms) "
+              "| whole stream p50 (ms) |")
+    lines += ["", header, "|---:|---:|---:|---:|---:|"]
     for s in streams:
         lines.append(f"| {s['concurrency']} | {s['requests']} | {s['ttfd_p50_ms']:.0f} "
                      f"| {s['ttfd_p95_ms']:.0f} | {s['total_p50_ms']:.0f} |")
