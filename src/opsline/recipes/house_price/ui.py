@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from opsline.recipes.forms import validation_message
 from opsline.recipes.house_price.schemas import (
     TYPICAL_HOUSE,
     HousePriceRequest,
@@ -60,15 +61,6 @@ def _is_int(annotation: Any) -> bool:
 def format_response(response: HousePriceResponse) -> tuple[str, str]:
     """``("$181,500", "$126 / sq ft")``."""
     return (f"${response.predicted_price:,.0f}", f"${response.price_per_sqft:,.0f} / sq ft")
-
-
-def validation_message(error: ValidationError) -> str:
-    """One readable line per problem, naming the field: ``gr_liv_area: Input should be …``."""
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item.get("loc", ())) or "request"
-        lines.append(f"- **{field}**: {item.get('msg', 'invalid value')}")
-    return "Please check the form:\n" + "\n".join(lines)
 
 
 def predict_from_form(predict: Predict, names: Sequence[str],

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsline.errors import InvalidRequestError
+from opsline.recipes.forms import validation_message
 from opsline.recipes.text_generation.schemas import (
     EXAMPLE,
     MAX_NEW_TOKENS,
@@ -24,13 +25,6 @@ Predict = Callable[[list[GenerationRequest]], list[GenerationResponse]]
 
 _REASONS = {"stop": "the model ended the text", "length": "max new tokens reached",
             "cancelled": "cancelled"}
-
-
-def validation_message(error: ValidationError) -> str:
-    """One line per problem, naming the field: ``- **top_p**: Input should be …``."""
-    lines = [f"- **{'.'.join(str(p) for p in e.get('loc', ())) or 'request'}**: "
-             f"{e.get('msg', 'invalid value')}" for e in error.errors()]
-    return "Please check the form:\n" + "\n".join(lines)
 
 
 def generate_from_form(predict: Predict, prompt: Any, max_new_tokens: Any, temperature: Any,

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from opsline.recipes.forms import validation_message
 from opsline.recipes.translation.schemas import (
     EXAMPLE,
     MAX_BEAMS,
@@ -19,13 +20,6 @@ from opsline.recipes.translation.schemas import (
 )
 
 Predict = Callable[[list[TranslationRequest]], list[TranslationResponse]]
-
-
-def validation_message(error: ValidationError) -> str:
-    """One line per problem, naming the field: ``- **text**: String should have …``."""
-    lines = [f"- **{'.'.join(str(p) for p in e.get('loc', ())) or 'request'}**: "
-             f"{e.get('msg', 'invalid value')}" for e in error.errors()]
-    return "Please check the form:\n" + "\n".join(lines)
 
 
 def translate_from_form(predict: Predict, text: Any, beams: Any) -> tuple[str, str]:
