@@ -70,6 +70,28 @@ def test_garbage_and_half_written_files_are_skipped(tmp_path: Path, caplog) -> N
     assert "garbage.prom" in caplog.text and "half.prom" in caplog.text
 
 
+def test_each_file_version_is_parsed_once_and_replacements_are_seen(tmp_path: Path,
+                                                                    caplog) -> None:
+    registry = CollectorRegistry()
+    registry.register(FilesCollector(lambda: tmp_path))
+    (tmp_path / "garbage.prom").write_text("{{{ not prometheus\n")
+    target = tmp_path / "training-a.prom"
+    target.write_text(LOSS_A)
+    with caplog.at_level(logging.WARNING, logger="opsline.monitoring.files"):
+        for _ in range(3):  # the UI sampler and Prometheus both collect repeatedly
+            generate_latest(registry)
+    assert caplog.text.count("garbage.prom") == 1
+    # A writer replaces the file atomically (new inode): the next collect shows the new value.
+    staged = tmp_path / "staged"
+    staged.write_text(LOSS_A.replace("0.5", "0.125"))
+    staged.replace(target)
+    s = parse(generate_latest(registry).decode())
+    assert s[("opsline_training_loss", (("model", "a"),))] == 0.125
+    target.unlink()
+    s = parse(generate_latest(registry).decode())
+    assert ("opsline_training_loss", (("model", "a"),)) not in s
+
+
 def test_excluded_names_cannot_shadow_the_servers_own(tmp_path: Path) -> None:
     (tmp_path / "evil.prom").write_text("# TYPE opsline_model_loaded gauge\n"
                                         "opsline_model_loaded 1\n" + LOSS_B)

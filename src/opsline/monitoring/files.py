@@ -38,9 +38,25 @@ class FilesCollector(Collector):
                  exclude: Collection[str] = ()):
         self._directory = directory
         self._exclude = frozenset(exclude)
+        # path -> (file identity, parsed families or None): the server's history sampler
+        # collects every 2 s and Prometheus scrapes too, while a file changes at most every
+        # 2 s during training and never otherwise — parse (and warn about) each version once.
+        self._cache: dict[Path, tuple[tuple[int, int, int], list[Metric] | None]] = {}
 
     def describe(self) -> list[Any]:
         return []  # the families depend on the files present at scrape time
+
+    def _families(self, path: Path) -> list[Metric] | None:
+        """The parsed file, re-read only when it was replaced (writers rename atomically)."""
+        try:
+            stat = path.stat()
+        except OSError:  # deleted between listing and reading
+            return None
+        identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(path)
+        if cached is None or cached[0] != identity:
+            cached = self._cache[path] = (identity, self._parse(path))
+        return cached[1]
 
     def _parse(self, path: Path) -> list[Metric] | None:
         from prometheus_client.parser import text_string_to_metric_families
@@ -66,8 +82,10 @@ class FilesCollector(Collector):
                                 "Seconds since each exposed metrics file was written.",
                                 labels=["file"])
         now = time.time()
+        for stale in self._cache.keys() - set(paths):  # files deleted since the last scrape
+            del self._cache[stale]
         for path in paths:
-            families = self._parse(path)
+            families = self._families(path)
             if families is None:
                 continue
             age.add_metric([path.name], max(0.0, now - _mtime(path)))
