@@ -23,9 +23,14 @@ import yaml
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None or PROMTOOL is None,
-    reason="Prometheus is not installed: `make system-deps` (apt package `prometheus`)")
+
+
+@pytest.fixture(autouse=True)
+def _prometheus_installed() -> None:
+    # A fail, not a skip: a skipped module would let a broken deploy/prometheus/ pass.
+    if PROMETHEUS is None or PROMTOOL is None:
+        pytest.fail("Prometheus is not installed: `make system-deps` (apt package "
+                    "`prometheus`)")
 
 
 def promtool(*args: str) -> str:

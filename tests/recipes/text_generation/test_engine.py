@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -119,7 +120,9 @@ def test_concurrent_submits_from_threads_are_decoded_together(make_engine, tiny_
     threads = [threading.Thread(target=client, args=(i,)) for i in (1, 2, 3)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 60
     while engine.pending < 3:  # all three queued while the engine is mid-step
+        assert time.monotonic() < deadline, "requests never queued"
         threading.Event().wait(0.005)
     recorder.release()
     for t in threads:
@@ -211,6 +214,7 @@ def test_close_ends_waiting_requests(tiny_lm) -> None:
     closer.start()
     recorder.release()
     closer.join(30)
+    assert not closer.is_alive(), "close() hung"
     assert running.result(5).finish_reason == "cancelled"
     assert waiting.result(5).finish_reason == "cancelled"
 

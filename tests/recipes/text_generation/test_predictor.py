@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,9 @@ def test_concurrent_predict_calls_share_the_batch(predictor: GenerationPredictor
                   for i, p in ((1, "All the world"), (2, "Now"))]
         for t in others:
             t.start()
+        deadline = time.monotonic() + 60
         while predictor.engine.pending < 2:
+            assert time.monotonic() < deadline, "requests never queued"
             threading.Event().wait(0.005)
         recorder.release()
         for t in [first, *others]:
