@@ -117,6 +117,10 @@ class Predictor(ABC):
         """Called by the server after loading with its ``ServingMetrics``, for predictors
         that report their own figures (decode steps, tokens/s). Default: nothing."""
 
+    def close(self) -> None:
+        """Called when the server stops, for predictors owning threads or processes (the
+        text-generation engine). Default: nothing."""
+
 
 class Recipe(ABC):
     """Everything task-specific. Subclass, set the class attributes, register."""

@@ -57,7 +57,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         if slot.model is not None:
             # A predictor that batches concurrent requests itself (text generation) must be
             # let have them all at once, not the setting's default of a few.
-            if getattr(slot.model.predictor, "max_concurrency", None):
+            if slot.model.predictor.max_concurrency:
                 app.state.inference_limiter.total_tokens = slot.model.predictor.max_concurrency
             collectors.set_model(slot.model.name, slot.model.version, slot.model.alias,
                                  slot.model.kind)
@@ -66,7 +66,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         app.state.history.start()  # samples the registry for /ui/monitor, /metrics/history
         yield
         await app.state.history.stop()
-        if slot.model is not None and hasattr(slot.model.predictor, "close"):
+        if slot.model is not None:
             # e.g. the text-generation engine's decoding thread: finish it, fail its waiters.
             await anyio.to_thread.run_sync(slot.model.predictor.close)
 

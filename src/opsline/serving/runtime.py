@@ -83,9 +83,8 @@ def try_load_model(recipe: Recipe, settings: ServingSettings,
     """
     try:
         model = load_model(recipe, settings)
-        bind = getattr(model.predictor, "bind_metrics", None)
-        if metrics is not None and bind is not None:
-            bind(metrics)
+        if metrics is not None:
+            model.predictor.bind_metrics(metrics)
     except OpslineError as error:
         reason = str(error)
         if "opsline" not in reason:  # every reason should say what to do next

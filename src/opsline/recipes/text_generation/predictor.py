@@ -148,10 +148,15 @@ class GenerationPredictor(Predictor):
             raise ModelLoadError(f"Tokenizer and model in {where} do not match: the tokenizer "
                                  f"has {len(tokenizer)} tokens, the embeddings "
                                  f"{model.get_input_embeddings().num_embeddings} rows.")
-        limit = card.get("context_limit") or getattr(model.config, "max_position_embeddings",
-                                                      None) or 2048
+        # The card's limit (what training used) capped by the model's positions; never a
+        # guess: a directory without either cannot say how long a prompt may be.
+        positions = getattr(model.config, "max_position_embeddings", None)
+        known = [int(v) for v in (card.get("context_limit"), positions) if v]
+        if not known:
+            raise ModelLoadError(f"{where} has no context_limit in its model card and the "
+                                 f"model config has no max_position_embeddings.")
         batch = int(os.environ.get("OPSLINE_GENERATION_BATCH", DEFAULT_BATCH))
-        return cls(model_dir, card, model, tokenizer, int(limit), max(1, batch))
+        return cls(model_dir, card, model, tokenizer, min(known), max(1, batch))
 
     # -- requests ----------------------------------------------------------------------
     def encode(self, request: GenerationRequest) -> list[int]:
@@ -172,16 +177,20 @@ class GenerationPredictor(Predictor):
                                   f"new tokens fit")
         return ids
 
-    def check(self, request: GenerationRequest) -> None:
-        """Raise ``InvalidRequestError`` if ``request`` cannot be served by this model."""
-        self.encode(request)
+    def check(self, request: GenerationRequest) -> list[int]:
+        """The prompt's token ids (pass them to :meth:`stream`), or ``InvalidRequestError``
+        if ``request`` cannot be served by this model."""
+        return self.encode(request)
 
-    def submit(self, request: GenerationRequest) -> GenerationHandle:
-        return self.engine.submit(self.encode(request), params_of(request))
+    def submit(self, request: GenerationRequest,
+               ids: list[int] | None = None) -> GenerationHandle:
+        return self.engine.submit(self.encode(request) if ids is None else ids,
+                                  params_of(request))
 
-    def stream(self, request: GenerationRequest) -> TextStream:
-        """Start generating ``request``; iterate the result for text deltas."""
-        return TextStream(self.submit(request), self.tokenizer)
+    def stream(self, request: GenerationRequest, ids: list[int] | None = None) -> TextStream:
+        """Start generating ``request`` (``ids``: its already checked prompt tokens);
+        iterate the result for text deltas."""
+        return TextStream(self.submit(request, ids), self.tokenizer)
 
     def response(self, result: GenerationResult) -> GenerationResponse:
         text = self.tokenizer.decode(result.token_ids, skip_special_tokens=True)

@@ -44,24 +44,27 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
         return router
     RequestModel = recipe.Request
 
-    def checked(body: Annotated[RequestModel, Body()], model: ModelDep) -> BaseModel:
-        # Runs before the response starts, so a request the model cannot serve is a 422
-        # (InvalidRequestError) rather than an error event in a 200 stream.
-        model.predictor.check(body)
-        return body
+    def checked(body: Annotated[RequestModel, Body()], model: ModelDep) -> tuple[BaseModel, Any]:
+        # Runs before the response starts (in the threadpool: a sync dependency), so a request
+        # the model cannot serve is a 422 (InvalidRequestError) rather than an error event in
+        # a 200 stream; what it prepared (the prompt's tokens) is handed on, not redone.
+        return body, model.predictor.check(body)
 
     @router.post("/predict/stream", response_class=EventSourceResponse,
                  summary=f"Stream one {recipe.name} generation as server-sent events",
                  responses={503: {"description": "No model loaded"},
                             422: {"description": "Invalid body or prompt too long"}})
-    async def predict_stream(body: Annotated[BaseModel, Depends(checked)], model: ModelDep,
+    async def predict_stream(checked_body: Annotated[tuple[BaseModel, Any], Depends(checked)],
+                             model: ModelDep,
                              metrics: MetricsDep,
                              limiter: LimiterDep) -> AsyncIterator[ServerSentEvent]:
         async with limiter if limiter is not None else contextlib.nullcontext():
             start = time.perf_counter()
-            stream = model.predictor.stream(body)
-            deltas = iter(stream)
+            body, prepared = checked_body
+            stream = None
             try:
+                stream = model.predictor.stream(body, prepared)
+                deltas = iter(stream)
                 while True:
                     # The iterator blocks on the engine: wait in a worker thread. Abandoned
                     # on cancellation; cancel() below ends the row, which unblocks it.
@@ -78,7 +81,8 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
                     "detail": "Generation failed; the server log has details."})
                 return
             finally:
-                stream.cancel()  # no-op when finished; frees the batch row on disconnect
+                if stream is not None:  # no-op when finished; frees the row on disconnect
+                    stream.cancel()
             _observe(metrics, stream.response, time.perf_counter() - start)
             yield ServerSentEvent(event="done", data=stream.response)
 
