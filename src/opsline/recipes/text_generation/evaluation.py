@@ -9,10 +9,13 @@ independent of the serving engine, so a serving bug cannot hide a model regressi
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from opsline.recipes.base import Evaluation
+
+log = logging.getLogger(__name__)
 
 #: Fixed prompts for the sample generations (speaker line first, the corpus layout).
 PROMPTS = (
@@ -96,6 +99,10 @@ def evaluate(cfg: Any, predictor: Any, frame: Any) -> Evaluation:
         metrics["base_loss"] = float(base["loss"])
         metrics["base_perplexity"] = float(base["perplexity"])
         metrics["perplexity_reduction"] = 1.0 - metrics["perplexity"] / metrics["base_perplexity"]
+    elif card.get("base_eval"):
+        log.warning("No base-model perplexity for these %d blocks: the base model was measured "
+                    "on other blocks (training used block_size/max_blocks %s); evaluate with "
+                    "those settings to compare.", len(blocks), card.get("eval"))
     texts_out = {}
     n = int(ecfg.get("samples", len(PROMPTS)))
     if n > 0:
