@@ -16,6 +16,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # How many failing rows to show per (split, column, check); the report stays readable.
 _EXAMPLES = 5
+# Names of the runner's own rules (pandera names the schema's), stable across runs.
+DATAFRAME = "(dataframe)"  # the column of whole-frame rules
+MIN_ROWS = "min_rows"
+MAX_ROWS = "max_rows"
+UNIQUE_ACROSS_SPLITS = "unique_across_splits"
 
 
 @dataclass
@@ -25,6 +30,12 @@ class Failure:
     check: str
     rows: list[str] = field(default_factory=list)
     count: int = 0
+    #: Stable name of the rule (``min_rows``, ``max_rows``, ``unique_across_splits``, or
+    #: pandera's check name) — ``check`` is worded for people and carries numbers.
+    rule: str = ""
+
+    def __post_init__(self) -> None:
+        self.rule = self.rule or self.check
 
     def line(self) -> str:
         shown = ", ".join(self.rows[:_EXAMPLES])
@@ -84,7 +95,8 @@ def _leaks(frames: dict, key: str) -> list[Failure]:
             other = first_seen.setdefault(value, split)
             if other != split:
                 failure = leaks.setdefault((split, other), Failure(
-                    split, key, f"records also present in split {other!r}"))
+                    split, key, f"records also present in split {other!r}",
+                    rule=UNIQUE_ACROSS_SPLITS))
                 failure.count += 1
                 if len(failure.rows) < _EXAMPLES:
                     failure.rows.append(f"{key}={value!r}")
@@ -98,12 +110,14 @@ def validate_dataset(dataset: Dataset, checks: Checks) -> ValidationResult:
     for split, frame in frames.items():
         minimum = checks.min_rows.get(split, 1)
         if len(frame) < minimum:
-            failures.append(Failure(split, "(dataframe)",
-                                    f"has {len(frame)} rows, needs at least {minimum}"))
+            failures.append(Failure(split, DATAFRAME,
+                                    f"has {len(frame)} rows, needs at least {minimum}",
+                                    rule=MIN_ROWS))
         maximum = checks.max_rows.get(split)
         if maximum is not None and len(frame) > maximum:
-            failures.append(Failure(split, "(dataframe)",
-                                    f"has {len(frame)} rows, allows at most {maximum}"))
+            failures.append(Failure(split, DATAFRAME,
+                                    f"has {len(frame)} rows, allows at most {maximum}",
+                                    rule=MAX_ROWS))
         failures += _schema_failures(split, frame, checks.schema)
     if checks.key:
         failures += _leaks(frames, checks.key)

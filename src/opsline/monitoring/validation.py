@@ -25,31 +25,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsline.data.validation import DATAFRAME, MAX_ROWS, MIN_ROWS, UNIQUE_ACROSS_SPLITS
 from opsline.monitoring.textfile import metrics_path, read_samples, write_registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.data.validation import Failure, ValidationResult
     from opsline.recipes.base import Checks
 
-DATAFRAME = "(dataframe)"  # the runner's column name for whole-frame rules
-MIN_ROWS = "min_rows"
-MAX_ROWS = "max_rows"
-UNIQUE_ACROSS_SPLITS = "unique_across_splits"
 RUNS = "opsline_data_validation_runs"
 
 
 def failure_check(failure: Failure) -> str:
-    """The stable ``check`` label of one failure reported by the runner.
-
-    The runner words the cross-split rules for people ("has 3 rows, needs at least 10");
-    the label must not change with the numbers, or every run would make new series.
-    """
-    if failure.column == DATAFRAME and failure.check.startswith("has "):
-        rule = MAX_ROWS if "at most" in failure.check else MIN_ROWS
-        return f"{DATAFRAME}: {rule}"
-    if failure.check.startswith("records also present in split"):
-        return f"{failure.column}: {UNIQUE_ACROSS_SPLITS}"
-    return f"{failure.column}: {failure.check}"
+    """The stable ``check`` label of one failure reported by the runner: its rule's name,
+    never the people-worded message ("has 3 rows, needs at least 10"), whose numbers would
+    make new series every run."""
+    return f"{failure.column}: {failure.rule}"
 
 
 def schema_checks(checks: Checks, split: str = "train") -> list[str]:
