@@ -6,6 +6,7 @@ import subprocess
 import sys
 import types
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,6 +32,20 @@ def test_cpu_and_memory_figures_are_plausible() -> None:
     total = s[("opsline_system_memory_total_bytes", ())]
     assert 0 < s[("opsline_system_memory_used_bytes", ())] < total
     assert 0 < s[("opsline_process_resident_memory_bytes", ())] < total
+
+
+def test_frequent_readers_do_not_shorten_the_cpu_window() -> None:
+    # The UI sampler reads every 2 s and Prometheus every 15 s: a busy spell must show in
+    # both, not only in whichever reader came first after it.
+    clock = [0.0]
+    collector = SystemCollector(window=5.0, clock=lambda: clock[0])
+    clock[0] = 1.0
+    sum(i * i for i in range(2_000_000))  # busy spell between t=0 and t=1
+    first = scrape(collector)[("opsline_process_cpu_percent", ())]
+    clock[0] = 2.0  # another reader, right after, with no work in between
+    second = scrape(collector)[("opsline_process_cpu_percent", ())]
+    assert first > 0 and second > 0  # both measured from the t=0 anchor
+    assert second == pytest.approx(first / 2, rel=0.5)  # same CPU seconds over twice the time
 
 
 def test_no_gpu_series_without_cuda() -> None:

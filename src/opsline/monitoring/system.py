@@ -1,11 +1,11 @@
 """Machine and process figures, read on every scrape (a custom Prometheus collector).
 
-* ``opsline_system_cpu_percent`` — all cores, busy share since the previous scrape (0..100);
+* ``opsline_system_cpu_percent`` — all cores, busy share over the last 5–10 s (0..100);
 * ``opsline_system_memory_used_bytes`` / ``..._total_bytes`` — used = total - available,
   the memory other programs could not get without swapping (psutil's ``used`` leaves out
   reclaimable caches differently on every platform);
-* ``opsline_process_cpu_percent`` — this server process since the previous scrape (100 =
-  one core busy, so it can exceed 100 on several cores);
+* ``opsline_process_cpu_percent`` — this server process over the last 5–10 s (100 = one
+  core busy, so it can exceed 100 on several cores);
 * ``opsline_process_resident_memory_bytes`` — this process's RSS;
 * ``opsline_gpu_memory_allocated_bytes{device}`` / ``..._reserved_bytes{device}`` — only
   when torch is already imported (a model is served with it) and CUDA is available: the
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,47 +32,64 @@ def _busy_and_total(times: Any) -> tuple[float, float]:
     return total - idle, total
 
 
+#: CPU percentages cover the last WINDOW to 2 x WINDOW seconds (see SystemCollector).
+WINDOW = 5.0
+
+
 class SystemCollector(Collector):
     """CPU, memory and GPU memory, sampled when scraped.
 
-    CPU percentages are over the interval since the previous scrape of *this* collector
-    (primed at construction), like ``psutil.cpu_percent(interval=None)`` but with the
-    reference kept per collector, so two apps in one process do not reset each other's.
+    Several readers collect the same registry (the UI's 2 s sampler, Prometheus every 15 s),
+    so "since the previous read" would give each reader a window cut short by the others.
+    Instead CPU percentages are measured from an anchor reading at least ``window`` seconds
+    old (two anchors, advanced every ``window`` seconds): the same recent average whoever
+    reads, and the state is kept per collector so two apps in one process are independent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = WINDOW, clock: Any = time.monotonic) -> None:
         import psutil
 
         self._psutil = psutil
         self._process = psutil.Process()
-        self._process.cpu_percent(interval=None)  # prime: the first call returns 0.0
-        self._last_cpu = _busy_and_total(psutil.cpu_times())
+        self._window = float(window)
+        self._clock = clock
+        self._anchors = [self._reading()]
 
     def describe(self) -> list[Any]:
         return []  # names are fixed, but GPU series come and go: skip registry checks
 
-    def _system_cpu_percent(self) -> float:
+    def _reading(self) -> tuple[float, float, float, float]:
+        """(time, system busy CPU s, system total CPU s, this process's CPU s)."""
         busy, total = _busy_and_total(self._psutil.cpu_times())
-        last_busy, last_total = self._last_cpu
-        self._last_cpu = (busy, total)
-        if total - last_total <= 0:
-            return 0.0
-        return max(0.0, min(100.0, 100.0 * (busy - last_busy) / (total - last_total)))
+        own = self._process.cpu_times()
+        return self._clock(), busy, total, own.user + own.system
+
+    def _cpu_percents(self) -> tuple[float, float]:
+        """(system %, process %) since the oldest anchor; advances the anchors."""
+        now = self._reading()
+        then = self._anchors[0]
+        if now[0] - self._anchors[-1][0] >= self._window:
+            self._anchors = [self._anchors[-1], now]
+        elapsed, total = now[0] - then[0], now[2] - then[2]
+        system = 100.0 * (now[1] - then[1]) / total if total > 0 else 0.0
+        process = 100.0 * (now[3] - then[3]) / elapsed if elapsed > 0 else 0.0
+        return max(0.0, min(100.0, system)), max(0.0, process)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         memory = self._psutil.virtual_memory()
+        system_cpu, process_cpu = self._cpu_percents()
         yield GaugeMetricFamily("opsline_system_cpu_percent",
-                                "System-wide CPU utilisation since the previous scrape (0-100).",
-                                value=self._system_cpu_percent())
+                                "System-wide CPU utilisation over the last 5-10 s (0-100).",
+                                value=system_cpu)
         yield GaugeMetricFamily("opsline_system_memory_used_bytes",
                                 "System memory in use (total minus available).",
                                 value=float(memory.total - memory.available))
         yield GaugeMetricFamily("opsline_system_memory_total_bytes",
                                 "Total system memory.", value=float(memory.total))
         yield GaugeMetricFamily("opsline_process_cpu_percent",
-                                "This process's CPU use since the previous scrape "
+                                "This process's CPU use over the last 5-10 s "
                                 "(100 = one core).",
-                                value=self._process.cpu_percent(interval=None))
+                                value=process_cpu)
         yield GaugeMetricFamily("opsline_process_resident_memory_bytes",
                                 "This process's resident memory.",
                                 value=float(self._process.memory_info().rss))
