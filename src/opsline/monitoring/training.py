@@ -49,14 +49,15 @@ def batch_size(batch: Any) -> int | None:
     return None
 
 
-def batch_tokens(batch: Any) -> int | None:
-    """Tokens in a batch of text: non-padding tokens when it has an ``attention_mask``, all
+def batch_tokens(batch: Any) -> Any:
+    """Tokens in a batch of text: non-padding tokens when it has an ``attention_mask`` (a
+    0-d tensor, left on its device: reading it would wait for the GPU at every batch), all
     ``input_ids`` otherwise; None for batches that are not token mappings."""
     if not isinstance(batch, Mapping):
         return None
     mask = batch.get("attention_mask")
     if mask is not None and hasattr(mask, "sum"):
-        return int(mask.sum())
+        return mask.sum()
     ids = batch.get("input_ids")
     if ids is not None and hasattr(ids, "numel"):
         return int(ids.numel())
@@ -108,8 +109,10 @@ class TrainingTelemetry(Callback):
         self._last_write = 0.0
         self._window_start = 0.0
         self._samples = 0
-        self._tokens = 0
+        self._tokens: Any = 0  # an int, or a device tensor summed batch by batch
         self._counted_tokens = False
+        self._pending_loss: Any = None  # latest batch loss, a tensor until written
+        self._loss_scale = 1
         self._steps_seen = 0
 
     # -- writing ------------------------------------------------------------------------
@@ -119,11 +122,16 @@ class TrainingTelemetry(Callback):
             return
         if not getattr(trainer, "is_global_zero", True):  # DDP: one writer, rank 0
             return
+        if self._pending_loss is not None:  # read on the device only when written
+            value = float(self._pending_loss) * self._loss_scale
+            self._pending_loss = None
+            if math.isfinite(value):
+                self.loss.set(value)
         elapsed = now - self._window_start
         if elapsed > 0 and self._samples:
             self.samples_per_second.set(self._samples / elapsed)
             if self._counted_tokens:
-                self.tokens_per_second.set(self._tokens / elapsed)
+                self.tokens_per_second.set(float(self._tokens) / elapsed)
         self._window_start, self._samples, self._tokens = now, 0, 0
         self.updated.set(time.time())
         write_registry(self.registry, self.path)
@@ -149,11 +157,10 @@ class TrainingTelemetry(Callback):
             self.steps.inc(steps - self._steps_seen)
             self._steps_seen = steps
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if loss is not None and hasattr(loss, "item"):
+        if loss is not None and hasattr(loss, "detach"):
             # Lightning divides the loss by the accumulation factor before backward.
-            value = float(loss.detach().item()) * int(trainer.accumulate_grad_batches or 1)
-            if math.isfinite(value):
-                self.loss.set(value)
+            self._pending_loss = loss.detach()
+            self._loss_scale = int(trainer.accumulate_grad_batches or 1)
         self._samples += batch_size(batch) or 0
         tokens = batch_tokens(batch)
         if tokens is not None:
