@@ -41,34 +41,42 @@ class TextDecoder:
     tokens) and merged tokens (spaces depend on neighbours); decoding the cumulative ids
     and emitting the new suffix does not. A trailing U+FFFD means an incomplete byte
     sequence: it is held back until the next token completes it.
+
+    Only a short window is decoded per token (the incremental scheme of HF's streamers and
+    vLLM): ``ids[prefix:read]`` were already sent and give the context that decides the
+    spacing of what follows, ``ids[read:]`` are new. Decoding all ids every token would
+    cost O(n²) over a 256-token stream.
     """
 
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
         self.ids: list[int] = []
-        self.sent = ""
+        self._prefix = 0  # start of the context window
+        self._read = 0    # ids before this were sent
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def text(self) -> str:
-        return self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        """All the text so far (one full decode, e.g. for the final response)."""
+        return self._decode(self.ids)
 
     def push(self, token_id: int) -> str:
         """Add one token; the text it completes ("" while a character is incomplete)."""
         self.ids.append(int(token_id))
-        text = self.text()
-        if text.endswith("\ufffd"):
-            return ""
-        return self._delta(text)
+        return self._advance(hold_incomplete=True)
 
     def flush(self) -> str:
         """Whatever is left at the end (an incomplete character is emitted as is)."""
-        return self._delta(self.text())
+        return self._advance(hold_incomplete=False)
 
-    def _delta(self, text: str) -> str:
-        common = len(self.sent) if text.startswith(self.sent) else len(
-            os.path.commonprefix([text, self.sent]))
-        delta = text[common:]
-        self.sent = text
-        return delta
+    def _advance(self, hold_incomplete: bool) -> str:
+        sent = self._decode(self.ids[self._prefix:self._read])
+        text = self._decode(self.ids[self._prefix:])
+        if len(text) <= len(sent) or (hold_incomplete and text.endswith("\ufffd")):
+            return ""
+        self._prefix, self._read = self._read, len(self.ids)
+        return text[len(sent):]
 
 
 class TextStream:
@@ -88,7 +96,7 @@ class TextStream:
         if tail:
             yield tail
         result = self.handle.result()
-        self.response = GenerationResponse(text=self._decoder.sent, tokens=len(result.token_ids),
+        self.response = GenerationResponse(text=self._decoder.text(), tokens=len(result.token_ids),
                                            finish_reason=result.finish_reason)
 
     def cancel(self) -> None:
