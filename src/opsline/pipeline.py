@@ -69,18 +69,14 @@ def _dataset(recipe_name: str, name: str | None = None) -> Dataset:
 
 def validate(recipe_name: str, overrides: Sequence[str] = ()) -> ValidationResult:
     """Run the recipe's checks on the prepared dataset (never raises on failed checks)."""
-    from opsline.data.validation import validate_dataset
-    from opsline.monitoring.validation import record_validation
-
-    cfg = load_config(recipe_name, overrides)
-    recipe = get_recipe(recipe_name)
-    name, checks = recipe.model_name(cfg), recipe.checks(cfg)
-    result = validate_dataset(_dataset(recipe_name, name), checks)
-    record_validation(name, result, checks)  # for Prometheus, via the server's /metrics
-    return result
+    return _run_checks(recipe_name, load_config(recipe_name, overrides),
+                       get_recipe(recipe_name))[1]
 
 
-def _validated_dataset(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> Dataset:
+def _run_checks(recipe_name: str, cfg: DictConfig, recipe: Recipe
+                ) -> tuple[Dataset, ValidationResult]:
+    """The prepared dataset and its validation result, also recorded for Prometheus (the
+    server's /metrics exposes it)."""
     from opsline.data.validation import validate_dataset
     from opsline.monitoring.validation import record_validation
 
@@ -88,6 +84,11 @@ def _validated_dataset(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> Dat
     dataset = _dataset(recipe_name, name)
     result = validate_dataset(dataset, checks)
     record_validation(name, result, checks)
+    return dataset, result
+
+
+def _validated_dataset(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> Dataset:
+    dataset, result = _run_checks(recipe_name, cfg, recipe)
     if not result.ok:
         raise DataValidationError("Training refused: the dataset failed validation.\n"
                                   + result.report())
