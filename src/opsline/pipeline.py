@@ -7,6 +7,7 @@ same configuration the same way.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,8 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from opsline.data.dataset import Dataset
     from opsline.data.validation import ValidationResult
+    from opsline.export.parity import ParityRecord
     from opsline.recipes.base import Recipe
     from opsline.tracking.registry import Promotion
+
+log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 # Optional observers (the HTTP job worker uses them for progress): ``stage`` is told each
@@ -159,8 +163,12 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
             stage("training")
             trained = recipe.train(cfg, dataset, run if on_epoch is None
                                    else _EpochTap(run, on_epoch), out_dir=Path(out_dir))
+            # ONNX beside the native weights, checked against them on the test split; the
+            # record travels in the directory and onto the version (a failed export still
+            # registers the native model, and the server never serves that ONNX file).
+            parity = export_onnx(recipe, cfg, trained.model_dir, dataset, say)
             stage("evaluating")
-            predictor = recipe.load_predictor(trained.model_dir)
+            predictor = recipe.load_predictor(trained.model_dir, backend="native")
             metrics: dict[str, float] = {}
             for split in ("val", "test"):
                 evaluation = recipe.evaluate(cfg, predictor, dataset.frame(split))
@@ -174,7 +182,8 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
             stage("registering")
             run.log_artifacts(trained.model_dir, "model")
             model_uri = run.artifact_uri("model")
-            version_tags = {**lineage, "kind": trained.kind}
+            version_tags = {**lineage, "kind": trained.kind,
+                            **(parity.tags() if parity is not None else {})}
             version = None
             if register:
                 version = registry.register(model_name, run.run_id, model_uri,
@@ -187,6 +196,27 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
         say(f"Registered {model_name} version {version} (run {run.run_id}).")
     return TrainResult(run.run_id, version, trained.kind, metrics, model_uri,
                        {k: str(v) for k, v in version_tags.items()})
+
+
+def export_onnx(recipe: Recipe, cfg: DictConfig, model_dir: Path, dataset: Dataset,
+                say: Say = _quiet) -> ParityRecord | None:
+    """Run the recipe's ONNX export + parity check and write the record into ``model_dir``.
+
+    Never fails the training run: an exporter crash becomes a failed record with its reason
+    (the version then serves its native weights).
+    """
+    from opsline.export.parity import failed, write_parity
+
+    try:
+        record = recipe.export_onnx(cfg, model_dir, dataset)
+    except Exception as error:  # any exporter/runtime failure is a reason, not a crash
+        log.warning("ONNX export failed", exc_info=True)
+        record = failed(f"the ONNX export failed: {type(error).__name__}: {error}")
+    if record is None:
+        return None
+    write_parity(model_dir, record)
+    say(f"ONNX parity {'passed' if record.passed else 'FAILED'}: {record.reason}")
+    return record
 
 
 def _close(figure: Any) -> None:

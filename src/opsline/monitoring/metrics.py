@@ -12,6 +12,9 @@ Metric names (all prefixed ``opsline_``):
 * ``inference_batch_size`` — requests per ``predict`` call;
 * ``predicted_value`` — each response's ``predicted_value`` (see :meth:`ServingMetrics.observe_predictions`);
 * ``model_info{name,version,alias,kind}`` and ``model_loaded`` — what is being served;
+* batching: ``batch_rows`` (rows per batch), ``batch_queue_seconds`` (time queued),
+  ``batch_queue_depth``, ``batch_rejected_total`` (503s for a full queue);
+* ``model_reloads_total{outcome}`` — hot reloads: ``swapped``, ``unchanged``, ``failed``;
 * text generation: ``generated_tokens_total``, ``generation_tokens_per_second`` (per
   request), ``generation_batch_rows`` (sequences decoded together per step) and
   ``generation_active_sequences``;
@@ -43,6 +46,8 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                      2.5, 5.0, 10.0)
+QUEUE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 TOKENS_PER_SECOND_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 # Used when the recipe does not say (``Recipe.predicted_value_buckets``): wide, roughly
@@ -93,6 +98,20 @@ class ServingMetrics:
                                          buckets=BATCH_BUCKETS, registry=r)
         self.active_sequences = Gauge("opsline_generation_active_sequences",
                                       "Generations currently being decoded.", registry=r)
+        self.batch_rows = Histogram("opsline_batch_rows",
+                                    "Rows the batcher ran together in one predict call.",
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.batch_queue_seconds = Histogram("opsline_batch_queue_seconds",
+                                             "Time a row waited in the batcher's queue.",
+                                             buckets=QUEUE_BUCKETS, registry=r)
+        self.batch_queue_depth = Gauge("opsline_batch_queue_depth",
+                                       "Rows waiting in the batcher's queue.", registry=r)
+        self.batch_rejected = Counter("opsline_batch_rejected",
+                                      "Requests refused with 503 because the queue was full.",
+                                      registry=r)
+        self.model_reloads = Counter("opsline_model_reloads",
+                                     "Hot-reload attempts by outcome (swapped, unchanged, "
+                                     "failed).", ["outcome"], registry=r)
         self._add_process_collectors(r)  # keep last: it snapshots the names defined above
 
     @staticmethod
@@ -133,6 +152,7 @@ class ServingMetrics:
         missing, not numbers or not finite are skipped rather than poisoning the histogram.
         """
         for response in responses:
+            # The contract's HasPredictedValue; a Response without it is skipped.
             value = getattr(response, "predicted_value", None)
             if isinstance(value, (int, float)) and not isinstance(value, bool) \
                     and math.isfinite(value):

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from opsline.errors import UsageError
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from pydantic import BaseModel
 
     from opsline.data.dataset import Dataset
+    from opsline.export.parity import ParityRecord
     from opsline.tracking.runs import RunHandle
 
 # Name of the JSON file every exported model directory carries; the server reads it to
@@ -77,20 +78,46 @@ class Evaluation:
     texts: dict[str, str] = field(default_factory=dict)  # file name -> text (JSON reports …)
 
 
+@runtime_checkable
+class HasPredictedValue(Protocol):
+    """A ``Response`` that exposes one number per prediction (a price, a top probability, an
+    output length): the server's ``opsline_predicted_value`` histogram observes it. Opt in
+    with a float field or property named ``predicted_value``."""
+
+    @property
+    def predicted_value(self) -> float: ...
+
+
 class Predictor(ABC):
     """Batch-oriented inference: a list of requests in, a list of responses out.
 
     The split into ``preprocess`` / ``forward`` / ``postprocess`` lets the server
     micro-batch many requests into one ``forward`` call and lets an ONNX Runtime backend
     replace ``forward`` without touching the recipe's pre- and post-processing.
+
+    The server calls ``predict`` from one batcher per loaded model (never concurrently for
+    the same predictor unless ``schedules_itself``): concurrent HTTP requests are queued and
+    handed over as one list. What a predictor may declare to shape that:
+
+    * ``max_batch_size`` — the largest batch worth running at once (rows); the server's
+      ``OPSLINE_BATCH_MAX_SIZE`` caps it further;
+    * ``batch_key(request)`` — requests with different keys never share a batch (translation
+      groups by decoding options);
+    * ``schedules_itself`` — the predictor batches concurrent calls on its own (text
+      generation's continuous-batching engine): the batcher then passes each request
+      straight through, up to ``max_concurrency`` at once.
     """
 
     #: Human-readable description of the loaded model, e.g. ``{"kind": "mlp"}``.
     info: dict[str, Any]
-    #: Requests the server should let run at once (sizes its inference limiter); ``None``
-    #: = the server's ``max_concurrent_inference``. A predictor that batches concurrent
-    #: requests itself (text generation) declares its batch here.
+    #: Which backend runs ``forward``: ``native`` (torch / LightGBM …) or ``onnx``.
+    backend: str = "native"
+    #: Largest batch (rows) worth one ``predict`` call; ``None`` = the server's setting.
+    max_batch_size: int | None = None
+    #: Concurrent ``predict`` calls allowed when ``schedules_itself`` (the engine's batch).
     max_concurrency: int | None = None
+    #: The predictor batches concurrent requests itself; the batcher must not merge them.
+    schedules_itself: bool = False
 
     @classmethod
     @abstractmethod
@@ -112,6 +139,20 @@ class Predictor(ABC):
     def predict(self, requests: Sequence[BaseModel]) -> list[BaseModel]:
         """Convenience: the three stages in a row."""
         return self.postprocess(self.forward(self.preprocess(requests)), requests)
+
+    def batch_key(self, request: BaseModel) -> Hashable:
+        """Requests whose keys differ are never batched together. Default: all alike."""
+        return None
+
+    # -- streaming (only when the recipe sets ``streams = True``) ----------------------
+    def check(self, request: BaseModel) -> Any:
+        """Refuse (``InvalidRequestError``) what the model cannot serve before a stream
+        starts; returns what it prepared (e.g. token ids) for :meth:`stream`."""
+        return None
+
+    def stream(self, request: BaseModel, prepared: Any = None) -> Any:
+        """An iterable of text pieces with ``.result`` at the end and ``.cancel()``."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def bind_metrics(self, metrics: Any) -> None:
         """Called by the server after loading with its ``ServingMetrics``, for predictors
@@ -177,6 +218,11 @@ class Recipe(ABC):
 
     #: ``POST /predict`` also accepts a multipart file upload (``request_from_upload``).
     accepts_files: ClassVar[bool] = False
+    #: ``POST /predict/stream`` exists (the predictor implements ``check`` and ``stream``).
+    streams: ClassVar[bool] = False
+    #: Histogram buckets for ``opsline_predicted_value`` (``None`` = wide defaults); only
+    #: used when ``Response`` is :class:`HasPredictedValue`.
+    predicted_value_buckets: ClassVar[Sequence[float] | None] = None
 
     def request_from_upload(self, filename: str | None, content_type: str | None, data: bytes,
                             fields: dict[str, str] | None = None) -> BaseModel:
@@ -185,8 +231,25 @@ class Recipe(ABC):
         raise NotImplementedError(f"recipe {self.name!r} does not accept file uploads")
 
     @abstractmethod
-    def load_predictor(self, model_dir: Path) -> Predictor:
-        """Load the predictor for an exported model directory."""
+    def load_predictor(self, model_dir: Path, backend: str = "auto") -> Predictor:
+        """Load the predictor for an exported model directory.
+
+        ``backend``: ``auto`` (ONNX Runtime when ``model.onnx`` passed its parity check),
+        ``onnx`` or ``native``; see :func:`opsline.export.backend.select_backend`. Recipes
+        without an ONNX export ignore it.
+        """
+
+    def export_onnx(self, cfg: DictConfig, model_dir: Path, dataset: Dataset
+                    ) -> ParityRecord | None:
+        """Write ``model.onnx`` beside the native weights in ``model_dir`` and compare it
+        with the native model on the test split (:mod:`opsline.export.parity`).
+
+        Called by the core after ``train`` and before registration; the core writes the
+        record into the directory and onto the version. Return ``None`` when the recipe
+        (or this model kind) has no ONNX export; a failing export returns a failed record
+        (never raises), so the native model still registers.
+        """
+        return None
 
     @abstractmethod
     def ui(self, predict: Callable[[list[BaseModel]], list[BaseModel]]) -> Any:

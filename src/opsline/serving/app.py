@@ -28,6 +28,7 @@ from opsline.serving import errors
 from opsline.serving.routes import health, jobs, metrics, model, predict
 from opsline.serving.routes import history as history_route
 from opsline.serving.routes import stream as stream_route
+from opsline.serving.batcher import Batcher
 from opsline.serving.runtime import ModelSlot, try_load_model
 from opsline.serving.settings import ServingSettings
 from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
@@ -43,7 +44,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     """
     settings = settings or ServingSettings()
     recipe = recipe or get_recipe(settings.recipe)
-    collectors = ServingMetrics(getattr(recipe, "predicted_value_buckets", None))
+    collectors = ServingMetrics(recipe.predicted_value_buckets)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,8 +53,9 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         app.state.jobs = await anyio.to_thread.run_sync(jobs.start_manager, settings)
         # Resolving may download from the registry and loading may read large weights: a
         # worker thread keeps the loop free (and startup ends when the model is ready).
-        slot = await anyio.to_thread.run_sync(try_load_model, recipe, settings, collectors)
-        app.state.model = slot
+        loaded = await anyio.to_thread.run_sync(try_load_model, recipe, settings, collectors)
+        slot = app.state.model
+        slot.model, slot.error = loaded.model, loaded.error
         if slot.model is not None:
             # A predictor that batches concurrent requests itself (text generation) must be
             # let have them all at once, not the setting's default of a few.
@@ -63,19 +65,27 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                                  slot.model.kind)
         else:
             collectors.clear_model()
+        app.state.batcher.start()
         app.state.history.start()  # samples the registry for /ui/monitor, /metrics/history
         yield
+        # Uvicorn has stopped accepting and waited for open requests; the batcher answers
+        # whatever is still queued (SIGTERM drains) before the model is closed.
+        await app.state.batcher.stop()
         await app.state.history.stop()
         if slot.model is not None:
             # e.g. the text-generation engine's decoding thread: finish it, fail its waiters.
             await anyio.to_thread.run_sync(slot.model.predictor.close)
 
     app = FastAPI(title=f"opsline · {recipe.name}", version=__version__, lifespan=lifespan,
-                  description=getattr(recipe, "description", "") or None)
+                  description=recipe.description or None)
     app.state.settings = settings
     app.state.recipe = recipe
     app.state.metrics = collectors
     app.state.model = ModelSlot()  # "still loading" until lifespan has run
+    app.state.batcher = Batcher(app.state.model, collectors,
+                                max_size=settings.batch_max_size,
+                                max_delay_s=settings.batch_max_delay_ms / 1000,
+                                max_queue=settings.batch_max_queue)
     app.state.inference_limiter = None
     # The UI mount and the scrape endpoints are the monitoring's own traffic, not the API's.
     app.state.history = MetricsHistory(collectors.registry,

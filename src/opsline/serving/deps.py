@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from opsline.monitoring.metrics import ServingMetrics
 from opsline.recipes.base import Recipe
+from opsline.serving.batcher import Batcher
 from opsline.serving.runtime import LoadedModel, ModelSlot
 from opsline.serving.settings import ServingSettings
 
@@ -32,6 +33,17 @@ def get_limiter(request: Request) -> Any:
     return request.app.state.inference_limiter
 
 
+def get_batcher(request: Request) -> Batcher:
+    return request.app.state.batcher
+
+
+async def wait_for_disconnect(request: Request) -> None:
+    """Return when the client closes the connection (the body has been read by then, so
+    the next ASGI message can only be ``http.disconnect``)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def require_model(slot: Annotated[ModelSlot, Depends(get_slot)]) -> LoadedModel:
     """The loaded model, or 503 with the reason there is none (and how to fix it)."""
     if slot.model is None:
@@ -46,3 +58,4 @@ MetricsDep = Annotated[ServingMetrics, Depends(get_metrics)]
 SlotDep = Annotated[ModelSlot, Depends(get_slot)]
 ModelDep = Annotated[LoadedModel, Depends(require_model)]
 LimiterDep = Annotated[Any, Depends(get_limiter)]
+BatcherDep = Annotated[Batcher, Depends(get_batcher)]

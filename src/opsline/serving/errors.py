@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from opsline.errors import InvalidRequestError, ModelLoadError, NoModelError
+from opsline.serving.batcher import ClientDisconnectedError, QueueFullError, ShuttingDownError
 
 log = logging.getLogger("opsline.serving")
 
@@ -37,6 +38,22 @@ async def no_model_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": str(exc)})
 
 
+async def queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(exc)},
+                        headers={"Retry-After": str(exc.retry_after_s)})
+
+
+async def shutting_down(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(exc)},
+                        headers={"Retry-After": "1", "Connection": "close"})
+
+
+async def client_disconnected(request: Request, exc: Exception) -> JSONResponse:
+    # Nobody reads this: nginx's "client closed request", so logs and metrics can tell it
+    # apart from a server failure.
+    return JSONResponse(status_code=499, content={"detail": str(exc)})
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(status_code=500,
@@ -49,4 +66,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequestError, invalid_request_error)
     app.add_exception_handler(NoModelError, no_model_error)
     app.add_exception_handler(ModelLoadError, no_model_error)
+    app.add_exception_handler(QueueFullError, queue_full)
+    app.add_exception_handler(ShuttingDownError, shutting_down)
+    app.add_exception_handler(ClientDisconnectedError, client_disconnected)
     app.add_exception_handler(Exception, unexpected_error)

@@ -39,7 +39,8 @@ class LoadedModel:
         return {"name": self.name, "version": self.version, "alias": self.alias,
                 "uri": self.uri, "run_id": self.run_id, "data_version": self.data_version,
                 "kind": self.kind, "metrics": dict(self.metrics),
-                "predictor": dict(getattr(self.predictor, "info", {}) or {})}
+                "predictor": {**(self.predictor.info or {}),
+                              "backend": self.predictor.backend}}
 
 
 @dataclass
@@ -68,7 +69,7 @@ def load_model(recipe: Recipe, settings: ServingSettings) -> LoadedModel:
     except Exception as error:  # a broken/mismatched directory: say which and why
         raise ModelLoadError(f"Could not load {uri} ({ref.local_dir}) with recipe "
                              f"{recipe.name!r}: {error}") from error
-    info = getattr(predictor, "info", {}) or {}
+    info = predictor.info or {}
     return LoadedModel(predictor=predictor, name=ref.name, uri=uri, version=ref.version,
                        alias=ref.alias, run_id=ref.run_id, data_version=ref.data_version,
                        kind=ref.kind or info.get("kind"), metrics=dict(ref.metrics))
@@ -119,15 +120,3 @@ def predict_sync(model: LoadedModel, requests: Sequence[BaseModel],
         metrics.observe_inference(elapsed, len(requests))
         metrics.observe_predictions(responses)
     return responses
-
-
-async def predict_async(model: LoadedModel, requests: Sequence[BaseModel],
-                        metrics: ServingMetrics | None, limiter: Any = None) -> list[BaseModel]:
-    """:func:`predict_sync` in a worker thread, so the event loop keeps serving.
-
-    ``limiter`` (an ``anyio.CapacityLimiter``) bounds how many predictions run at once.
-    """
-    import anyio.to_thread
-
-    return await anyio.to_thread.run_sync(predict_sync, model, requests, metrics,
-                                          limiter=limiter)

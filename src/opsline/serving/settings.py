@@ -6,6 +6,8 @@ The serving container is configured the twelve-factor way: e.g.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,6 +37,18 @@ class ServingSettings(BaseSettings):
             above it); each job is a process using the CPU cores.
         history_interval_seconds: how often the monitoring page's sampler reads the metrics
             (``/ui/monitor``, ``GET /metrics/history``).
+        batch_max_size: most rows one ``predictor.predict`` call gets from the batcher
+            (``OPSLINE_BATCH_MAX_SIZE``); a predictor may declare a smaller ``max_batch_size``.
+        batch_max_delay_ms: under load, how long the batcher may hold the oldest queued
+            request to let a batch fill (``OPSLINE_BATCH_MAX_DELAY_MS``); an idle server never
+            waits. 0 = dispatch whatever is queued as soon as the model is free.
+        batch_max_queue: rows allowed to wait (``OPSLINE_BATCH_MAX_QUEUE``); above it
+            ``/predict`` answers 503 with ``Retry-After`` instead of an unbounded wait.
+        backend: ``auto`` | ``onnx`` | ``native`` (``OPSLINE_BACKEND``): ``auto`` serves
+            ``model.onnx`` when it passed its parity check at registration.
+        reload_interval_s: poll the registry alias every this many seconds and hot-reload a
+            new version (``OPSLINE_RELOAD_INTERVAL_S``); 0 = never poll (``POST
+            /admin/reload`` still works).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
@@ -54,6 +68,11 @@ class ServingSettings(BaseSettings):
     api_key: SecretStr | None = None
     max_jobs: int = Field(1, ge=1)
     history_interval_seconds: float = Field(2.0, gt=0, le=3600)
+    batch_max_size: int = Field(256, ge=1, le=100_000)
+    batch_max_delay_ms: float = Field(2.0, ge=0, le=10_000)
+    batch_max_queue: int = Field(4096, ge=1)
+    backend: Literal["auto", "onnx", "native"] = "auto"
+    reload_interval_s: float = Field(30.0, ge=0)
 
     @property
     def resolved_model_uri(self) -> str:

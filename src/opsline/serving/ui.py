@@ -11,8 +11,6 @@ import os
 import warnings
 from typing import TYPE_CHECKING
 
-from opsline.serving.runtime import predict_sync
-
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
     from pydantic import BaseModel
@@ -27,8 +25,8 @@ UI_ROOT_ROUTES = ("/monitoring", "/favicon.ico")
 def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
     """Build ``recipe.ui(predict)`` and mount it on ``app`` at ``path``.
 
-    ``predict`` reads ``app.state.model`` at call time, so the form always uses whatever
-    model the app currently serves, and counts in the same inference metrics as the API.
+    ``predict`` goes through the app's batcher, so the form always uses whatever model the
+    app currently serves and counts in the same inference metrics as the API.
     If ``app.state.history`` is set, the monitoring page is added at ``path + "/monitor"``
     and ``GET /monitoring`` redirects to it.
     """
@@ -37,12 +35,18 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
     import gradio
     from fastapi.responses import RedirectResponse
 
+    import asyncio
+
     def predict(requests: list[BaseModel]) -> list[BaseModel]:
         slot = app.state.model
         if slot.model is None:
             # gradio.Error is shown to the user as a readable message in the page.
             raise gradio.Error(slot.error or "No model is loaded.", title="No model")
-        return predict_sync(slot.model, requests, app.state.metrics)
+        # Gradio calls this in its own worker thread; the form's rows join the API's
+        # batches (and their metrics) on the server's event loop.
+        batcher = app.state.batcher
+        return asyncio.run_coroutine_threadsafe(batcher.submit(requests), batcher.loop
+                                                ).result()
 
     blocks = recipe.ui(predict)
     history = getattr(app.state, "history", None)

@@ -76,10 +76,10 @@ class HousePriceRecipe(Recipe):
                           figures=figures(actual, predicted))
 
     # -- serving ----------------------------------------------------------------------
-    def load_predictor(self, model_dir: Path) -> HousePricePredictor:
+    def load_predictor(self, model_dir: Path, backend: str = "auto") -> HousePricePredictor:
         from opsline.recipes.house_price.predictor import load_predictor
 
-        return load_predictor(Path(model_dir))
+        return load_predictor(Path(model_dir), backend)
 
     def ui(self, predict: Callable[[list[HousePriceRequest]], list[HousePriceResponse]]) -> Any:
         from opsline.recipes.house_price.ui import build_ui

@@ -140,6 +140,6 @@ class GBMPredictor(HousePricePredictor):
         return np.exp(np.asarray(outputs, dtype=float))
 
 
-def load_predictor(model_dir: Path) -> HousePricePredictor:
+def load_predictor(model_dir: Path, backend: str = "auto") -> HousePricePredictor:
     """Dispatch on the model card's kind."""
     return HousePricePredictor.load(model_dir)

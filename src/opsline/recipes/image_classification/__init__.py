@@ -85,10 +85,10 @@ class ImageClassificationRecipe(Recipe):
         return evaluate(cfg, predictor, frame)
 
     # -- serving ----------------------------------------------------------------------
-    def load_predictor(self, model_dir: Path) -> ImagePredictor:
+    def load_predictor(self, model_dir: Path, backend: str = "auto") -> ImagePredictor:
         from opsline.recipes.image_classification.predictor import load_predictor
 
-        return load_predictor(Path(model_dir))
+        return load_predictor(Path(model_dir), backend)
 
     def request_from_upload(self, filename: str | None, content_type: str | None, data: bytes,
                             fields: Mapping[str, str] | None = None) -> ImageRequest:

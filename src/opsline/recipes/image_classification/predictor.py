@@ -106,5 +106,5 @@ class ImagePredictor(Predictor):
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 
 
-def load_predictor(model_dir: Path) -> ImagePredictor:
+def load_predictor(model_dir: Path, backend: str = "auto") -> ImagePredictor:
     return ImagePredictor.load(Path(model_dir))

@@ -78,7 +78,7 @@ class TextGenerationRecipe(Recipe):
         return evaluate(cfg, predictor, frame)
 
     # -- serving ----------------------------------------------------------------------
-    def load_predictor(self, model_dir: Path) -> GenerationPredictor:
+    def load_predictor(self, model_dir: Path, backend: str = "auto") -> GenerationPredictor:
         from opsline.recipes.text_generation.predictor import load_predictor
 
         return load_predictor(Path(model_dir))

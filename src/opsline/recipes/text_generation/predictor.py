@@ -113,6 +113,10 @@ class GenerationPredictor(Predictor):
         max_concurrency: requests the server should let in at once (the engine's batch).
     """
 
+    # The continuous-batching engine merges concurrent requests itself (rows join and leave
+    # between decoding steps); the server's batcher passes each request straight through.
+    schedules_itself = True
+
     def __init__(self, model_dir: Path, card: dict[str, Any], model: Any, tokenizer: Any,
                  context_limit: int, max_batch_size: int = DEFAULT_BATCH):
         self.model_dir, self.card = Path(model_dir), card

@@ -85,7 +85,7 @@ class TranslationRecipe(Recipe):
         return Evaluation(metrics=metrics, texts=texts)
 
     # -- serving ----------------------------------------------------------------------
-    def load_predictor(self, model_dir: Path) -> TranslationPredictor:
+    def load_predictor(self, model_dir: Path, backend: str = "auto") -> TranslationPredictor:
         from opsline.recipes.translation.predictor import load_predictor
 
         return load_predictor(Path(model_dir))

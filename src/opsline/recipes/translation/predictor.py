@@ -58,6 +58,10 @@ def check_compatible(tokenizer: Any, config: Any, embedding_rows: int, card: dic
 class TranslationPredictor(Predictor):
     """Danish -> English with batched greedy or beam-search generation."""
 
+    # Padding makes every sentence cost the longest one's decoding steps: past a few dozen
+    # sentences a batch mostly decodes padding (and beams multiply the rows).
+    max_batch_size = 32
+
     def __init__(self, model_dir: Path, card: dict[str, Any], tokenizer: Any, network: Any):
         self.model_dir, self.card = Path(model_dir), card
         self.tokenizer, self.network = tokenizer, network
@@ -122,10 +126,14 @@ class TranslationPredictor(Predictor):
         return len(self.tokenizer(self.prefix + text)["input_ids"]) > self.max_source_tokens
 
     # -- the Predictor contract ----------------------------------------------------------
+    def batch_key(self, request: TranslationRequest) -> tuple[int, int]:
+        """One ``generate`` call needs one set of decoding options (beams, length)."""
+        return int(request.num_beams), int(request.max_new_tokens)
+
     def preprocess(self, requests: Sequence[TranslationRequest]) -> list[Group]:
         groups: dict[tuple[int, int], Group] = {}
         for i, request in enumerate(requests):
-            key = (int(request.num_beams), int(request.max_new_tokens))
+            key = self.batch_key(request)
             group = groups.setdefault(key, Group([], [], *key))
             group.indices.append(i)
             group.texts.append(request.text)

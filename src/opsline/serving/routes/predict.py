@@ -14,13 +14,13 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from opsline.recipes.base import Recipe
-from opsline.serving.deps import LimiterDep, MetricsDep, ModelDep
+from opsline.serving.deps import BatcherDep, wait_for_disconnect
 from opsline.serving.routes import upload
-from opsline.serving.runtime import predict_async
 
 log = logging.getLogger(__name__)
 
-_UNAVAILABLE = {503: {"description": "No model loaded; `detail` says why and what to do"}}
+_UNAVAILABLE = {503: {"description": "No model loaded (`detail` says why and what to do), "
+                                    "or the queue is full (`Retry-After` says when to retry)"}}
 
 
 def _camel(name: str) -> str:
@@ -58,7 +58,7 @@ def build_router(recipe: Recipe, max_batch_size: int,
 
     router = APIRouter(tags=["predict"], max_body_size=max_body_bytes)
 
-    if getattr(recipe, "accepts_files", False):
+    if recipe.accepts_files:
         # Its own router without Starlette's limit: the route enforces max_body_bytes while
         # reading, so a too-large upload gets a JSON 413 with the reason (not plain text).
         files_router = APIRouter(tags=["predict"])
@@ -67,10 +67,9 @@ def build_router(recipe: Recipe, max_batch_size: int,
                            responses={**_UNAVAILABLE, **upload.RESPONSES},
                            summary=f"Predict one {recipe.name} request (JSON or file upload)",
                            openapi_extra=upload.openapi_body(RequestModel, examples))
-        async def predict_upload(request: Request, model: ModelDep, metrics: MetricsDep,
-                                 limiter: LimiterDep) -> BaseModel:
+        async def predict_upload(request: Request, batcher: BatcherDep) -> BaseModel:
             body = await upload.parse_request(request, recipe, max_body_bytes)
-            responses = await predict_async(model, [body], metrics, limiter)
+            responses = await batcher.submit([body], lambda: wait_for_disconnect(request))
             return responses[0]
     else:
         files_router = None
@@ -79,16 +78,15 @@ def build_router(recipe: Recipe, max_batch_size: int,
                      summary=f"Predict one {recipe.name} request")
         async def predict(body: Annotated[RequestModel, Body(openapi_examples=single_examples
                                                               or None)],
-                          model: ModelDep, metrics: MetricsDep, limiter: LimiterDep) -> BaseModel:
-            responses = await predict_async(model, [body], metrics, limiter)
+                          request: Request, batcher: BatcherDep) -> BaseModel:
+            responses = await batcher.submit([body], lambda: wait_for_disconnect(request))
             return responses[0]
 
     @router.post("/predict/batch", response_model=BatchResponse, responses=_UNAVAILABLE,
                  summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call")
     async def predict_batch(body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],
-                            model: ModelDep, metrics: MetricsDep,
-                            limiter: LimiterDep) -> dict[str, Any]:
-        responses = await predict_async(model, body.items, metrics, limiter)
+                            request: Request, batcher: BatcherDep) -> dict[str, Any]:
+        responses = await batcher.submit(body.items, lambda: wait_for_disconnect(request))
         return {"items": responses}
 
     if files_router is None:

@@ -40,7 +40,7 @@ _END = object()
 def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter:
     """The streaming route for ``recipe``; an empty router if the recipe does not stream."""
     router = APIRouter(tags=["predict"], max_body_size=max_body_bytes)
-    if not getattr(recipe, "streams", False):
+    if not recipe.streams:
         return router
     RequestModel = recipe.Request
 

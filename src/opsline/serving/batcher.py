@@ -1,0 +1,376 @@
+"""Adaptive micro-batching: one batcher per served model, one ``predict(list)`` per batch.
+
+Every prediction route (``/predict``, ``/predict/batch``, OIP ``/v2/.../infer``, the UI)
+hands its rows to :meth:`Batcher.submit`. One worker task takes what is queued and runs it
+as a single ``predictor.predict`` call in the batcher's own thread, so N concurrent requests
+cost one model call instead of N:
+
+* **never waits when idle** — a lone request is dispatched at once;
+* **gathers under load** — while a batch runs, the next one queues; if the model finished
+  with work already waiting, the worker may hold the oldest row up to ``max_delay`` for the
+  batch to reach ``max_size`` (the idea of Triton's dynamic batcher, kept simple);
+* **groups** — rows whose ``predictor.batch_key`` differ never share a batch (translation:
+  decoding options); the oldest row's group goes first, so no group starves;
+* **isolates failures** — if a batch raises, its rows are retried one by one, so a bad row
+  gets its own error and its neighbours still succeed;
+* **bounded** — more than ``max_queue`` waiting rows is a :class:`QueueFullError` (503 with
+  ``Retry-After``); a client that disconnects is dropped from the queue;
+* **drains** — :meth:`stop` answers everything accepted before it returns (SIGTERM).
+
+The model is read from the slot when a batch *starts*, so a hot reload swaps models between
+batches and a batch in flight finishes on the model it started with. Predictors that
+schedule concurrent requests themselves (text generation) bypass the queue: each call goes
+straight to ``predict`` in a worker thread, up to ``predictor.max_concurrency`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opsline.errors import InvalidRequestError, OpslineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import BaseModel
+
+    from opsline.monitoring.metrics import ServingMetrics
+    from opsline.serving.runtime import LoadedModel, ModelSlot
+
+log = logging.getLogger(__name__)
+
+# A submit whose rows are not answered within this long starts watching for a client
+# disconnect; the fast path (answered sooner) never pays for the watcher task.
+DISCONNECT_WATCH_AFTER_S = 0.05
+
+
+class QueueFullError(OpslineError):
+    """The batcher's queue is full: the server answers 503 with ``Retry-After``."""
+
+    def __init__(self, queued: int, limit: int, retry_after_s: int = 1):
+        super().__init__(f"The server is overloaded: {queued} rows are already waiting "
+                         f"(limit {limit}); retry in {retry_after_s} s.")
+        self.retry_after_s = retry_after_s
+
+
+class ClientDisconnectedError(OpslineError):
+    """The client went away while its rows were queued; they were dropped."""
+
+
+class ShuttingDownError(OpslineError):
+    """A request arrived after the batcher stopped accepting work (503)."""
+
+
+@dataclass(eq=False)
+class _Row:
+    request: BaseModel
+    future: asyncio.Future[Any]
+    key: Hashable
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch produced, for hooks (prediction log, shadow scoring)."""
+
+    model: LoadedModel
+    requests: list[BaseModel]
+    results: list[Any]  # a response, or the exception that row raised
+    seconds: float
+
+
+class Batcher:
+    """Queue rows from concurrent requests and run them as batches on the slot's model.
+
+    Args:
+        slot: the app's model slot; read at the start of each batch.
+        metrics: the app's collectors (rows per batch, time queued, queue depth).
+        max_size: most rows per batch (a predictor's ``max_batch_size`` may lower it).
+        max_delay_s: under load, how long the oldest row may wait for a batch to fill.
+        max_queue: most rows waiting; above it :meth:`submit` raises ``QueueFullError``.
+    """
+
+    def __init__(self, slot: ModelSlot, metrics: ServingMetrics | None = None, *,
+                 max_size: int = 256, max_delay_s: float = 0.002, max_queue: int = 4096):
+        self.slot = slot
+        self.metrics = metrics
+        self.max_size = max(1, int(max_size))
+        self.max_delay_s = max(0.0, float(max_delay_s))
+        self.max_queue = max(1, int(max_queue))
+        self.hooks: list[Callable[[BatchOutcome], None]] = []
+        self._queue: collections.deque[_Row] = collections.deque()
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._accepting = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._busy = False
+        self._direct = 0  # self-scheduling predict calls in flight
+        self._direct_limit: asyncio.Semaphore | None = None
+        self._direct_idle: asyncio.Event | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker on the running event loop."""
+        self._wakeup = asyncio.Event()
+        self._direct_idle = asyncio.Event()
+        self._direct_idle.set()
+        # One thread: batches run one at a time (a CPU-bound model gains nothing from two
+        # on the cores it shares with the event loop), and a swap between batches is clean.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="opsline-batch")
+        self._accepting = True
+        self.loop = asyncio.get_running_loop()
+        self._worker = self.loop.create_task(self._run(), name="batcher")
+
+    async def stop(self) -> None:
+        """Stop accepting, answer every queued row, then end the worker (drain)."""
+        self._accepting = False
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._worker is not None:
+            await self._worker
+            self._worker = None
+        if self._direct_idle is not None:
+            await self._direct_idle.wait()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting for a batch."""
+        return len(self._queue)
+
+    def idle(self) -> bool:
+        """No batch running and nothing queued or in flight (a safe moment to close a model)."""
+        return not self._busy and not self._queue and self._direct == 0
+
+    # -- submitting ---------------------------------------------------------------------
+    async def submit(self, requests: Sequence[BaseModel],
+                     disconnected: Callable[[], Awaitable[bool]] | None = None
+                     ) -> list[BaseModel]:
+        """Predict ``requests`` (one HTTP call's rows) through the queue; responses in order.
+
+        Raises:
+            NoModelError / ModelLoadError: no model is loaded (503).
+            InvalidRequestError: a row the model refused (422 naming the field; for several
+                rows the field is prefixed with the row's index).
+            QueueFullError: the queue is full (503 + ``Retry-After``).
+            Exception: the model failed on a row (500).
+        """
+        model = self._model()
+        if not self._accepting:
+            raise ShuttingDownError("The server is shutting down; retry on another replica.")
+        if model.predictor.schedules_itself:
+            return await self._direct_predict(model, requests)
+        if len(self._queue) + len(requests) > self.max_queue:
+            if self.metrics is not None:
+                self.metrics.batch_rejected.inc()
+            raise QueueFullError(len(self._queue), self.max_queue)
+        loop = asyncio.get_running_loop()
+        predictor = model.predictor
+        rows = [_Row(r, loop.create_future(), predictor.batch_key(r)) for r in requests]
+        self._queue.extend(rows)
+        self._set_depth()
+        assert self._wakeup is not None
+        self._wakeup.set()
+        futures = [row.future for row in rows]
+        try:
+            results = await self._wait(futures, disconnected)
+        except (asyncio.CancelledError, ClientDisconnectedError):
+            for row in rows:  # dropped from the queue; a running batch just finishes
+                row.future.cancel()
+            raise
+        return self._unwrap(results, len(requests))
+
+    async def _wait(self, futures: list[asyncio.Future[Any]],
+                    disconnected: Callable[[], Awaitable[Any]] | None) -> list[Any]:
+        """Every row's response or exception; ``ClientDisconnectedError`` if the client left."""
+        waiter: asyncio.Future[Any] = (futures[0] if len(futures) == 1 else
+                                       asyncio.gather(*futures, return_exceptions=True))
+        if disconnected is not None and not waiter.done():
+            done, _ = await asyncio.wait([waiter], timeout=DISCONNECT_WATCH_AFTER_S)
+            if not done:
+                watcher = asyncio.ensure_future(disconnected())
+                try:
+                    await asyncio.wait([waiter, watcher], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    watcher.cancel()
+                if not waiter.done():
+                    raise ClientDisconnectedError("The client disconnected before its answer.")
+        if len(futures) > 1:
+            return await waiter
+        try:
+            return [await waiter]
+        except Exception as error:
+            return [error]
+
+    @staticmethod
+    def _unwrap(results: list[Any], count: int) -> list[BaseModel]:
+        for index, result in enumerate(results):
+            if isinstance(result, InvalidRequestError) and count > 1:
+                raise InvalidRequestError(f"items.{index}.{result.field}", result.reason)
+            if isinstance(result, BaseException):
+                raise result
+        return results
+
+    def _model(self) -> LoadedModel:
+        from opsline.errors import NoModelError
+
+        model = self.slot.model
+        if model is None:
+            raise NoModelError(self.slot.error or "No model is loaded.")
+        return model
+
+    # -- self-scheduling predictors ------------------------------------------------------
+    async def _direct_predict(self, model: LoadedModel, requests: Sequence[BaseModel]
+                              ) -> list[BaseModel]:
+        import anyio.to_thread
+
+        if self._direct_limit is None:
+            self._direct_limit = asyncio.Semaphore(model.predictor.max_concurrency or 16)
+        assert self._direct_idle is not None
+        async with self._direct_limit:
+            self._direct += 1
+            self._direct_idle.clear()
+            try:
+                return await anyio.to_thread.run_sync(self._predict_batch, model,
+                                                      list(requests), abandon_on_cancel=False)
+            finally:
+                self._direct -= 1
+                if self._direct == 0:
+                    self._direct_idle.set()
+
+    # -- the worker -----------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        loaded_while_busy = False
+        while True:
+            self._drop_cancelled()
+            if not self._queue:
+                if not self._accepting:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                loaded_while_busy = False
+                continue
+            model = self.slot.model
+            if model is None:  # the model went away (failed start): fail what waits
+                self._fail_all(self._model_error())
+                continue
+            limit = min(self.max_size, model.predictor.max_batch_size or self.max_size)
+            if loaded_while_busy and self.max_delay_s > 0 and len(self._queue) < limit:
+                await self._gather(limit)
+            batch = self._take(limit)
+            if not batch:
+                continue
+            self._busy = True
+            started = time.perf_counter()
+            self._observe_queue(batch, started)
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, model,
+                                                     [row.request for row in batch])
+            except BaseException as error:  # the executor itself failed; never hang a row
+                results = [error] * len(batch)
+            finally:
+                self._busy = False
+            for row, result in zip(batch, results, strict=True):
+                if row.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    row.future.set_exception(result)
+                else:
+                    row.future.set_result(result)
+            loaded_while_busy = bool(self._queue)
+
+    async def _gather(self, limit: int) -> None:
+        """Under load: wait until ``limit`` rows queue or the oldest has waited max_delay."""
+        assert self._wakeup is not None
+        deadline = self._queue[0].queued_at + self.max_delay_s
+        while len(self._queue) < limit and self._accepting:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    def _take(self, limit: int) -> list[_Row]:
+        """Up to ``limit`` live rows sharing the oldest row's key, in arrival order."""
+        self._drop_cancelled()
+        if not self._queue:
+            return []
+        key = self._queue[0].key
+        if all(row.key == key for row in self._queue):  # the common case: one group
+            batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+        else:
+            batch, rest = [], collections.deque()
+            for row in self._queue:
+                (batch if row.key == key and len(batch) < limit else rest).append(row)
+            self._queue = rest
+        self._set_depth()
+        return [row for row in batch if not row.future.cancelled()]
+
+    def _drop_cancelled(self) -> None:
+        while self._queue and self._queue[0].future.cancelled():
+            self._queue.popleft()
+
+    def _fail_all(self, error: Exception) -> None:
+        while self._queue:
+            row = self._queue.popleft()
+            if not row.future.done():
+                row.future.set_exception(error)
+        self._set_depth()
+
+    def _model_error(self) -> Exception:
+        from opsline.errors import NoModelError
+
+        return NoModelError(self.slot.error or "No model is loaded.")
+
+    # -- running one batch (in the batcher thread) ---------------------------------------
+    def _run_batch(self, model: LoadedModel, requests: list[BaseModel]) -> list[Any]:
+        """Responses (or per-row exceptions) for ``requests``: one call, rows on failure."""
+        started = time.perf_counter()
+        try:
+            results: list[Any] = self._predict_batch(model, requests)
+        except Exception as error:
+            if len(requests) == 1:
+                results = [error]
+            else:  # find the culprit(s): every other row still gets its answer
+                results = []
+                for request in requests:
+                    try:
+                        results.extend(self._predict_batch(model, [request]))
+                    except Exception as row_error:
+                        results.append(row_error)
+        outcome = BatchOutcome(model, requests, results, time.perf_counter() - started)
+        for hook in self.hooks:
+            try:
+                hook(outcome)
+            except Exception:  # a hook (log, shadow) must never cost a client its answer
+                log.exception("Batch hook %r failed", hook)
+        return results
+
+    def _predict_batch(self, model: LoadedModel, requests: list[BaseModel]) -> list[BaseModel]:
+        from opsline.serving.runtime import predict_sync
+
+        return predict_sync(model, requests, self.metrics)
+
+    # -- metrics ----------------------------------------------------------------------------
+    def _set_depth(self) -> None:
+        if self.metrics is not None:
+            self.metrics.batch_queue_depth.set(len(self._queue))
+
+    def _observe_queue(self, batch: list[_Row], now: float) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.batch_rows.observe(len(batch))
+        for row in batch:
+            self.metrics.batch_queue_seconds.observe(now - row.queued_at)
