@@ -75,7 +75,7 @@ class StubRecipe(Recipe):
     def train(self, cfg, dataset, run, out_dir): raise NotImplementedError  # noqa: E704
     def evaluate(self, cfg, predictor, frame): raise NotImplementedError  # noqa: E704
 
-    def load_predictor(self, model_dir: Path) -> Predictor:
+    def load_predictor(self, model_dir: Path, backend: str = "auto") -> Predictor:
         return StubPredictor.load(model_dir)
 
     def ui(self, predict: Callable[[list[BaseModel]], list[BaseModel]]) -> Any:

@@ -25,10 +25,12 @@ from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
 from opsline.recipes.base import Recipe, get_recipe
 from opsline.serving import errors
-from opsline.serving.routes import health, jobs, metrics, model, predict
+from opsline.serving.routes import admin, health, jobs, metrics, model, predict
 from opsline.serving.routes import history as history_route
+from opsline.serving.routes import oip
 from opsline.serving.routes import stream as stream_route
 from opsline.serving.batcher import Batcher
+from opsline.serving.reload import Reloader
 from opsline.serving.runtime import ModelSlot, try_load_model
 from opsline.serving.settings import ServingSettings
 from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
@@ -66,10 +68,12 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         else:
             collectors.clear_model()
         app.state.batcher.start()
+        app.state.reloader.start()  # follows the alias: a promotion is a deploy
         app.state.history.start()  # samples the registry for /ui/monitor, /metrics/history
         yield
         # Uvicorn has stopped accepting and waited for open requests; the batcher answers
         # whatever is still queued (SIGTERM drains) before the model is closed.
+        await app.state.reloader.stop()
         await app.state.batcher.stop()
         await app.state.history.stop()
         if slot.model is not None:
@@ -86,6 +90,8 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                                 max_size=settings.batch_max_size,
                                 max_delay_s=settings.batch_max_delay_ms / 1000,
                                 max_queue=settings.batch_max_queue)
+    app.state.reloader = Reloader(recipe, settings, app.state.model, app.state.batcher,
+                                  collectors)
     app.state.inference_limiter = None
     # The UI mount and the scrape endpoints are the monitoring's own traffic, not the API's.
     app.state.history = MetricsHistory(collectors.registry,
@@ -102,6 +108,8 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.include_router(history_route.router)
     app.include_router(metrics.router)
     app.include_router(jobs.router)
+    app.include_router(oip.build_router(recipe, settings.max_batch_size, settings.max_body_bytes))
+    app.include_router(admin.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -1,4 +1,4 @@
-"""API-key protection for endpoints that change state (``/jobs``).
+"""API-key protection for endpoints that change state (``/jobs``, ``/admin``).
 
 The key comes from ``OPSLINE_API_KEY`` and is sent as ``X-API-Key: KEY`` or
 ``Authorization: Bearer KEY``. Without a configured key these endpoints are refused (503),
@@ -15,7 +15,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from opsline.serving.settings import ServingSettings
 
-DISABLED = "job endpoints are disabled: set OPSLINE_API_KEY"
+DISABLED = "job and admin endpoints are disabled: set OPSLINE_API_KEY"
 
 # auto_error=False: we answer ourselves, with one message and WWW-Authenticate.
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,

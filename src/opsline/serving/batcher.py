@@ -238,11 +238,13 @@ class Batcher:
         assert self._direct_idle is not None
         async with self._direct_limit:
             self._direct += 1
+            model.inflight += 1
             self._direct_idle.clear()
             try:
                 return await anyio.to_thread.run_sync(self._predict_batch, model,
                                                       list(requests), abandon_on_cancel=False)
             finally:
+                model.inflight -= 1
                 self._direct -= 1
                 if self._direct == 0:
                     self._direct_idle.set()
@@ -272,6 +274,7 @@ class Batcher:
             if not batch:
                 continue
             self._busy = True
+            model.inflight += 1  # the reloader closes a replaced model only at 0
             started = time.perf_counter()
             self._observe_queue(batch, started)
             try:
@@ -281,6 +284,7 @@ class Batcher:
                 results = [error] * len(batch)
             finally:
                 self._busy = False
+                model.inflight -= 1
             for row, result in zip(batch, results, strict=True):
                 if row.future.done():
                     continue

@@ -33,6 +33,9 @@ class LoadedModel:
     data_version: str | None = None
     kind: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Batches / streams running on this model now (changed on the event loop only); a
+    #: hot reload closes the replaced model when it reaches 0.
+    inflight: int = 0
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description of the model."""
@@ -63,7 +66,7 @@ def load_model(recipe: Recipe, settings: ServingSettings) -> LoadedModel:
     uri = settings.resolved_model_uri
     ref = resolve_model(recipe.name, uri, settings.tracking_uri)
     try:
-        predictor = recipe.load_predictor(ref.local_dir)
+        predictor = recipe.load_predictor(ref.local_dir, backend=settings.backend)
     except OpslineError:
         raise
     except Exception as error:  # a broken/mismatched directory: say which and why

@@ -177,6 +177,26 @@ def _download(source: str, name: str, version: str, uri: str | None) -> Path:
     return Path(local)
 
 
+def current_version(model_uri: str, tracking_uri: str | None = None) -> str | None:
+    """The version ``models:/NAME@ALIAS`` (or ``models:/NAME/N``) names now, without
+    downloading anything; ``None`` for a directory or a ``runs:/`` URI (nothing to follow).
+
+    Raises:
+        NoModelError: the alias or version does not exist (yet).
+    """
+    match = _MODELS_URI.match(model_uri)
+    if not match:
+        return None
+    mlflow_client = client(tracking_uri)
+    if match["alias"]:
+        version = _get_alias(mlflow_client, match["name"], match["alias"])
+        if version is None:
+            raise NoModelError(f"No model {match['name']!r} has the alias "
+                               f"{match['alias']!r} yet.")
+        return str(version.version)
+    return str(_get_version(mlflow_client, match["name"], match["version"]).version)
+
+
 def resolve_model(recipe_name: str, model_uri: str | None = None,
                   tracking_uri: str | None = None) -> ModelRef:
     """Resolve ``models:/name@alias``, ``models:/name/N``, ``runs:/id/path`` or a directory.

@@ -90,6 +90,7 @@ class TinyGenerationRecipe:
     description = "tiny stand-in"
     streams = True
     accepts_files = False
+    predicted_value_buckets = None
 
     def __init__(self) -> None:
         from opsline.recipes.text_generation.schemas import (
@@ -99,7 +100,7 @@ class TinyGenerationRecipe:
 
         self.Request, self.Response = GenerationRequest, GenerationResponse
 
-    def load_predictor(self, model_dir: Path):
+    def load_predictor(self, model_dir: Path, backend: str = "auto"):
         from opsline.recipes.text_generation.predictor import load_predictor
 
         return load_predictor(model_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from opsline.serving.deps import ModelDep
@@ -23,9 +23,12 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict,
                                       description="Test-split metrics recorded at registration")
     predictor: dict[str, Any] = Field(default_factory=dict)
+    reload: dict[str, Any] = Field(default_factory=dict,
+                                   description="Which URI the server follows, how often it "
+                                               "polls, and the last reload attempts")
 
 
 @router.get("/model", response_model=ModelInfo, summary="The served model and its lineage",
             responses={503: {"description": "No model loaded"}})
-def model_info(model: ModelDep) -> dict[str, Any]:
-    return model.describe()
+def model_info(model: ModelDep, request: Request) -> dict[str, Any]:
+    return {**model.describe(), "reload": request.app.state.reloader.describe()}

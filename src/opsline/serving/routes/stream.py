@@ -62,6 +62,7 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
             start = time.perf_counter()
             body, prepared = checked_body
             stream = None
+            model.inflight += 1  # a hot reload waits for this stream before closing the model
             try:
                 stream = model.predictor.stream(body, prepared)
                 deltas = iter(stream)
@@ -81,6 +82,7 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
                     "detail": "Generation failed; the server log has details."})
                 return
             finally:
+                model.inflight -= 1
                 if stream is not None:  # no-op when finished; frees the row on disconnect
                     stream.cancel()
             _observe(metrics, stream.response, time.perf_counter() - start)
