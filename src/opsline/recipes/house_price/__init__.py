@@ -5,7 +5,8 @@ heavy libraries behind them, are imported inside the methods that use them.
 
 Module map: ``data`` (load, clean, split) · ``checks`` (pandera rules) · ``features``
 (engineering + JSON preprocessing) · ``network``/``mlp`` (Lightning MLP) · ``gbm``
-(LightGBM) · ``card`` (opsline_model.json) · ``predictor`` · ``metrics`` · ``schemas`` · ``ui``.
+(LightGBM) · ``card`` (opsline_model.json) · ``plan`` (compiled request
+preprocessing) · ``predictor`` · ``onnx_export`` · ``metrics`` · ``schemas`` · ``ui``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from opsline.recipes.house_price.schemas import (
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from opsline.export.parity import ParityRecord
     from opsline.recipes.house_price.predictor import HousePricePredictor
 
 MODEL_KINDS = ("mlp", "gbm")
@@ -80,6 +82,13 @@ class HousePriceRecipe(Recipe):
         from opsline.recipes.house_price.predictor import load_predictor
 
         return load_predictor(Path(model_dir), backend)
+
+    def export_onnx(self, cfg: Any, model_dir: Path, dataset: Any) -> ParityRecord:
+        """``model.onnx`` (MLP via torch.onnx, GBM via onnxmltools) + the test-split parity
+        check; a failure is a failed record, never an exception."""
+        from opsline.recipes.house_price.onnx_export import export_onnx
+
+        return export_onnx(Path(model_dir), dataset)
 
     def ui(self, predict: Callable[[list[HousePriceRequest]], list[HousePriceResponse]]) -> Any:
         from opsline.recipes.house_price.ui import build_ui
