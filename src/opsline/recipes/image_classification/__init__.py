@@ -11,7 +11,8 @@ imported inside the methods that use them.
 Module map: ``sources`` (raw loaders) · ``data`` (inspect, de-duplicate, split) · ``checks``
 (pandera rules) · ``images`` (safe decoding, shared by every stage) · ``preprocessing`` ·
 ``augment`` · ``backbones`` (timm + packaged ImageNet weights, small CNN) · ``module``
-(Lightning, two learning rates, freeze schedule) · ``train`` · ``card`` · ``predictor`` ·
+(Lightning, two learning rates, freeze schedule) · ``train`` · ``card`` · ``onnx_export``
+(``model.onnx`` + parity gate) · ``predictor`` (torch or ONNX Runtime) ·
 ``metrics``/``evaluation`` · ``cv`` (k-fold quality runs) · ``schemas`` · ``ui``.
 """
 
@@ -28,6 +29,7 @@ from opsline.recipes.image_classification.schemas import ImageRequest, ImageResp
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from opsline.export.parity import ParityRecord
     from opsline.recipes.image_classification.predictor import ImagePredictor
 
 
@@ -83,6 +85,13 @@ class ImageClassificationRecipe(Recipe):
         from opsline.recipes.image_classification.evaluation import evaluate
 
         return evaluate(cfg, predictor, frame)
+
+    def export_onnx(self, cfg: Any, model_dir: Path, dataset: Any) -> ParityRecord:
+        """``model.onnx`` (normalised pixels → logits) checked against torch on the test
+        split with the serving TTA; a failed record, never an exception (``onnx_export``)."""
+        from opsline.recipes.image_classification.onnx_export import export_onnx
+
+        return export_onnx(cfg, Path(model_dir), dataset)
 
     # -- serving ----------------------------------------------------------------------
     def load_predictor(self, model_dir: Path, backend: str = "auto") -> ImagePredictor:
