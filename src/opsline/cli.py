@@ -120,8 +120,10 @@ def models(recipe: Recipe, overrides: Overrides = None) -> None:
                    f"{' ' + given if given else ''}`.")
     for row in rows:
         value = row["metrics"].get(key)
+        # onnx=passed|failed: whether the version may serve its model.onnx (parity gate).
         typer.echo(f"v{row['version']}\t{row['kind'] or '?'}\t{key}="
-                   f"{'n/a' if value is None else f'{value:.4f}'}\t{','.join(row['aliases'])}")
+                   f"{'n/a' if value is None else f'{value:.4f}'}\t"
+                   f"onnx={row.get('onnx') or 'none'}\t{','.join(row['aliases'])}")
 
 
 @app.command()

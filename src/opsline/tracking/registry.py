@@ -155,7 +155,8 @@ def list_versions(name: str, uri: str | None = None) -> list[dict[str, Any]]:
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
         rows.append({"version": str(v.version), "aliases": aliases.get(str(v.version), []),
                      "kind": (v.tags or {}).get("kind"), "run_id": v.run_id,
-                     "metrics": _version_metrics(v)})
+                     "metrics": _version_metrics(v),
+                     "onnx": (v.tags or {}).get("onnx.parity")})
     return rows
 
 
