@@ -116,10 +116,11 @@ def main() -> None:
                 single = timed(lambda fn=fn: fn(one), args.seconds)
                 many = timed(lambda fn=fn: fn(batch), args.seconds)
                 rows.append((kind, name, single * 1e3, len(batch) / many))
-            pre = timed(lambda: native.preprocess(one), args.seconds / 2)
-            rows.append((kind, "  plan preprocess only", pre * 1e3, len(batch) / timed(
-                lambda: native.preprocess(batch), args.seconds / 2)))
-        print(f"\n| model | path | 1 row: ms | 256 rows: rows/s |\n|---|---|---:|---:|")
+            prep = native.preprocess
+            single = timed(lambda prep=prep: prep(one), args.seconds / 2)
+            many = timed(lambda prep=prep: prep(batch), args.seconds / 2)
+            rows.append((kind, "  plan preprocess only", single * 1e3, len(batch) / many))
+        print("\n| model | path | 1 row: ms | 256 rows: rows/s |\n|---|---|---:|---:|")
         for kind, name, ms, rps in rows:
             print(f"| {kind} | {name} | {ms:.3f} | {rps:,.0f} |")
     finally:

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from opsline.export.parity import ONNX_FILE, ParityRecord, compare_regression, failed
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import pandas as pd
 
     from opsline.recipes.house_price.predictor import HousePricePredictor
