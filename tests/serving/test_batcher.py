@@ -269,3 +269,25 @@ def test_no_model_is_a_clear_error() -> None:
         await batcher.stop()
 
     run(scenario())
+
+
+def test_under_load_a_batch_waits_up_to_max_delay_to_fill() -> None:
+    predictor = RecordingPredictor()
+    predictor.gate.clear()
+
+    async def scenario() -> None:
+        batcher, _ = _batcher(predictor, max_delay_s=1.0)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit([StubRequest(x=0)]))
+        await asyncio.to_thread(predictor.started.wait, 10)
+        second = asyncio.ensure_future(batcher.submit([StubRequest(x=1)]))
+        await asyncio.sleep(0.01)
+        predictor.gate.set()  # the model is free with one row waiting: it holds it ...
+        await first
+        await asyncio.sleep(0.1)
+        third = asyncio.ensure_future(batcher.submit([StubRequest(x=2)]))  # ... for this one
+        await asyncio.gather(second, third)
+        await batcher.stop()
+
+    run(scenario())
+    assert predictor.batches == [[0], [1, 2]]

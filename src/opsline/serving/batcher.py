@@ -7,8 +7,9 @@ cost one model call instead of N:
 
 * **never waits when idle** — a lone request is dispatched at once;
 * **gathers under load** — while a batch runs, the next one queues; if the model finished
-  with work already waiting, the worker may hold the oldest row up to ``max_delay`` for the
-  batch to reach ``max_size`` (the idea of Triton's dynamic batcher, kept simple);
+  with work already waiting, the worker may hold the oldest row up to ``max_delay`` until
+  as many rows wait as the last batch had (the idea of Triton's dynamic batcher, kept
+  simple: steady load is not delayed, growing load grows the batches);
 * **groups** — rows whose ``predictor.batch_key`` differ never share a batch (translation:
   decoding options); the oldest row's group goes first, so no group starves;
 * **isolates failures** — if a batch raises, its rows are retried one by one, so a bad row
@@ -254,6 +255,7 @@ class Batcher:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         loaded_while_busy = False
+        last_rows = 1
         while True:
             self._drop_cancelled()
             if not self._queue:
@@ -268,8 +270,12 @@ class Batcher:
                 self._fail_all(self._model_error())
                 continue
             limit = min(self.max_size, model.predictor.max_batch_size or self.max_size)
-            if loaded_while_busy and self.max_delay_s > 0 and len(self._queue) < limit:
-                await self._gather(limit)
+            # Under load, wait (at most max_delay) until as many rows queue as the last batch
+            # had: with N clients in a closed loop the batch is full once all N are back, so
+            # steady load never waits the whole delay, and a growing load still grows batches.
+            want = min(limit, max(last_rows, 2))
+            if loaded_while_busy and self.max_delay_s > 0 and len(self._queue) < want:
+                await self._gather(want)
             batch = self._take(limit)
             if not batch:
                 continue
@@ -293,6 +299,7 @@ class Batcher:
                 else:
                     row.future.set_result(result)
             loaded_while_busy = bool(self._queue)
+            last_rows = len(batch)
 
     async def _gather(self, limit: int) -> None:
         """Under load: wait until ``limit`` rows queue or the oldest has waited max_delay."""
