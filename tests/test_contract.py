@@ -53,3 +53,19 @@ def test_recipe_walks_the_whole_path(recipe_name: str) -> None:
                             json={"items": [s.model_dump(mode="json") for s in samples]})
         assert batch.status_code == 200, batch.text
         assert len(batch.json()["items"]) == len(samples)
+        # Both routes went through the batcher (one batch each, at least).
+        metrics = client.get("/metrics").text
+        rows = [line for line in metrics.splitlines()
+                if line.startswith("opsline_batch_rows_count")]
+        assert rows and float(rows[0].split()[-1]) >= 2, rows
+        # The same model answers the Open Inference Protocol, and /model says which backend.
+        meta = client.get(f"/v2/models/{model_name}")
+        assert meta.status_code == 200, meta.text
+        assert {t["name"] for t in meta.json()["inputs"]} == set(recipe.Request.model_fields)
+        served = client.get("/model").json()
+        assert served["predictor"]["backend"] in ("native", "onnx", "int8")
+        # A recipe with an ONNX export records its parity outcome on the version, and only a
+        # passed check may serve the ONNX file.
+        parity = result.tags.get("onnx.parity")
+        if served["predictor"]["backend"] == "onnx":
+            assert parity == "passed"
