@@ -26,12 +26,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-CHUNK = 64  # images per forward pass when scoring a whole split (×8 views with TTA)
-# Network rows (images × TTA views) one served batch may push through the backbone. On a CPU
-# the images/s of MobileNetV2 flatten out after a handful of rows (benchmarks/image_onnx.md),
-# so larger batches only make the first request in them wait longer: 64 rows = 64 images
-# without TTA, 8 with the 8 dihedral views (about half a second at 288 px on one core).
-MAX_ROWS = 64
+# Network rows (images × TTA views) worth one call. Measured on one core at 288 px with
+# MobileNetV2 (benchmarks/image_onnx.md): ONNX Runtime does ~50-60 rows per CPU-second
+# whether a call holds 1 or 64 rows, torch falls from ~20-27 at 1-2 rows to ~7 at 32 (much
+# of it kernel time: page faults re-mapping large activation buffers on every call).
+# Bigger batches buy no throughput on a CPU, they only make the first request in them wait,
+# so a served batch is capped at 32 rows: 32 images without TTA, 4 with the 8 dihedral
+# views (~0.6 s with ONNX Runtime).
+MAX_ROWS = 32
+CHUNK = MAX_ROWS  # images per forward pass when scoring a whole split (×8 views with TTA)
 
 
 class ImagePredictor(Predictor):
@@ -46,7 +49,8 @@ class ImagePredictor(Predictor):
         self.session = session
         self.backend = "onnx" if session is not None else "native"
         views = 8 if pre.tta == "dihedral" else 1
-        self.max_batch_size = max(1, MAX_ROWS // views)  # in requests (images)
+        self.max_batch_size = max(1, MAX_ROWS // views)  # in requests (images), read by
+        # the server's batcher
         self.task: str = card["task"]
         self.classes: list[str] = list(card["classes"])
         self.threshold = float(card.get("threshold", 0.5))
