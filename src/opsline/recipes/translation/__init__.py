@@ -7,7 +7,8 @@ and pandas are imported inside the methods that use them.
 Module map: ``sources`` (tatoeba / hf / gettext) · ``cleaning`` (normalise, filter, split) ·
 ``catalogs`` (gettext .mo/.po) · ``language`` + ``checks`` (pandera rules) · ``tokenizer`` (BPE on train) · ``model``
 (network + Lightning module) · ``batching`` · ``train`` · ``decoding`` · ``metrics`` ·
-``card`` · ``predictor`` · ``schemas`` · ``ui``.
+``card`` · ``predictor`` · ``quantize`` (int8 backend + its BLEU gate) · ``schemas`` ·
+``ui``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from opsline.recipes.translation.schemas import (
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from opsline.export.parity import ParityRecord
     from opsline.recipes.translation.predictor import TranslationPredictor
 
 
@@ -86,9 +88,19 @@ class TranslationRecipe(Recipe):
 
     # -- serving ----------------------------------------------------------------------
     def load_predictor(self, model_dir: Path, backend: str = "auto") -> TranslationPredictor:
+        """``auto`` serves int8 when its gate passed, ``native`` float32; translation has no
+        ONNX export, so ``onnx`` is handled like ``auto`` (see ``quantize.choose_backend``)."""
         from opsline.recipes.translation.predictor import load_predictor
 
-        return load_predictor(Path(model_dir))
+        return load_predictor(Path(model_dir), backend)
+
+    def export_onnx(self, cfg: Any, model_dir: Path, dataset: Any) -> ParityRecord | None:
+        """The core's registration hook (named for ONNX): translation's optimised backend is
+        a dynamic-int8 model instead, checked by greedy val BLEU (drop ≤ 0.5) when
+        ``model.quantize`` is on; the record lands in ``parity.json`` (``quantize``)."""
+        from opsline.recipes.translation.quantize import export_int8
+
+        return export_int8(cfg, Path(model_dir), dataset)
 
     def ui(self, predict: Callable[[list[TranslationRequest]], list[TranslationResponse]]
            ) -> Any:

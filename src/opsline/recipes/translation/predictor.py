@@ -4,6 +4,12 @@
 translation model, the tokenizer is missing, or tokenizer and checkpoint disagree (vocab
 size vs. embedding rows, pad/eos ids): a model that would emit garbage never goes live,
 and a server that fails to load a new model keeps its previous one.
+
+Backends (:func:`opsline.recipes.translation.quantize.choose_backend`): ``native`` serves the
+float32 weights; ``auto`` serves a dynamic-int8 copy built at load when the directory's
+int8 gate record passed (``self.backend = "int8"``), else float32; ``onnx`` is ignored
+(translation has no ONNX export) and handled like ``auto``. ``info["backend_reason"]`` says
+which and why.
 """
 
 from __future__ import annotations
@@ -75,9 +81,13 @@ class TranslationPredictor(Predictor):
                      "training": card.get("training", {})}
 
     @classmethod
-    def load(cls, model_dir: Path) -> TranslationPredictor:
+    def load(cls, model_dir: Path, backend: str = "auto") -> TranslationPredictor:
+        """Load ``model_dir``; ``backend``: ``auto`` / ``native`` / ``onnx`` (module doc)."""
+        from opsline.recipes.translation.quantize import INT8, choose_backend, quantize_network
+
         model_dir = Path(model_dir)
         card = read_card(model_dir)
+        chosen, why = choose_backend(model_dir, backend)  # an unknown value fails fast
         where = repr(str(model_dir))
         if not has_tokenizer(model_dir):
             raise ModelLoadError(f"The translation model in {where} has no tokenizer "
@@ -112,7 +122,14 @@ class TranslationPredictor(Predictor):
         check_compatible(tokenizer, network.config,
                          network.get_input_embeddings().num_embeddings, card, where)
         network.eval()
-        return cls(model_dir, card, tokenizer, network)
+        if chosen == INT8:
+            # Rebuilt from the float safetensors at every load (deterministic, ~0.15 s):
+            # the gate record is the only int8 artefact on disk.
+            network = quantize_network(network)
+        predictor = cls(model_dir, card, tokenizer, network)
+        predictor.backend = chosen
+        predictor.info.update(backend=chosen, backend_reason=why)
+        return predictor
 
     # -- helpers -----------------------------------------------------------------------
     def translate(self, texts: Sequence[str], num_beams: int = 1, max_new_tokens: int = 64,
@@ -152,5 +169,5 @@ class TranslationPredictor(Predictor):
         return [r for r in out if r is not None]
 
 
-def load_predictor(model_dir: Path) -> TranslationPredictor:
-    return TranslationPredictor.load(model_dir)
+def load_predictor(model_dir: Path, backend: str = "auto") -> TranslationPredictor:
+    return TranslationPredictor.load(model_dir, backend)
