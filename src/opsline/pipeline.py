@@ -166,7 +166,9 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
             # ONNX beside the native weights, checked against them on the test split; the
             # record travels in the directory and onto the version (a failed export still
             # registers the native model, and the server never serves that ONNX file).
-            parity = export_onnx(recipe, cfg, trained.model_dir, dataset, say)
+            # Unregistered runs (sweep trials) skip it: nothing will serve them as they are.
+            parity = (export_onnx(recipe, cfg, trained.model_dir, dataset, say) if register
+                      else None)
             stage("evaluating")
             predictor = recipe.load_predictor(trained.model_dir, backend="native")
             metrics: dict[str, float] = {}
