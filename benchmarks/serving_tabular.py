@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _serving import report, wrk
-from _serving.servers import Servers, free_port, http, post_json
+from _serving.servers import Servers, cpu_snapshot, free_port, http, other_cpu, post_json
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH_ROWS = 256
@@ -134,13 +134,16 @@ def _batch_rows_metric(base: str) -> tuple[float, float]:
 
 
 def measure(name: str, url: str, lua: Path, concurrencies: list[int], args, rows: int,
-            base: str | None, say) -> list[dict]:
+            base: str | None, say, groups: set[int]) -> list[dict]:
+    """wrk at each concurrency; ``groups``: process groups that are the server (not "other")."""
     points = []
     for c in concurrencies:
         before = _batch_rows_metric(base) if base else None
+        cpu_before, t0 = cpu_snapshot(), time.monotonic()
         result = wrk.run(url, lua, c, args.duration, cpu=args.client_cpu)
+        others = other_cpu(cpu_before, cpu_snapshot(), time.monotonic() - t0, groups)
         point = {"system": name, "route": url.split("/", 3)[-1], "rows": rows,
-                 **result.as_dict(), "rows_per_s": result.rps * rows}
+                 **result.as_dict(), "rows_per_s": result.rps * rows, "other_cpu": others}
         if before is not None:
             after = _batch_rows_metric(base)
             calls = after[1] - before[1]
@@ -148,7 +151,8 @@ def measure(name: str, url: str, lua: Path, concurrencies: list[int], args, rows
         points.append(point)
         say(f"  {name:<15} /{point['route']:<14} c={c:<3} {result.rps:9.1f} req/s  "
             f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  "
-            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}"
+            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}  "
+            f"other processes {others:.2f} cores"
             + (f"  rows/call {point['rows_per_model_call']:.1f}"
                if point.get("rows_per_model_call") else ""))
         time.sleep(0.5)
@@ -160,7 +164,7 @@ def run_system(servers: Servers, name: str, cmd: list[str], env: dict, base: str
                say, checks: dict, metrics_base: str | None = None) -> list[dict]:
     say(f"Starting {name}: {shlex.join(cmd)}")
     t0 = time.monotonic()
-    servers.start(name, cmd, env, base + ready, cpu=args.server_cpu)
+    proc = servers.start(name, cmd, env, base + ready, cpu=args.server_cpu)
     say(f"  ready in {time.monotonic() - t0:.1f} s")
     try:
         if metrics_base:
@@ -176,7 +180,7 @@ def run_system(servers: Servers, name: str, cmd: list[str], env: dict, base: str
             if i == 0 and args.warmup > 0:
                 wrk.run(base + route, lua, 8, args.warmup, cpu=args.client_cpu)
             points += measure(name, base + route, lua, concurrencies, args, rows,
-                              metrics_base, say)
+                              metrics_base, say, {proc.pid})
         return points
     finally:
         servers.stop(name)

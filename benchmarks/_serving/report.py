@@ -92,14 +92,16 @@ def summary_table(points: list[dict]) -> str:
 
 def points_table(points: list[dict]) -> str:
     head = ["system", "route", "rows/request", "c", "req/s", "rows/s", "p50 ms", "p90 ms",
-            "p99 ms", "requests", "non-2xx", "socket errors", "rows per model call"]
+            "p99 ms", "requests", "non-2xx", "socket errors", "rows per model call",
+            "other processes (cores)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in points:
         lines.append("| " + " | ".join([
             p["system"], f"/{p['route']}", str(p["rows"]), str(p["concurrency"]),
             _f(p["rps"]), _f(p["rows_per_s"], 0), _f(p["p50_ms"], 2), _f(p["p90_ms"], 2),
             _f(p["p99_ms"], 2), f"{p['requests']:,}", str(p["non_2xx"]),
-            str(p["socket_errors"]), _f(p.get("rows_per_model_call"))]) + " |")
+            str(p["socket_errors"]), _f(p.get("rows_per_model_call")),
+            _f(p.get("other_cpu"), 2)]) + " |")
     return "\n".join(lines)
 
 
@@ -154,6 +156,22 @@ def ratios(points: list[dict]) -> str:
                            and base["rps"] else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def _contention(points: list[dict]) -> str:
+    """How much CPU other processes (not the server, not wrk) took during the points."""
+    loads = [(p.get("other_cpu") or 0.0, p) for p in points]
+    if not loads:
+        return ""
+    busy = [f"{p['system']} /{p['route']} c={p['concurrency']} ({load:.2f})"
+            for load, p in loads if load > 0.1]
+    worst = max(load for load, _ in loads)
+    if not busy:
+        return (f"Other processes used at most {worst:.2f} cores during any point: the two "
+                "cores were the server's and wrk's.")
+    return (f"**Contended**: other processes (tests, other benchmarks) used more than 0.1 "
+            f"core during {len(busy)} of {len(loads)} points (cores in parentheses): "
+            + ", ".join(busy) + ". Those points understate the server they measure.")
 
 
 def _machine(m: dict, after: dict) -> str:
@@ -228,6 +246,8 @@ def render(result: dict) -> str:
         "## POST one row",
         "",
         summary_table(result["points"]),
+        "",
+        _contention(result["points"]),
         "",
         "Throughput relative to the anchor and to MLflow (same run):",
         "",

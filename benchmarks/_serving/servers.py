@@ -103,3 +103,32 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def cpu_snapshot() -> dict[int, tuple[int, int, str]]:
+    """pid -> (utime + stime ticks, process group, name) of every process now."""
+    out = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        name = raw[raw.find("(") + 1:raw.rfind(")")]
+        fields = raw[raw.rfind(")") + 2:].split()
+        # after the name: state ppid pgrp session ... utime (14th field) stime (15th)
+        out[int(entry.name)] = (int(fields[11]) + int(fields[12]), int(fields[2]), name)
+    return out
+
+
+def other_cpu(before: dict, after: dict, seconds: float, exclude_groups: set[int]) -> float:
+    """Cores used meanwhile by processes other than ours (the server's group, wrk, us)."""
+    me = os.getpid()
+    ticks = 0
+    for pid, (t, group, name) in after.items():
+        if pid == me or group in exclude_groups or name == "wrk":
+            continue
+        ticks += t - before.get(pid, (0,))[0]
+    return ticks / os.sysconf("SC_CLK_TCK") / max(seconds, 1e-9)
