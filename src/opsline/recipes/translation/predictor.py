@@ -14,6 +14,7 @@ which and why.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from opsline.recipes.translation.card import read_card
 from opsline.recipes.translation.decoding import translate
 from opsline.recipes.translation.schemas import TranslationRequest, TranslationResponse
 from opsline.recipes.translation.tokenizer import has_tokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,8 +127,14 @@ class TranslationPredictor(Predictor):
         network.eval()
         if chosen == INT8:
             # Rebuilt from the float safetensors at every load (deterministic, ~0.15 s):
-            # the gate record is the only int8 artefact on disk.
-            network = quantize_network(network)
+            # the gate record is the only int8 artefact on disk. If a later torch drops
+            # torch.ao.quantization, the validated float model serves rather than nothing.
+            try:
+                network = quantize_network(network)
+            except Exception as exc:  # any quantization failure: serve float, say why
+                log.warning("int8 quantization failed at load; serving float32", exc_info=True)
+                chosen, why = "native", (f"float32 weights (the int8 gate passed but quantizing "
+                                         f"at load failed: {type(exc).__name__}: {exc}).")
         predictor = cls(model_dir, card, tokenizer, network)
         predictor.backend = chosen
         predictor.info.update(backend=chosen, backend_reason=why)

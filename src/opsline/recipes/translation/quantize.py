@@ -34,6 +34,11 @@ checked. Decisions, and why:
   reseeded retraining moves (and inside sacreBLEU's bootstrap interval on ~1k pairs), so an
   int8 model that passes is as good as the float one within measurement, while a broken
   quantization (garbage or empty output) drops by far more.
+* **On by default** (``model.quantize: true`` in ``marian.yaml``, inherited by every model
+  config): on one core the default-size model serves 1.15× (batch 1) to 1.3× (batch 8) the
+  sentences/s as int8 with no BLEU loss on val (``benchmarks/translation_int8.md``), and the
+  gate costs two greedy val decodes (~17 s on one core) next to a ~20-minute training. A
+  model whose gate fails still registers and serves float32.
 """
 
 from __future__ import annotations
