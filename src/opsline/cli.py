@@ -120,10 +120,11 @@ def models(recipe: Recipe, overrides: Overrides = None) -> None:
                    f"{' ' + given if given else ''}`.")
     for row in rows:
         value = row["metrics"].get(key)
-        # onnx=passed|failed: whether the version may serve its model.onnx (parity gate).
+        # e.g. onnx=passed: whether the version may serve its optimised backend (the gate).
+        gates = ",".join(f"{b}={o}" for b, o in sorted(row["parity"].items())) or "native only"
         typer.echo(f"v{row['version']}\t{row['kind'] or '?'}\t{key}="
-                   f"{'n/a' if value is None else f'{value:.4f}'}\t"
-                   f"onnx={row.get('onnx') or 'none'}\t{','.join(row['aliases'])}")
+                   f"{'n/a' if value is None else f'{value:.4f}'}\t{gates}\t"
+                   f"{','.join(row['aliases'])}")
 
 
 @app.command()

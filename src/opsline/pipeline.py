@@ -170,7 +170,9 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
             parity = (export_onnx(recipe, cfg, trained.model_dir, dataset, say) if register
                       else None)
             stage("evaluating")
-            predictor = recipe.load_predictor(trained.model_dir, backend="native")
+            # Evaluate what `auto` will serve (ONNX / int8 when its gate passed), so the
+            # version's registered metrics are the served model's own.
+            predictor = recipe.load_predictor(trained.model_dir, backend="auto")
             metrics: dict[str, float] = {}
             for split in ("val", "test"):
                 evaluation = recipe.evaluate(cfg, predictor, dataset.frame(split))

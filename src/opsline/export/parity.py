@@ -46,6 +46,9 @@ class ParityRecord:
         metrics: the measured differences (e.g. ``max_rel_diff``, ``top1_mismatches``).
         tolerances: the bounds they were held to.
         exporter: which converter wrote the file (``torch.onnx`` / ``onnxmltools`` …).
+        backend: the optimised backend this record gates: ``onnx`` (a ``model.onnx`` file)
+            or ``int8`` (translation's dynamic quantization, rebuilt at load). It names the
+            version tags (``onnx.parity``, ``int8.parity``) and the model-card section.
     """
 
     passed: bool
@@ -55,11 +58,12 @@ class ParityRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     tolerances: dict[str, float] = field(default_factory=dict)
     exporter: str = ""
+    backend: str = "onnx"
 
     def tags(self) -> dict[str, str]:
-        """Registry version tags."""
-        return {"onnx.parity": "passed" if self.passed else "failed",
-                "onnx.reason": self.reason[:4000]}
+        """Registry version tags: ``<backend>.parity`` = passed|failed, ``<backend>.reason``."""
+        return {f"{self.backend}.parity": "passed" if self.passed else "failed",
+                f"{self.backend}.reason": self.reason[:4000]}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +75,7 @@ class ParityRecord:
 
 
 def write_parity(model_dir: Path, record: ParityRecord) -> Path:
-    """Write ``parity.json`` and the ``onnx`` section of the model card."""
+    """Write ``parity.json`` and the ``<backend>`` section (``onnx``/``int8``) of the card."""
     from opsline.recipes.base import MODEL_CARD_FILE
 
     model_dir = Path(model_dir)
@@ -80,8 +84,10 @@ def write_parity(model_dir: Path, record: ParityRecord) -> Path:
     card_path = model_dir / MODEL_CARD_FILE
     if card_path.is_file():
         card = json.loads(card_path.read_text())
-        card["onnx"] = {"file": ONNX_FILE if (model_dir / ONNX_FILE).is_file() else None,
-                        "parity": "passed" if record.passed else "failed",
+        has_file = record.backend == "onnx" and (model_dir / ONNX_FILE).is_file()
+        card[record.backend] = {"file": ONNX_FILE if has_file else None,
+                                "exporter": record.exporter,
+                                "parity": "passed" if record.passed else "failed",
                         "reason": record.reason, "metrics": record.metrics,
                         "tolerances": record.tolerances}
         card_path.write_text(json.dumps(card, indent=2, default=str))
@@ -97,9 +103,9 @@ def read_parity(model_dir: Path) -> ParityRecord | None:
         return None
 
 
-def failed(reason: str, exporter: str = "") -> ParityRecord:
+def failed(reason: str, exporter: str = "", backend: str = "onnx") -> ParityRecord:
     """A record for an export that could not even be produced or run."""
-    return ParityRecord(passed=False, reason=reason, exporter=exporter)
+    return ParityRecord(passed=False, reason=reason, exporter=exporter, backend=backend)
 
 
 def compare_regression(native: np.ndarray, onnx: np.ndarray, *, split: str = "test",

@@ -110,7 +110,8 @@ class Predictor(ABC):
 
     #: Human-readable description of the loaded model, e.g. ``{"kind": "mlp"}``.
     info: dict[str, Any]
-    #: Which backend runs ``forward``: ``native`` (torch / LightGBM …) or ``onnx``.
+    #: Which backend runs ``forward``: ``native`` (torch / LightGBM …), ``onnx`` (ONNX
+    #: Runtime) or ``int8`` (translation's dynamic quantization); shown by ``GET /model``.
     backend: str = "native"
     #: Largest batch (rows) worth one ``predict`` call; ``None`` = the server's setting.
     max_batch_size: int | None = None

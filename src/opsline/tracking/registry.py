@@ -156,7 +156,9 @@ def list_versions(name: str, uri: str | None = None) -> list[dict[str, Any]]:
         rows.append({"version": str(v.version), "aliases": aliases.get(str(v.version), []),
                      "kind": (v.tags or {}).get("kind"), "run_id": v.run_id,
                      "metrics": _version_metrics(v),
-                     "onnx": (v.tags or {}).get("onnx.parity")})
+                     # the optimised backend's parity gate (onnx / int8), if it has one
+                     "parity": {k.removesuffix(".parity"): t for k, t in (v.tags or {}).items()
+                                if k.endswith(".parity")}})
     return rows
 
 

@@ -57,7 +57,8 @@ def test_gate_record_is_written_with_both_bleus(gated_dir):
     assert record.passed == (m["bleu_drop"] <= 0.5)
     assert "int8" in record.reason and "no ONNX file" in record.reason
     card = json.loads((gated_dir / "opsline_model.json").read_text())
-    assert card["onnx"]["file"] is None  # the record travels in the card, no file behind it
+    assert card["int8"]["file"] is None  # the record travels in the card, no file behind it
+    assert card["int8"]["exporter"] == EXPORTER and "onnx" not in card
     assert not (gated_dir / "model.onnx").exists()
 
 

@@ -25,8 +25,8 @@ checked. Decisions, and why:
 * **The record** is a :class:`~opsline.export.parity.ParityRecord` (``exporter =
   "torch.quantize_dynamic"``, ``split = "val"``, metrics ``val_bleu_float``,
   ``val_bleu_int8``, ``bleu_drop``, tolerance ``bleu_drop: 0.5``), so the core writes it as
-  ``parity.json``, into the card and onto the version (tags ``onnx.parity`` / ``onnx.reason``;
-  the reason names int8). ``select_backend`` never picks it (there is no ``model.onnx``), so
+  ``parity.json``, into the card's ``int8`` section and onto the version (tags
+  ``int8.parity`` / ``int8.reason``). ``select_backend`` never picks it (there is no ``model.onnx``), so
   :func:`choose_backend` reads it for the translation predictor.
 * **The gate.** Greedy BLEU on the whole val split (the test split stays the promotion gate's
   and is not used to choose a backend), each distinct Danish sentence decoded once, as
@@ -106,7 +106,7 @@ def gate_record(float_scores: dict[str, float], int8_scores: dict[str, float], r
         metrics.update(val_chrf_float=float(float_scores["chrf"]),
                        val_chrf_int8=float(int8_scores["chrf"]))
     return ParityRecord(passed, reason, split, rows, metrics, {"bleu_drop": float(tolerance)},
-                        EXPORTER)
+                        EXPORTER, backend="int8")
 
 
 def export_int8(cfg: Any, model_dir: Path, dataset: Any,
@@ -135,7 +135,7 @@ def export_int8(cfg: Any, model_dir: Path, dataset: Any,
     except Exception as error:  # any failure is the record's reason, never a crash
         log.warning("int8 quantization gate failed", exc_info=True)
         return failed(f"int8 dynamic quantization failed: {type(error).__name__}: {error}",
-                      EXPORTER)
+                      EXPORTER, backend="int8")
 
 
 def read_gate(model_dir: Path) -> tuple[bool, str]:
