@@ -207,8 +207,6 @@ def _interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk.check_wrk()
-    # `kill` / a CI timeout stops the run like Ctrl-C does, so `finally` kills the servers.
-    signal.signal(signal.SIGTERM, _interrupt)
 
     def say(msg: str) -> None:
         print(msg, flush=True)
@@ -232,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             from _serving import mlflow_model
 
             mlflow_info = mlflow_model.build(home, model_dir, body["one"], say=say)
+        # `kill` / a CI timeout stops the run like Ctrl-C does, so `finally` kills the servers.
+        # Set here, after the imports: one of them (mlflow / opsline) installs its own.
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         plan = []
         if "opsline" in args.only:
             for backend in args.backends:
@@ -282,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {"prices": prices(checks), "started": started, "elapsed_s": time.time() - started, "machine": machine,
               "machine_after": report.machine_state(), "args": vars(args),
-              "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+              "command": shlex.join([os.path.relpath(sys.executable),
+                                     os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
               "model_dir": str(model_dir), "mlflow": mlflow_info, "checks": checks,
               "failures": failures, "points": points}
     text = report.render(result)

@@ -118,7 +118,7 @@ def targets(points: list[dict]) -> list[tuple[str, str, bool | None]]:
         if anchor:
             ratio = mine["rps"] / anchor["rps"]
             out.append((f"{system} c={top} req/s vs the anchor (>= 90 %)",
-                        f"{ratio:.0%} ({_f(mine['rps'], 0)} vs {_f(anchor['rps'], 0)})",
+                        f"{ratio:.1%} ({_f(mine['rps'], 0)} vs {_f(anchor['rps'], 0)})",
                         ratio >= TARGET_VS_ANCHOR))
         if mlflow:
             ratio = mine["rps"] / mlflow["rps"]
@@ -208,7 +208,7 @@ def render(result: dict) -> str:
         "## Method",
         "",
         ("House price (Ames) LightGBM, the workspace's `models:/house_price@production` "
-        f"(`{Path(result['model_dir']).name}` of `{result['model_dir']}`)."),
+        f"(model directory `{result['model_dir']}`)."),
         "",
         ("* Each server runs alone, pinned to **CPU 0** (`taskset -c 0`), started fresh, after "
         "a readiness probe and one checked request; `wrk` runs pinned to **CPU 1** "
