@@ -31,7 +31,7 @@ from opsline.serving.routes import oip
 from opsline.serving.routes import stream as stream_route
 from opsline.serving.batcher import Batcher
 from opsline.serving.reload import Reloader
-from opsline.serving.runtime import ModelSlot, try_load_model
+from opsline.serving.runtime import ModelSlot, freeze_heap, try_load_model
 from opsline.serving.settings import ServingSettings
 from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
 
@@ -67,6 +67,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                                  slot.model.kind)
         else:
             collectors.clear_model()
+        freeze_heap()  # full GC passes over the loaded libraries were the p99 of /predict
         app.state.batcher.start()
         app.state.reloader.start()  # follows the alias: a promotion is a deploy
         app.state.history.start()  # samples the registry for /ui/monitor, /metrics/history

@@ -23,7 +23,7 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <OPSLINE_API_KEY>`")
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     api_key: Annotated[str | None, Depends(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

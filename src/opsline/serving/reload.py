@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opsline.errors import OpslineError
+from opsline.serving.runtime import freeze_heap
 
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.metrics import ServingMetrics
@@ -186,6 +187,7 @@ class Reloader:
         if self.metrics is not None:
             self.metrics.set_model(candidate.name, candidate.version, candidate.alias,
                                    candidate.kind)
+        freeze_heap()  # the new model's objects are long-lived too (see freeze_heap)
         if old is not None:
             task = asyncio.get_running_loop().create_task(self._retire(old))
             self._closing.add(task)

@@ -22,14 +22,14 @@ class Ready(BaseModel):
 
 
 @router.get("/health", response_model=Health, summary="Liveness: the process is up")
-def health() -> Health:
+async def health() -> Health:
     return Health(status="ok")
 
 
 @router.get("/ready", response_model=Ready, summary="Readiness: a model is loaded",
             responses={503: {"description": "No model loaded; `detail` says why and what "
                                             "to do"}})
-def ready(slot: SlotDep):
+async def ready(slot: SlotDep):
     if slot.model is None:
         return JSONResponse(status_code=503,
                             content={"status": "unavailable", "detail": slot.error})

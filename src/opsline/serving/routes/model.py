@@ -30,5 +30,5 @@ class ModelInfo(BaseModel):
 
 @router.get("/model", response_model=ModelInfo, summary="The served model and its lineage",
             responses={503: {"description": "No model loaded"}})
-def model_info(model: ModelDep, request: Request) -> dict[str, Any]:
+async def model_info(model: ModelDep, request: Request) -> dict[str, Any]:
     return {**model.describe(), "reload": request.app.state.reloader.describe()}

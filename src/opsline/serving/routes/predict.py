@@ -10,8 +10,8 @@ annotations at runtime, and they name classes that only exist inside :func:`buil
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import ConfigDict, Field, TypeAdapter, create_model
 
 from opsline.recipes.base import Recipe
 from opsline.serving.deps import BatcherDep, wait_for_disconnect
@@ -19,6 +19,7 @@ from opsline.serving.routes import upload
 
 log = logging.getLogger(__name__)
 
+JSON = "application/json"
 _UNAVAILABLE = {503: {"description": "No model loaded (`detail` says why and what to do), "
                                     "or the queue is full (`Retry-After` says when to retry)"}}
 
@@ -52,6 +53,11 @@ def build_router(recipe: Recipe, max_batch_size: int,
         f"{prefix}BatchResponse",
         items=(list[ResponseModel], Field(description="One response per item, in order")),
     )
+    # The predictor already built typed Response objects: serialise them straight to JSON
+    # bytes in pydantic-core instead of letting FastAPI validate them again per request
+    # (the response_model stays for the OpenAPI schema). Half the cost of a 256-row batch.
+    one_json = TypeAdapter(ResponseModel).dump_json
+    batch_json = TypeAdapter(BatchResponse).dump_json
     examples = _examples(recipe)
     single_examples = {f"sample_{i}": {"value": e} for i, e in enumerate(examples[:3])}
     batch_examples = {"samples": {"value": {"items": examples}}} if examples else None
@@ -67,10 +73,10 @@ def build_router(recipe: Recipe, max_batch_size: int,
                            responses={**_UNAVAILABLE, **upload.RESPONSES},
                            summary=f"Predict one {recipe.name} request (JSON or file upload)",
                            openapi_extra=upload.openapi_body(RequestModel, examples))
-        async def predict_upload(request: Request, batcher: BatcherDep) -> BaseModel:
+        async def predict_upload(request: Request, batcher: BatcherDep) -> Response:
             body = await upload.parse_request(request, recipe, max_body_bytes)
             responses = await batcher.submit([body], lambda: wait_for_disconnect(request))
-            return responses[0]
+            return Response(one_json(responses[0]), media_type=JSON)
     else:
         files_router = None
 
@@ -78,16 +84,17 @@ def build_router(recipe: Recipe, max_batch_size: int,
                      summary=f"Predict one {recipe.name} request")
         async def predict(body: Annotated[RequestModel, Body(openapi_examples=single_examples
                                                               or None)],
-                          request: Request, batcher: BatcherDep) -> BaseModel:
+                          request: Request, batcher: BatcherDep) -> Response:
             responses = await batcher.submit([body], lambda: wait_for_disconnect(request))
-            return responses[0]
+            return Response(one_json(responses[0]), media_type=JSON)
 
     @router.post("/predict/batch", response_model=BatchResponse, responses=_UNAVAILABLE,
                  summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call")
     async def predict_batch(body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],
-                            request: Request, batcher: BatcherDep) -> dict[str, Any]:
+                            request: Request, batcher: BatcherDep) -> Response:
         responses = await batcher.submit(body.items, lambda: wait_for_disconnect(request))
-        return {"items": responses}
+        return Response(batch_json(BatchResponse.model_construct(items=responses)),
+                        media_type=JSON)
 
     if files_router is None:
         return router
