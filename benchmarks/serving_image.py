@@ -300,12 +300,14 @@ def render(result: dict) -> str:
         "",
         "## Results",
         "",
-        "| | images/s | p50 ms | p99 ms | rows per model call | server cores | other processes (cores) | non-2xx / socket errors |",
+        ("| | images/s | p50 ms | p99 ms | rows per model call (mean; spread) | server cores "
+         "| other processes (cores) | non-2xx / socket errors |"),
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c, p in by_c.items():
         lines.append(f"| `/predict` c={c} | {_f(p['rps'], 2)} | {_f(p['p50_ms'], 0)} | "
-                     f"{_f(p['p99_ms'], 0)} | {_f(p['rows_per_model_call'], 2)} | "
+                     f"{_f(p['p99_ms'], 0)} | {_f(p['rows_per_model_call'], 2)} "
+                     f"({p.get('rows_per_call_spread', '-')}) | "
                      f"{_f(p['server_cpu'], 2)} | {_f(p['other_cpu'], 2)} | "
                      f"{p['non_2xx']} / {p['socket_errors']} |")
     for b in batches:

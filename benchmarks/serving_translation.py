@@ -379,6 +379,10 @@ def render(result: dict) -> str:
                              f"{TARGET_SPEEDUP:g}x c=1"),
                              f"{speedup:.2f}x ({_f(p8['rps'], 2)} vs {_f(p1['rps'], 2)})",
                              speedup >= TARGET_SPEEDUP, contended))
+    lines += ["", ("Model calls by rows per call (`opsline_batch_rows` buckets 1, 2, 4, 8 …; "
+              "the mean above cannot tell a 4 + 4 split from 1 + 7):"), ""]
+    lines += [f"- {p['system']} c={p['concurrency']}: {p.get('rows_per_call_spread', '-')} "
+              f"of {_f(p.get('model_calls'), 0)} calls" for p in points]
     lines += ["", _contention(points), "",
               ("Offline ceiling of the c=8 / c=1 ratio = offline batch 8 / batch 1 (same "
                "sentences, same core): " + "; ".join(

@@ -4,7 +4,7 @@
   through a list (``wrk.write_lua`` posts one body for ever);
 * :func:`measure_point`: one wrk run plus what the server did meanwhile — the cores its
   process group used, the cores everyone else used (``servers.other_cpu``), and rows per
-  model call from its ``opsline_batch_rows`` histogram;
+  model call from its ``opsline_batch_rows`` histogram (mean and spread over the buckets);
 * :func:`wait_until_quiet`: block until a flag file exists and no pytest process runs (other
   engineers' CPU-heavy checks share the two cores), with a deadline.
 """
@@ -73,6 +73,38 @@ def metric_sums(base: str, names: tuple[str, ...]) -> dict[str, float]:
 _ROWS = ("opsline_batch_rows_sum", "opsline_batch_rows_count")
 
 
+def batch_size_buckets(base: str) -> dict[float, float]:
+    """Cumulative ``opsline_batch_rows`` bucket counts by upper bound (``le``)."""
+    _, text = http("GET", f"{base}/metrics")
+    out: dict[float, float] = {}
+    for line in text.decode().splitlines():
+        if line.startswith("opsline_batch_rows_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            out[bound] = out.get(bound, 0.0) + float(line.rsplit(" ", 1)[-1])
+    return out
+
+
+def batch_size_spread(before: dict[float, float], after: dict[float, float]) -> str:
+    """The model calls of one point by rows per call, from the histogram buckets:
+    e.g. ``1: 50%, 5-8: 50%`` (the buckets are 1, 2, 4, 8, ...)."""
+    bounds = sorted(after)
+    calls = {b: after[b] - before.get(b, 0.0) for b in bounds}
+    total = calls[bounds[-1]] if bounds else 0
+    if not total:
+        return "-"
+    parts, previous, low = [], 0.0, 1
+    for b in bounds:
+        n = calls[b] - previous
+        previous = calls[b]
+        if n > 0:
+            high = "+" if b == float("inf") else f"{b:g}"
+            label = high if str(low) == high else f"{low}-{high}"
+            parts.append(f"{label}: {n / total:.0%}")
+        low = int(b) + 1 if b != float("inf") else low
+    return ", ".join(parts)
+
+
 def group_cpu(before: dict, after: dict, seconds: float, group: int) -> float:
     """Cores used meanwhile by the processes of one process group (the server)."""
     ticks = sum(t - before.get(pid, (0,))[0] for pid, (t, g, _) in after.items() if g == group)
@@ -84,18 +116,19 @@ def measure_point(system: str, url: str, lua: Path, concurrency: int, duration: 
                   **extra) -> dict:
     """One closed-loop wrk run; the point in ``report.points_table``'s format plus
     ``server_cpu`` (cores of the server's group) and whatever ``extra`` says."""
-    before = metric_sums(base, _ROWS)
+    before, buckets = metric_sums(base, _ROWS), batch_size_buckets(base)
     cpu_before, t0 = cpu_snapshot(), time.monotonic()
     result = wrk.run(url, lua, concurrency, duration, cpu=client_cpu)
     cpu_after, seconds = cpu_snapshot(), time.monotonic() - t0
     after = metric_sums(base, _ROWS)
+    spread = batch_size_spread(buckets, batch_size_buckets(base))
     calls = after["opsline_batch_rows_count"] - before["opsline_batch_rows_count"]
     return {"system": system, "route": url.split("/", 3)[-1], "rows": rows,
             **result.as_dict(), "rows_per_s": result.rps * rows,
             "rows_per_model_call": ((after["opsline_batch_rows_sum"]
                                      - before["opsline_batch_rows_sum"]) / calls
                                     if calls else None),
-            "model_calls": calls,
+            "model_calls": calls, "rows_per_call_spread": spread,
             "server_cpu": group_cpu(cpu_before, cpu_after, seconds, server_group),
             "other_cpu": other_cpu(cpu_before, cpu_after, seconds, {server_group}),
             **extra}
