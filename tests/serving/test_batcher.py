@@ -65,7 +65,12 @@ def _batcher(predictor: Predictor | None, **options: Any) -> tuple[Batcher, Serv
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    """Run a scenario on its own event loop in its own thread: a session fixture (Playwright's
+    sync API, for the browser tests) may already own a running loop in the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _sample(metrics: ServingMetrics, name: str, **labels: str) -> float:

@@ -238,6 +238,8 @@ class Batcher:
             self._direct_limit = asyncio.Semaphore(model.predictor.max_concurrency or 16)
         assert self._direct_idle is not None
         async with self._direct_limit:
+            if self.metrics is not None:  # rows per predict call, as for queued batches
+                self.metrics.batch_rows.observe(len(requests))
             self._direct += 1
             model.inflight += 1
             self._direct_idle.clear()

@@ -37,7 +37,8 @@ def train_model_dir(home: Path, overrides: list[str]) -> tuple[Path, dict[str, s
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPSLINE_HOME", str(home))
         pipeline.prepare(RECIPE, overrides)
-        result = pipeline.train(RECIPE, overrides, register=False)
+        # Registered: only a registered version gets the ONNX export and its parity check.
+        result = pipeline.train(RECIPE, overrides)
         ref = resolve_model(RECIPE, f"runs:/{result.run_id}/model")
     return ref.local_dir, result.tags, home
 
