@@ -232,9 +232,13 @@ def _serve(recipe: str, model: str | None, host: str | None, port: int | None,
     # Validates the recipe name and overrides, gives config defaults, and (e.g. with
     # data=grapevine) the registered model name to serve.
     cfg = load_config(recipe, overrides or [])
-    settings = ServingSettings(recipe=recipe, model_uri=model, tracking_uri=cfg.tracking.uri,
-                               model_name=get_recipe(recipe).model_name(cfg),
-                               host=host or cfg.serving.host, port=port or cfg.serving.port)
+    # Only what was given: an explicit None would override OPSLINE_MODEL_URI /
+    # OPSLINE_TRACKING_URI from the environment (pydantic-settings ranks init arguments first).
+    given = {k: v for k, v in {"model_uri": model, "tracking_uri": cfg.tracking.uri}.items()
+             if v is not None}
+    settings = ServingSettings(recipe=recipe, model_name=get_recipe(recipe).model_name(cfg),
+                               host=host or cfg.serving.host, port=port or cfg.serving.port,
+                               **given)
     _say(f"Serving {recipe} on http://{settings.host}:{settings.port} (UI at /ui, docs at /docs)")
     run_server(settings)
 

@@ -286,7 +286,7 @@ def test_under_load_a_batch_waits_up_to_max_delay_to_fill() -> None:
         first = asyncio.ensure_future(batcher.submit([StubRequest(x=0)]))
         await asyncio.to_thread(predictor.started.wait, 10)
         second = asyncio.ensure_future(batcher.submit([StubRequest(x=1)]))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(2.0)  # a slow batch: a tenth of it (0.2 s) may be spent waiting
         predictor.gate.set()  # the model is free with one row waiting: it holds it ...
         await first
         await asyncio.sleep(0.1)

@@ -39,9 +39,10 @@ class ServingSettings(BaseSettings):
             (``/ui/monitor``, ``GET /metrics/history``).
         batch_max_size: most rows one ``predictor.predict`` call gets from the batcher
             (``OPSLINE_BATCH_MAX_SIZE``); a predictor may declare a smaller ``max_batch_size``.
-        batch_max_delay_ms: under load, how long the batcher may hold the oldest queued
-            request to let a batch fill (``OPSLINE_BATCH_MAX_DELAY_MS``); an idle server never
-            waits. 0 = dispatch whatever is queued as soon as the model is free.
+        batch_max_delay_ms: under load, how long the batcher may wait for a batch to grow
+            once the model is free (``OPSLINE_BATCH_MAX_DELAY_MS``; never more than a tenth of
+            the last batch's own time); an idle server never waits. 0 = dispatch whatever is
+            queued as soon as the model is free.
         batch_max_queue: rows allowed to wait (``OPSLINE_BATCH_MAX_QUEUE``); above it
             ``/predict`` answers 503 with ``Retry-After`` instead of an unbounded wait.
         backend: ``auto`` | ``onnx`` | ``native`` (``OPSLINE_BACKEND``): ``auto`` serves
@@ -69,7 +70,7 @@ class ServingSettings(BaseSettings):
     max_jobs: int = Field(1, ge=1)
     history_interval_seconds: float = Field(2.0, gt=0, le=3600)
     batch_max_size: int = Field(256, ge=1, le=100_000)
-    batch_max_delay_ms: float = Field(2.0, ge=0, le=10_000)
+    batch_max_delay_ms: float = Field(10.0, ge=0, le=10_000)
     batch_max_queue: int = Field(4096, ge=1)
     backend: Literal["auto", "onnx", "native"] = "auto"
     reload_interval_s: float = Field(30.0, ge=0)
