@@ -32,7 +32,6 @@ import base64
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _serving import report, workload, wrk
+from _serving import cli, report, workload, wrk
 from _serving.servers import Servers, free_port, http, post_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,18 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--offline-batches", default="1,4,8", help="offline ONNX Runtime batches")
     p.add_argument("--data", type=Path, default=DATA, help=f"grapevine folder ({DATA})")
     p.add_argument("--image", type=Path, help="the PNG to post (default: DATA/Ak/Ak (1).png)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--wait-for", type=Path, help="measure only once this file exists and no "
-                                                 "pytest process runs")
-    p.add_argument("--wait-timeout", type=float, default=2700,
-                   help="seconds to wait for quiet, then measure anyway (flagged) (2700)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "serving_image.md",
-                   help="markdown report ('-' = do not write)")
-    p.add_argument("--json", type=Path, help="also dump the result as JSON here")
+    cli.add_common_args(p, ROOT / "benchmarks" / "serving_image.md")
     args = p.parse_args(argv)
-    args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    args.offline_batches = [int(b) for b in args.offline_batches.split(",") if b.strip()]
+    args.concurrency = cli.ints(args.concurrency)
+    args.offline_batches = cli.ints(args.offline_batches)
     args.image = args.image or args.data / "Ak" / "Ak (1).png"
     return args
 
@@ -147,10 +138,6 @@ def offline(args, model_dir: Path, body_path: Path, env: dict, say) -> dict:
     return out
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk.check_wrk()
@@ -183,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     checks: dict = {}
     offline_runs: list[dict] = []
     try:
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        cli.stop_like_ctrl_c()
         say(f"Offline ONNX Runtime on CPU {args.server_cpu} (before the server) ...")
         offline_runs.append(offline(args, model_dir, body_path, env, say))
         port = free_port()

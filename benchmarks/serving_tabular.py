@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _serving import report, wrk
+from _serving import cli, report, wrk
 from _serving.servers import Servers, cpu_snapshot, free_port, http, other_cpu, post_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,19 +58,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backends", default="onnx,native", help="opsline backends (onnx,native)")
     p.add_argument("--concurrency", default="1,8,32", help="connections for /predict")
     p.add_argument("--batch-concurrency", default="1,4", help="connections for /predict/batch")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "serving_tabular.md",
-                   help="markdown report ('-' = do not write)")
-    p.add_argument("--json", type=Path, help="also dump every point as JSON here")
+    cli.add_common_args(p, ROOT / "benchmarks" / "serving_tabular.md", wait=False)
     args = p.parse_args(argv)
-    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    args.only = cli.names(args.only)
     unknown = set(args.only) - set(SYSTEMS)
     if unknown:
         p.error(f"--only: unknown {sorted(unknown)}; use {','.join(SYSTEMS)}")
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    args.batch_concurrency = [int(c) for c in args.batch_concurrency.split(",") if c.strip()]
+    args.backends = cli.names(args.backends)
+    args.concurrency = cli.ints(args.concurrency)
+    args.batch_concurrency = cli.ints(args.batch_concurrency)
     return args
 
 
@@ -200,10 +195,6 @@ def prices(checks: dict) -> dict[str, float]:
     return out
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk.check_wrk()
@@ -230,10 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             from _serving import mlflow_model
 
             mlflow_info = mlflow_model.build(home, model_dir, body["one"], say=say)
-        # `kill` / a CI timeout stops the run like Ctrl-C does, so `finally` kills the servers.
-        # Set here, after the imports: one of them (mlflow / opsline) installs its own.
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        cli.stop_like_ctrl_c()
         plan = []
         if "opsline" in args.only:
             for backend in args.backends:

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _serving import report, workload, wrk
+from _serving import cli, report, workload, wrk
 from _serving.servers import Servers, free_port, http, post_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,19 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sentences", type=int, default=32, help="10-word sentences to cycle (32)")
     p.add_argument("--offline-seconds", type=float, default=None,
                    help="seconds per offline measurement (default: --duration / 2)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--wait-for", type=Path, help="measure only once this file exists and no "
-                                                 "pytest process runs")
-    p.add_argument("--wait-timeout", type=float, default=2700,
-                   help="seconds to wait for quiet, then measure anyway (flagged) (2700)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "serving_translation.md",
-                   help="markdown report ('-' = do not write)")
-    p.add_argument("--json", type=Path, help="also dump the result as JSON here")
+    cli.add_common_args(p, ROOT / "benchmarks" / "serving_translation.md")
     args = p.parse_args(argv)
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    args.bodies = [b.strip() for b in args.bodies.split(",") if b.strip()]
+    args.backends = cli.names(args.backends)
+    args.concurrency = cli.ints(args.concurrency)
+    args.bodies = cli.names(args.bodies)
     if set(args.bodies) - set(BODIES):
         p.error(f"--bodies: use {','.join(BODIES)}")
     if args.offline_seconds is None:
@@ -166,10 +157,6 @@ def output_lengths(base: str, texts: list[str], tokenizer) -> list[dict]:
     return out
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run_backend(servers: Servers, backend: str, args, home: Path, workdir: Path,
                 texts: list[str], tokenizer, say) -> tuple[list[dict], dict]:
     name = f"opsline-{backend}"
@@ -248,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     offline_runs: dict[str, dict] = {}
     failures: dict[str, str] = {}
     try:
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        cli.stop_like_ctrl_c()
         for backend in args.backends:
             try:
                 got, infos[backend] = run_backend(servers, backend, args, home, workdir,
