@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from opsline.export.parity import ParityRecord
     from opsline.tracking.runs import RunHandle
 
+#: What a monitored feature may be: numbers for numeric drift tests, strings for categories.
+Scalar = float | int | str | bool | None
+
 # Name of the JSON file every exported model directory carries; the server reads it to
 # know which recipe (and which model kind inside the recipe) can load the directory.
 MODEL_CARD_FILE = "opsline_model.json"
@@ -251,6 +254,41 @@ class Recipe(ABC):
         (never raises), so the native model still registers.
         """
         return None
+
+    # -- monitoring (prediction log, drift, feedback) --------------------------------------
+    #: Train rows (sampled with a fixed seed) predicted at registration whose monitored
+    #: features become the drift reference saved with the model; predicting them costs CPU.
+    reference_rows: ClassVar[int] = 1000
+    #: Store each request's JSON in the prediction log (needed to learn from feedback);
+    #: ``False`` for large inputs (images): only their monitored features are kept.
+    log_request_body: ClassVar[bool] = True
+    #: Type of the ground truth ``POST /feedback`` accepts as ``actual`` (a price, a class
+    #: label); ``None`` = the recipe takes no feedback.
+    feedback_type: ClassVar[type | None] = None
+
+    def monitored_features(self, requests: Sequence[BaseModel],
+                           responses: Sequence[BaseModel]) -> list[dict[str, Scalar]]:
+        """Scalar features of each request (and its response) for the prediction log and
+        drift detection: one flat dict per row, the same keys for every row. Called once
+        per batch on the serving hot path: keep it cheap (no pandas). Default: none."""
+        return [{} for _ in requests]
+
+    def requests_from_frame(self, frame: pd.DataFrame) -> list[BaseModel]:
+        """Rows of a prepared split as requests: the drift reference is built by predicting
+        them and taking their :meth:`monitored_features`. Default: no reference."""
+        raise NotImplementedError(f"recipe {self.name!r} has no drift reference")
+
+    def live_quality(self, predictions: Sequence[dict[str, Any]],
+                     actuals: Sequence[Any]) -> dict[str, float]:
+        """Quality of logged predictions (response JSON) against feedback ``actuals``, e.g.
+        ``{"rmsle": ..., "within_10pct": ...}``; metric names as in :meth:`evaluate`."""
+        return {}
+
+    def feedback_frame(self, requests: Sequence[dict[str, Any]],
+                       actuals: Sequence[Any]) -> pd.DataFrame:
+        """Labelled production rows (request JSON + feedback) as a frame with the prepared
+        splits' columns, added to the train split by ``data.include_feedback=true``."""
+        raise UsageError(f"Recipe {self.name!r} cannot learn from feedback rows yet.")
 
     @abstractmethod
     def ui(self, predict: Callable[[list[BaseModel]], list[BaseModel]]) -> Any:

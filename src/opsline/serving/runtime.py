@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsline.errors import InvalidRequestError, ModelLoadError, OpslineError
@@ -33,6 +34,8 @@ class LoadedModel:
     data_version: str | None = None
     kind: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: The local model directory (the drift reference ``reference.parquet`` lives there).
+    model_dir: Path | None = None
     #: Batches / streams running on this model now (changed on the event loop only); a
     #: hot reload closes the replaced model when it reaches 0.
     inflight: int = 0
@@ -75,7 +78,8 @@ def load_model(recipe: Recipe, settings: ServingSettings) -> LoadedModel:
     info = predictor.info or {}
     return LoadedModel(predictor=predictor, name=ref.name, uri=uri, version=ref.version,
                        alias=ref.alias, run_id=ref.run_id, data_version=ref.data_version,
-                       kind=ref.kind or info.get("kind"), metrics=dict(ref.metrics))
+                       kind=ref.kind or info.get("kind"), metrics=dict(ref.metrics),
+                       model_dir=Path(ref.local_dir))
 
 
 def try_load_model(recipe: Recipe, settings: ServingSettings,
