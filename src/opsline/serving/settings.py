@@ -50,6 +50,12 @@ class ServingSettings(BaseSettings):
         reload_interval_s: poll the registry alias every this many seconds and hot-reload a
             new version (``OPSLINE_RELOAD_INTERVAL_S``); 0 = never poll (``POST
             /admin/reload`` still works).
+        prediction_log: record every prediction (``OPSLINE_PREDICTION_LOG``); each batch's
+            rows are committed before its responses leave (group commit).
+        prediction_log_uri: where (``OPSLINE_PREDICTION_LOG_URI``): ``None`` = SQLite (WAL)
+            at ``.opsline/predictions.db``; ``postgresql+psycopg2://…`` for several replicas.
+        prediction_log_retention_days, prediction_log_max_rows: rows older than this many
+            days, and the oldest rows beyond this many, are deleted hourly (0 = keep).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
@@ -74,6 +80,10 @@ class ServingSettings(BaseSettings):
     batch_max_queue: int = Field(4096, ge=1)
     backend: Literal["auto", "onnx", "native"] = "auto"
     reload_interval_s: float = Field(30.0, ge=0)
+    prediction_log: bool = True
+    prediction_log_uri: str | None = None
+    prediction_log_retention_days: float = Field(30.0, ge=0)
+    prediction_log_max_rows: int = Field(1_000_000, ge=0)
 
     @property
     def resolved_model_uri(self) -> str:
