@@ -6,17 +6,25 @@ heavy libraries behind them, are imported inside the methods that use them.
 Module map: ``data`` (load, clean, split) · ``checks`` (pandera rules) · ``features``
 (engineering + JSON preprocessing) · ``network``/``mlp`` (Lightning MLP) · ``gbm``
 (LightGBM) · ``card`` (opsline_model.json) · ``plan`` (compiled request
-preprocessing) · ``predictor`` · ``onnx_export`` · ``metrics`` · ``schemas`` · ``ui``.
+preprocessing) · ``predictor`` · ``onnx_export`` · ``metrics`` · ``schemas`` · ``ui`` ·
+``monitoring`` (drift features, live quality, feedback rows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opsline.errors import UsageError
-from opsline.recipes.base import Checks, Evaluation, Recipe, TrainedModel, register_recipe
+from opsline.recipes.base import (
+    Checks,
+    Evaluation,
+    Recipe,
+    Scalar,
+    TrainedModel,
+    register_recipe,
+)
 from opsline.recipes.house_price.schemas import (
     TYPICAL_HOUSE,
     HousePriceRequest,
@@ -89,6 +97,35 @@ class HousePriceRecipe(Recipe):
         from opsline.recipes.house_price.onnx_export import export_onnx
 
         return export_onnx(Path(model_dir), dataset)
+
+    # -- monitoring (see ``monitoring``) ---------------------------------------------------
+    #: Train rows predicted at registration for the drift reference (GBM: ~0.1 s for 1000).
+    reference_rows: ClassVar[int] = 1000
+    #: Feedback is the sale price in US dollars.
+    feedback_type: ClassVar[type | None] = float
+
+    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
+                           ) -> list[dict[str, Scalar]]:
+        from opsline.recipes.house_price.monitoring import monitored_features
+
+        return monitored_features(requests, responses)
+
+    def requests_from_frame(self, frame: pd.DataFrame) -> list[HousePriceRequest]:
+        from opsline.recipes.house_price.monitoring import requests_from_frame
+
+        return requests_from_frame(frame)
+
+    def live_quality(self, predictions: Sequence[dict[str, Any]],
+                     actuals: Sequence[Any]) -> dict[str, float]:
+        from opsline.recipes.house_price.monitoring import live_quality
+
+        return live_quality(predictions, actuals)
+
+    def feedback_frame(self, requests: Sequence[dict[str, Any]],
+                       actuals: Sequence[Any]) -> pd.DataFrame:
+        from opsline.recipes.house_price.monitoring import feedback_frame
+
+        return feedback_frame(requests, actuals)
 
     def ui(self, predict: Callable[[list[HousePriceRequest]], list[HousePriceResponse]]) -> Any:
         from opsline.recipes.house_price.ui import build_ui
