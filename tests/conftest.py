@@ -36,9 +36,12 @@ def _trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def trained_workspace(_trained_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point OPSLINE_HOME at the session's trained workspace (read it, don't retrain)."""
+def trained_workspace(_trained_home: Path, monkeypatch: pytest.MonkeyPatch,
+                      tmp_path: Path) -> Path:
+    """Point OPSLINE_HOME at the session's trained workspace (read it, don't retrain); the
+    prediction log is the test's own, so no test sees another's predictions."""
     monkeypatch.setenv("OPSLINE_HOME", str(_trained_home))
+    monkeypatch.setenv("OPSLINE_PREDICTION_LOG_URI", f"sqlite:///{tmp_path / 'predictions.db'}")
     return _trained_home
 
 

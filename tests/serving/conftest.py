@@ -93,6 +93,20 @@ class StubRecipe(Recipe):
     def sample_requests(self) -> list[BaseModel]:
         return [StubRequest(x=1), StubRequest(x=2)]
 
+    # Monitoring: the input, its label and the output are the logged features; feedback is
+    # the true y, scored by mean absolute error.
+    feedback_type = float
+
+    def monitored_features(self, requests: Sequence[BaseModel],
+                           responses: Sequence[BaseModel]) -> list[dict[str, Any]]:
+        return [{"x": r.x, "label": r.label, "y": o.y}  # type: ignore[attr-defined]
+                for r, o in zip(requests, responses, strict=True)]
+
+    def live_quality(self, predictions: Sequence[dict[str, Any]],
+                     actuals: Sequence[Any]) -> dict[str, float]:
+        errors = [abs(p["y"] - a) for p, a in zip(predictions, actuals, strict=True)]
+        return {"mae": sum(errors) / len(errors)} if errors else {}
+
 
 @pytest.fixture
 def stub_model_dir(tmp_path: Path) -> Path:

@@ -112,6 +112,26 @@ class ServingMetrics:
         self.model_reloads = Counter("opsline_model_reloads",
                                      "Hot-reload attempts by outcome (swapped, unchanged, "
                                      "failed).", ["outcome"], registry=r)
+        self.prediction_log_rows = Counter("opsline_prediction_log_rows",
+                                           "Predictions written to the prediction log.",
+                                           registry=r)
+        self.prediction_log_errors = Counter("opsline_prediction_log_errors",
+                                             "Prediction-log writes (or opens) that failed; "
+                                             "the predictions were still answered.",
+                                             registry=r)
+        self.prediction_log_dropped = Counter("opsline_prediction_log_dropped_rows",
+                                              "Answered predictions not logged because the "
+                                              "log failed.", registry=r)
+        self.feedback = Counter("opsline_feedback", "Ground-truth values received by "
+                                "POST /feedback, by outcome (created, updated).",
+                                ["outcome"], registry=r)
+        self.live_quality = Gauge("opsline_live_quality",
+                                  "Quality of logged predictions against feedback over the "
+                                  "window (e.g. rmsle, within_10pct, accuracy).",
+                                  ["metric"], registry=r)
+        self.live_quality_rows = Gauge("opsline_live_quality_rows",
+                                       "Labelled predictions the live quality is computed on.",
+                                       registry=r)
         self._add_process_collectors(r)  # keep last: it snapshots the names defined above
 
     @staticmethod

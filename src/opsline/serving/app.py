@@ -12,6 +12,7 @@ Uvicorn factory mode reads the settings from ``OPSLINE_*`` environment variables
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +26,10 @@ from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
 from opsline.recipes.base import Recipe, get_recipe
 from opsline.serving import errors
-from opsline.serving.routes import admin, health, jobs, metrics, model, predict
+from opsline.serving import live_quality
+from opsline.serving.prediction_recorder import PredictionRecorder
+from opsline.serving.request_id import RequestIdMiddleware
+from opsline.serving.routes import admin, feedback, health, jobs, metrics, model, predict
 from opsline.serving.routes import history as history_route
 from opsline.serving.routes import oip
 from opsline.serving.routes import stream as stream_route
@@ -34,6 +38,8 @@ from opsline.serving.reload import Reloader
 from opsline.serving.runtime import ModelSlot, freeze_heap, try_load_model
 from opsline.serving.settings import ServingSettings
 from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None = None) -> FastAPI:
@@ -67,6 +73,10 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                                  slot.model.kind)
         else:
             collectors.clear_model()
+        if settings.prediction_log:
+            await anyio.to_thread.run_sync(app.state.recorder.open)
+            app.state.recorder.start()
+            await app.state.refresh_quality()
         freeze_heap()  # full GC passes over the loaded libraries were the p99 of /predict
         app.state.batcher.start()
         app.state.reloader.start()  # follows the alias: a promotion is a deploy
@@ -76,6 +86,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         # whatever is still queued (SIGTERM drains) before the model is closed.
         await app.state.reloader.stop()
         await app.state.batcher.stop()
+        await app.state.recorder.stop()  # after the drain: the last batches are logged
         await app.state.history.stop()
         if slot.model is not None:
             # e.g. the text-generation engine's decoding thread: finish it, fail its waiters.
@@ -94,6 +105,30 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.state.reloader = Reloader(recipe, settings, app.state.model, app.state.batcher,
                                   collectors)
     app.state.inference_limiter = None
+    # The prediction log commits each batch's rows before the batch is answered.
+    app.state.recorder = PredictionRecorder(recipe, settings, collectors)
+    if settings.prediction_log:
+        app.state.batcher.hooks.append(app.state.recorder)
+    app.state.quality = live_quality.LiveQuality()
+    # Other monitors (drift, the retrain policy, a shadow model) add a describe() here to
+    # appear under `monitoring` in GET /model.
+    app.state.monitoring_views = {}
+
+    async def refresh_quality() -> live_quality.LiveQuality:
+        """Recompute the live quality of the served model from feedback (off the loop)."""
+        slot, log_store = app.state.model, app.state.recorder.log
+        if slot.model is None or log_store is None:
+            return app.state.quality
+        try:
+            app.state.quality = await anyio.to_thread.run_sync(
+                live_quality.compute, recipe, log_store, slot.model.name,
+                settings.quality_window)
+        except Exception:  # a failing store: keep the last figures, say so in the log
+            log.warning("Could not compute the live quality", exc_info=True)
+        live_quality.publish(app.state.quality, collectors)
+        return app.state.quality
+
+    app.state.refresh_quality = refresh_quality
     # The UI mount and the scrape endpoints are the monitoring's own traffic, not the API's.
     app.state.history = MetricsHistory(collectors.registry,
                                        interval=settings.history_interval_seconds,
@@ -111,6 +146,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.include_router(jobs.router)
     app.include_router(oip.build_router(recipe, settings.max_batch_size, settings.max_body_bytes))
     app.include_router(admin.router)
+    app.include_router(feedback.build_router(recipe))
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -120,6 +156,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         mount_ui(app, recipe, UI_PATH)
     app.add_middleware(MetricsMiddleware, metrics=collectors,
                        mounts=[UI_PATH] if settings.ui else [])
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response carries the id
     return app
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsline.errors import InvalidRequestError, OpslineError
+from opsline.serving.request_id import row_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel
@@ -74,6 +75,7 @@ class _Row:
     request: BaseModel
     future: asyncio.Future[Any]
     key: Hashable
+    request_id: str
     queued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -84,7 +86,9 @@ class BatchOutcome:
     model: LoadedModel
     requests: list[BaseModel]
     results: list[Any]  # a response, or the exception that row raised
-    seconds: float
+    seconds: float  # the predict call(s)
+    request_ids: list[str]  # per row: the log id (see ``serving.request_id``)
+    latencies: list[float]  # per row: seconds from queued to answered
 
 
 class Batcher:
@@ -155,9 +159,12 @@ class Batcher:
 
     # -- submitting ---------------------------------------------------------------------
     async def submit(self, requests: Sequence[BaseModel],
-                     disconnected: Callable[[], Awaitable[bool]] | None = None
-                     ) -> list[BaseModel]:
+                     disconnected: Callable[[], Awaitable[bool]] | None = None, *,
+                     itemized: bool = False) -> list[BaseModel]:
         """Predict ``requests`` (one HTTP call's rows) through the queue; responses in order.
+
+        Each row is logged under the current request id (``<id>/<i>`` when there are several
+        rows or ``itemized``); the batch hooks run before any row is answered.
 
         Raises:
             NoModelError / ModelLoadError: no model is loaded (503).
@@ -169,15 +176,17 @@ class Batcher:
         model = self._model()
         if not self._accepting:
             raise ShuttingDownError("The server is shutting down; retry on another replica.")
+        ids = row_ids(len(requests), itemized=itemized)
         if model.predictor.schedules_itself:
-            return await self._direct_predict(model, requests)
+            return await self._direct_predict(model, requests, ids)
         if len(self._queue) + len(requests) > self.max_queue:
             if self.metrics is not None:
                 self.metrics.batch_rejected.inc()
             raise QueueFullError(len(self._queue), self.max_queue)
         loop = asyncio.get_running_loop()
         predictor = model.predictor
-        rows = [_Row(r, loop.create_future(), predictor.batch_key(r)) for r in requests]
+        rows = [_Row(r, loop.create_future(), predictor.batch_key(r), i)
+                for r, i in zip(requests, ids, strict=True)]
         self._queue.extend(rows)
         self._set_depth()
         assert self._wakeup is not None
@@ -231,8 +240,8 @@ class Batcher:
         return model
 
     # -- self-scheduling predictors ------------------------------------------------------
-    async def _direct_predict(self, model: LoadedModel, requests: Sequence[BaseModel]
-                              ) -> list[BaseModel]:
+    async def _direct_predict(self, model: LoadedModel, requests: Sequence[BaseModel],
+                              ids: list[str]) -> list[BaseModel]:
         import anyio.to_thread
 
         if self._direct_limit is None:
@@ -244,9 +253,12 @@ class Batcher:
             self._direct += 1
             model.inflight += 1
             self._direct_idle.clear()
+            now = time.perf_counter()
             try:
-                return await anyio.to_thread.run_sync(self._predict_batch, model,
-                                                      list(requests), abandon_on_cancel=False)
+                results = await anyio.to_thread.run_sync(
+                    self._run_batch, model, list(requests), ids, [now] * len(ids),
+                    abandon_on_cancel=False)
+                return self._unwrap(results, len(requests))
             finally:
                 model.inflight -= 1
                 self._direct -= 1
@@ -291,8 +303,9 @@ class Batcher:
             started = time.perf_counter()
             self._observe_queue(batch, started)
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, model,
-                                                     [row.request for row in batch])
+                results = await loop.run_in_executor(
+                    self._executor, self._run_batch, model, [row.request for row in batch],
+                    [row.request_id for row in batch], [row.queued_at for row in batch])
             except BaseException as error:  # the executor itself failed; never hang a row
                 results = [error] * len(batch)
             finally:
@@ -352,8 +365,10 @@ class Batcher:
         return NoModelError(self.slot.error or "No model is loaded.")
 
     # -- running one batch (in the batcher thread) ---------------------------------------
-    def _run_batch(self, model: LoadedModel, requests: list[BaseModel]) -> list[Any]:
-        """Responses (or per-row exceptions) for ``requests``: one call, rows on failure."""
+    def _run_batch(self, model: LoadedModel, requests: list[BaseModel], ids: list[str],
+                   queued: list[float]) -> list[Any]:
+        """Responses (or per-row exceptions) for ``requests``: one call, rows on failure;
+        then the hooks (the prediction log commits here, before any row is answered)."""
         started = time.perf_counter()
         try:
             results: list[Any] = self._predict_batch(model, requests)
@@ -367,7 +382,9 @@ class Batcher:
                         results.extend(self._predict_batch(model, [request]))
                     except Exception as row_error:
                         results.append(row_error)
-        outcome = BatchOutcome(model, requests, results, time.perf_counter() - started)
+        done = time.perf_counter()
+        outcome = BatchOutcome(model, requests, results, done - started, ids,
+                               [done - q for q in queued])
         for hook in self.hooks:
             try:
                 hook(outcome)

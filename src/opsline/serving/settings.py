@@ -50,12 +50,21 @@ class ServingSettings(BaseSettings):
         reload_interval_s: poll the registry alias every this many seconds and hot-reload a
             new version (``OPSLINE_RELOAD_INTERVAL_S``); 0 = never poll (``POST
             /admin/reload`` still works).
+        drift_interval_s: recompute data drift (``GET /drift``, ``opsline_drift_*``) every
+            this many seconds, off the request path (``OPSLINE_DRIFT_INTERVAL_S``); 0 = only
+            on demand (``GET /drift?refresh=true``).
+        drift_window: the logged requests compared with the model's reference
+            (``OPSLINE_DRIFT_WINDOW``): the last N (``1000``) or a time span (``24h``, ``30m``).
+        drift_min_rows: fewer logged requests in the window than this give "not enough
+            data", not a verdict (``OPSLINE_DRIFT_MIN_ROWS``).
         prediction_log: record every prediction (``OPSLINE_PREDICTION_LOG``); each batch's
             rows are committed before its responses leave (group commit).
         prediction_log_uri: where (``OPSLINE_PREDICTION_LOG_URI``): ``None`` = SQLite (WAL)
             at ``.opsline/predictions.db``; ``postgresql+psycopg2://…`` for several replicas.
         prediction_log_retention_days, prediction_log_max_rows: rows older than this many
             days, and the oldest rows beyond this many, are deleted hourly (0 = keep).
+        quality_window: live quality (``opsline_live_quality``) is computed over the newest
+            this many predictions that have feedback (``OPSLINE_QUALITY_WINDOW``).
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
@@ -80,10 +89,14 @@ class ServingSettings(BaseSettings):
     batch_max_queue: int = Field(4096, ge=1)
     backend: Literal["auto", "onnx", "native"] = "auto"
     reload_interval_s: float = Field(30.0, ge=0)
+    drift_interval_s: float = Field(60.0, ge=0)
+    drift_window: str = Field("1000", pattern=r"^\s*(\d+|\d+(\.\d+)?\s*[smhdSMHD])\s*$")
+    drift_min_rows: int = Field(100, ge=1)
     prediction_log: bool = True
     prediction_log_uri: str | None = None
     prediction_log_retention_days: float = Field(30.0, ge=0)
     prediction_log_max_rows: int = Field(1_000_000, ge=0)
+    quality_window: int = Field(1000, ge=1)
 
     @property
     def resolved_model_uri(self) -> str:

@@ -26,9 +26,17 @@ class ModelInfo(BaseModel):
     reload: dict[str, Any] = Field(default_factory=dict,
                                    description="Which URI the server follows, how often it "
                                                "polls, and the last reload attempts")
+    monitoring: dict[str, Any] = Field(default_factory=dict,
+                                       description="The prediction log, live quality from "
+                                                   "feedback, and the retrain loop's actions")
 
 
 @router.get("/model", response_model=ModelInfo, summary="The served model and its lineage",
             responses={503: {"description": "No model loaded"}})
 async def model_info(model: ModelDep, request: Request) -> dict[str, Any]:
-    return {**model.describe(), "reload": request.app.state.reloader.describe()}
+    state = request.app.state
+    return {**model.describe(), "reload": state.reloader.describe(),
+            "monitoring": {"prediction_log": state.recorder.describe(),
+                           "quality": state.quality.describe(),
+                           **{name: describe() for name, describe
+                              in state.monitoring_views.items()}}}

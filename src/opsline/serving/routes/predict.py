@@ -92,7 +92,8 @@ def build_router(recipe: Recipe, max_batch_size: int,
                  summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call")
     async def predict_batch(body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],
                             request: Request, batcher: BatcherDep) -> Response:
-        responses = await batcher.submit(body.items, lambda: wait_for_disconnect(request))
+        responses = await batcher.submit(body.items, lambda: wait_for_disconnect(request),
+                                         itemized=True)
         return Response(batch_json(BatchResponse.model_construct(items=responses)),
                         media_type=JSON)
 

@@ -25,12 +25,13 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 
 from opsline.recipes.base import Recipe
 from opsline.serving.deps import LimiterDep, MetricsDep, ModelDep
+from opsline.serving.request_id import row_ids
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
     async def predict_stream(checked_body: Annotated[tuple[BaseModel, Any], Depends(checked)],
                              model: ModelDep,
                              metrics: MetricsDep,
-                             limiter: LimiterDep) -> AsyncIterator[ServerSentEvent]:
+                             limiter: LimiterDep,
+                             request: Request) -> AsyncIterator[ServerSentEvent]:
+        request_ids = row_ids(1)
         async with limiter if limiter is not None else contextlib.nullcontext():
             start = time.perf_counter()
             body, prepared = checked_body
@@ -85,7 +88,13 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
                 model.inflight -= 1
                 if stream is not None:  # no-op when finished; frees the row on disconnect
                     stream.cancel()
-            _observe(metrics, stream.response, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            _observe(metrics, stream.response, seconds)
+            if stream.response is not None and request.app.state.settings.prediction_log:
+                # Logged (committed) before the client gets the final event, as /predict is.
+                await anyio.to_thread.run_sync(
+                    request.app.state.recorder.record, model, [body], [stream.response],
+                    request_ids, [seconds])
             yield ServerSentEvent(event="done", data=stream.response)
 
     return router
