@@ -13,17 +13,25 @@ Module map: ``sources`` (raw loaders) · ``data`` (inspect, de-duplicate, split)
 ``augment`` · ``backbones`` (timm + packaged ImageNet weights, small CNN) · ``module``
 (Lightning, two learning rates, freeze schedule) · ``train`` · ``card`` · ``onnx_export``
 (``model.onnx`` + parity gate) · ``predictor`` (torch or ONNX Runtime) ·
-``metrics``/``evaluation`` · ``cv`` (k-fold quality runs) · ``schemas`` · ``ui``.
+``metrics``/``evaluation`` · ``cv`` (k-fold quality runs) · ``schemas`` · ``ui`` ·
+``monitoring`` (drift features, live accuracy).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from opsline.recipes.base import Checks, Evaluation, Recipe, TrainedModel, register_recipe
+from opsline.recipes.base import (
+    Checks,
+    Evaluation,
+    Recipe,
+    Scalar,
+    TrainedModel,
+    register_recipe,
+)
 from opsline.recipes.image_classification.schemas import ImageRequest, ImageResponse
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,6 +113,31 @@ class ImageClassificationRecipe(Recipe):
         claimed type are not trusted). Raises ``pydantic.ValidationError`` like JSON input."""
         extra = dict(fields or {})
         return ImageRequest(image=base64.b64encode(data).decode("ascii"), **extra)
+
+    # -- monitoring (see ``monitoring``) ---------------------------------------------------
+    #: Train images predicted at registration for the drift reference (decode + predict).
+    reference_rows: ClassVar[int] = 64
+    #: Images are large: the prediction log keeps their monitored features, not the bytes.
+    log_request_body: ClassVar[bool] = False
+    #: Feedback is the true class label (scored as wrong when the model has no such class).
+    feedback_type: ClassVar[type | None] = str
+
+    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
+                           ) -> list[dict[str, Scalar]]:
+        from opsline.recipes.image_classification.monitoring import monitored_features
+
+        return monitored_features(requests, responses)
+
+    def requests_from_frame(self, frame: pd.DataFrame) -> list[ImageRequest]:
+        from opsline.recipes.image_classification.monitoring import requests_from_frame
+
+        return requests_from_frame(frame)
+
+    def live_quality(self, predictions: Sequence[dict[str, Any]],
+                     actuals: Sequence[Any]) -> dict[str, float]:
+        from opsline.recipes.image_classification.monitoring import live_quality
+
+        return live_quality(predictions, actuals)
 
     def ui(self, predict: Callable[[list[ImageRequest]], list[ImageResponse]]) -> Any:
         from opsline.recipes.image_classification.ui import build_ui
