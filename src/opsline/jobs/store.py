@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-KINDS = ("train", "evaluate")
+KINDS = ("train", "evaluate", "retrain")  # retrain: the loop's prepare+train+gate
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")

@@ -30,7 +30,7 @@ log = logging.getLogger("opsline.jobs.worker")
 
 # Share of the progress bar at the start of each stage; training fills 0.10 → 0.85.
 STAGES = {"preparing": 0.02, "validating": 0.05, "training": 0.10, "evaluating": 0.85,
-          "registering": 0.95, "loading model": 0.10}
+          "registering": 0.95, "loading model": 0.10, "promoting": 0.98}
 TRAINING_SPAN = (0.10, 0.85)
 FLUSH_SECONDS = 0.5  # per-epoch metrics are written at most this often (and at stage ends)
 
@@ -120,9 +120,9 @@ def _planned_steps(cfg: Any) -> int | None:
     return None
 
 
-def _job_overrides(job: Job, cfg: Any) -> list[str]:
+def _job_overrides(given: list[str], cfg: Any) -> list[str]:
     """The job's overrides, plus no progress bar: its carriage returns would fill the log."""
-    overrides = list(job.overrides)
+    overrides = list(given)
     user_set = any(o.lstrip("+").startswith("trainer.enable_progress_bar=") for o in overrides)
     if not user_set and cfg.get("trainer") is not None \
             and cfg.trainer.get("enable_progress_bar"):
@@ -140,7 +140,7 @@ def run_train(store: JobStore, job: Job) -> dict[str, Any]:
 
     cfg = load_config(job.recipe, job.overrides)
     name = get_recipe(job.recipe).model_name(cfg)  # registered model and dataset folder
-    overrides = _job_overrides(job, cfg)
+    overrides = _job_overrides(job.overrides, cfg)
     reporter = Reporter(store, job.id, _planned_steps(cfg))
     try:
         load_dataset(data_dir(name), job.recipe)
@@ -153,6 +153,57 @@ def run_train(store: JobStore, job: Job) -> dict[str, Any]:
     reporter.flush()
     return {"metrics": result.metrics, "model_name": name, "model_version": result.version,
             "message": f"registered {name} version {result.version} ({result.kind})"}
+
+
+FEEDBACK_OVERRIDE = "data.include_feedback=true"
+
+
+def run_retrain(store: JobStore, job: Job) -> dict[str, Any]:
+    """The retrain loop's job: prepare with the labelled production rows, train, register,
+    then let the promotion gate decide; the outcome goes into the loop's action record and
+    onto the new version's tags."""
+    from opsline import pipeline
+    from opsline.config import load_config
+    from opsline.jobs.actions import FAILED, NOT_PROMOTED, PROMOTED, ActionLog
+    from opsline.recipes.base import get_recipe
+    from opsline.tracking.registry import tag_version
+
+    overrides = list(job.overrides)
+    if FEEDBACK_OVERRIDE not in overrides:
+        overrides.append(FEEDBACK_OVERRIDE)
+    cfg = load_config(job.recipe, overrides)
+    name = get_recipe(job.recipe).model_name(cfg)
+    overrides = _job_overrides(overrides, cfg)
+    actions = ActionLog(store.root)
+    action = actions.for_job(job.id)
+    trigger = action.trigger if action is not None else "manual"
+    reporter = Reporter(store, job.id, _planned_steps(cfg))
+    try:
+        reporter.stage("preparing")
+        dataset = pipeline.prepare(job.recipe, overrides, say=reporter.say)
+        reporter.say(f"Prepared {job.recipe} data {dataset.version[:12]} with feedback rows.")
+        result = pipeline.train(job.recipe, overrides, say=reporter.say, stage=reporter.stage,
+                                on_epoch=reporter.epoch,
+                                tags={"retrain.trigger": trigger, "retrain.job_id": job.id})
+        reporter.flush()
+        reporter.stage("promoting")
+        decision = pipeline.promote(job.recipe, str(result.version), overrides=overrides)
+    except BaseException as error:
+        if action is not None:
+            actions.finish(action.id, FAILED, f"{type(error).__name__}: {error}")
+        raise
+    verdict = "promoted" if decision.promoted else "not promoted"
+    tag_version(name, str(result.version),
+                {"retrain.trigger": trigger, "retrain.job_id": job.id,
+                 "retrain.gate": f"{verdict}: {decision.reason}"}, cfg.tracking.uri)
+    if action is not None:
+        actions.finish(action.id, PROMOTED if decision.promoted else NOT_PROMOTED,
+                       decision.reason, new_version=str(result.version),
+                       old_version=decision.previous)
+    return {"metrics": {**result.metrics, "promoted": float(decision.promoted)},
+            "model_name": name, "model_version": result.version,
+            "message": f"registered {name} version {result.version}; {verdict} "
+                       f"({decision.reason})"}
 
 
 def run_evaluate(store: JobStore, job: Job) -> dict[str, Any]:
@@ -194,7 +245,8 @@ def run_job(store: JobStore, job_id: str) -> int:
     print(f"[job] {job.kind} {job.recipe} {' '.join(job.overrides)} (pid {os.getpid()}, "
           f"workspace {store.root})", flush=True)
     try:
-        outcome = (run_train if job.kind == "train" else run_evaluate)(store, job)
+        runner = {"train": run_train, "retrain": run_retrain}.get(job.kind, run_evaluate)
+        outcome = runner(store, job)
     except Terminated:
         print("[job] terminated (SIGTERM)", flush=True)
         # A cancel has already set ``cancelled``; otherwise someone else stopped us.

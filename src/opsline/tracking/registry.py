@@ -98,10 +98,14 @@ def _get_alias(mlflow_client: Any, name: str, alias: str) -> Any | None:
 
 def promote(name: str, version: str, metric: str, greater_is_better: bool,
             alias: str = "production", force: bool = False,
-            uri: str | None = None) -> Promotion:
+            uri: str | None = None, current_value: float | None = None,
+            basis: str | None = None) -> Promotion:
     """Move ``alias`` to ``version`` if it is at least as good on ``test_<metric>``.
 
     The candidate must carry the metric; ``force`` skips the comparison (and says so).
+    ``current_value`` replaces the production version's registered metric when the caller
+    re-evaluated it on the candidate's test split (``basis`` says on what), so both sides
+    are measured on the same data.
     """
     mlflow_client = client(uri)
     candidate = _get_version(mlflow_client, name, version)
@@ -109,7 +113,10 @@ def promote(name: str, version: str, metric: str, greater_is_better: bool,
     key = f"test_{metric}"
     new_value = _version_metrics(candidate).get(key)
     old_value = _version_metrics(current).get(key) if current is not None else None
+    if current is not None and current_value is not None:
+        old_value = current_value
     previous = str(current.version) if current is not None else None
+    on = f" ({basis})" if basis and current_value is not None else ""
 
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"
@@ -131,7 +138,8 @@ def promote(name: str, version: str, metric: str, greater_is_better: bool,
         better = new_value >= old_value if greater_is_better else new_value <= old_value
         comparison = "at least as good as" if better else "worse than"
         decision = Promotion(better, str(version), previous,
-                             f"{key} {fmt(new_value)} is {comparison} v{previous} {fmt(old_value)}")
+                             f"{key} {fmt(new_value)} is {comparison} v{previous} "
+                             f"{fmt(old_value)}{on}")
     if decision.promoted:
         mlflow_client.set_registered_model_alias(name, alias, str(version))
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -139,6 +147,25 @@ def promote(name: str, version: str, metric: str, greater_is_better: bool,
     mlflow_client.set_model_version_tag(name, str(version), f"promotion.{alias}",
                                         f"{stamp} {verdict}: {decision.reason}")
     return decision
+
+
+def tag_version(name: str, version: str, tags: dict[str, str], uri: str | None = None) -> None:
+    """Set tags on a model version (e.g. the retrain loop's trigger and gate outcome)."""
+    mlflow_client = client(uri)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def data_versions(name: str, version: str, alias: str, uri: str | None = None
+                  ) -> tuple[str | None, str | None, str | None]:
+    """The candidate's data version, the version holding ``alias`` and its data version
+    (``None`` where unknown), read from the version tags without downloading anything."""
+    mlflow_client = client(uri)
+    candidate = _get_version(mlflow_client, name, version)
+    current = _get_alias(mlflow_client, name, alias)
+    return ((candidate.tags or {}).get("data_version"),
+            None if current is None else str(current.version),
+            None if current is None else (current.tags or {}).get("data_version"))
 
 
 def list_versions(name: str, uri: str | None = None) -> list[dict[str, Any]]:

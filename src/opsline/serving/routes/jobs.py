@@ -60,7 +60,7 @@ class EvaluateRequest(TrainRequest):
 
 class JobOut(BaseModel):
     id: str
-    kind: Literal["train", "evaluate"]
+    kind: Literal["train", "evaluate", "retrain"]
     recipe: str
     overrides: list[str]
     model: str | None = Field(None, description="Model URI asked for (evaluate jobs)")
