@@ -189,6 +189,11 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
             version_tags = {**lineage, "kind": trained.kind,
                             **(parity.tags() if parity is not None else {})}
             version = None
+            if register:  # the drift reference travels with the version (reference.parquet)
+                from opsline.monitoring.reference import write_reference
+
+                write_reference(recipe, predictor, dataset.frame("train"), trained.model_dir,
+                                say)
             if register:
                 version = registry.register(model_name, run.run_id, model_uri,
                                             tags=version_tags, metrics=metrics,

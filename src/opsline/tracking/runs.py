@@ -177,6 +177,18 @@ def attach_to_model_version(name: str, version: str, local_dir: Path, artifact_p
     return model_version.run_id
 
 
+def log_texts_to_run(run_id: str, files: dict[str, str], artifact_dir: str,
+                     uri: str | None = None) -> None:
+    """Write each ``{name: text}`` as ``artifact_dir/name`` into an existing run.
+
+    The run may have finished long ago (e.g. drift reports logged to the run behind the
+    served version); MLflow accepts artifacts on a finished run.
+    """
+    mlflow_client = client(uri)
+    for name, text in files.items():
+        mlflow_client.log_text(run_id, text, f"{artifact_dir.strip('/')}/{name}")
+
+
 def end_runs(experiment: str, tags: dict[str, str], status: str = "KILLED",
              uri: str | None = None) -> list[str]:
     """End the still-RUNNING runs of ``experiment`` that carry all ``tags``.
