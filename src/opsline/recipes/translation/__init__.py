@@ -8,16 +8,23 @@ Module map: ``sources`` (tatoeba / hf / gettext) · ``cleaning`` (normalise, fil
 ``catalogs`` (gettext .mo/.po) · ``language`` + ``checks`` (pandera rules) · ``tokenizer`` (BPE on train) · ``model``
 (network + Lightning module) · ``batching`` · ``train`` · ``decoding`` · ``metrics`` ·
 ``card`` · ``predictor`` · ``quantize`` (int8 backend + its BLEU gate) · ``schemas`` ·
-``ui``.
+``ui`` · ``monitoring`` (drift features, live BLEU).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from opsline.recipes.base import Checks, Evaluation, Recipe, TrainedModel, register_recipe
+from opsline.recipes.base import (
+    Checks,
+    Evaluation,
+    Recipe,
+    Scalar,
+    TrainedModel,
+    register_recipe,
+)
 from opsline.recipes.translation.schemas import (
     EXAMPLE,
     TranslationRequest,
@@ -101,6 +108,29 @@ class TranslationRecipe(Recipe):
         from opsline.recipes.translation.quantize import export_int8
 
         return export_int8(cfg, Path(model_dir), dataset)
+
+    # -- monitoring (see ``monitoring``) ---------------------------------------------------
+    #: Distinct train sentences translated (greedy) at registration for the drift reference.
+    reference_rows: ClassVar[int] = 32
+    #: Feedback is a reference English translation of the request's text.
+    feedback_type: ClassVar[type | None] = str
+
+    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
+                           ) -> list[dict[str, Scalar]]:
+        from opsline.recipes.translation.monitoring import monitored_features
+
+        return monitored_features(requests, responses)
+
+    def requests_from_frame(self, frame: pd.DataFrame) -> list[TranslationRequest]:
+        from opsline.recipes.translation.monitoring import requests_from_frame
+
+        return requests_from_frame(frame)
+
+    def live_quality(self, predictions: Sequence[dict[str, Any]],
+                     actuals: Sequence[Any]) -> dict[str, float]:
+        from opsline.recipes.translation.monitoring import live_quality
+
+        return live_quality(predictions, actuals)
 
     def ui(self, predict: Callable[[list[TranslationRequest]], list[TranslationResponse]]
            ) -> Any:
