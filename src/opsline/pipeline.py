@@ -52,13 +52,19 @@ class TrainResult:
     tags: dict[str, str] = field(default_factory=dict)  # lineage tags a version would carry
 
 
-def prepare(recipe_name: str, overrides: Sequence[str] = ()) -> Dataset:
-    """Raw data → Parquet splits + manifest under the workspace."""
+def prepare(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet) -> Dataset:
+    """Raw data → Parquet splits + manifest under the workspace (plus the labelled
+    production rows with ``data.include_feedback=true``)."""
     from opsline.data.dataset import write_dataset
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
     splits = recipe.prepare(cfg)
+    if cfg.get("data") is not None and cfg.data.get("include_feedback"):
+        from opsline.data.feedback import add_feedback_rows
+
+        splits, added = add_feedback_rows(recipe, cfg, splits)
+        say(f"Added {added} labelled production rows from the prediction log.")
     return write_dataset(splits, data_dir(recipe.model_name(cfg)), recipe_name,
                          extras=recipe.manifest_extras(cfg, splits))
 
@@ -183,17 +189,17 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
                 for file_name, text in evaluation.texts.items():
                     run.log_text(text, f"reports/{split}_{file_name}")
             run.log_metrics(metrics)
+            if register:  # the drift reference travels with the version (reference.parquet)
+                from opsline.monitoring.reference import write_reference
+
+                write_reference(recipe, predictor, dataset.frame("train"), trained.model_dir,
+                                say)
             stage("registering")
             run.log_artifacts(trained.model_dir, "model")
             model_uri = run.artifact_uri("model")
             version_tags = {**lineage, "kind": trained.kind,
                             **(parity.tags() if parity is not None else {})}
             version = None
-            if register:  # the drift reference travels with the version (reference.parquet)
-                from opsline.monitoring.reference import write_reference
-
-                write_reference(recipe, predictor, dataset.frame("train"), trained.model_dir,
-                                say)
             if register:
                 version = registry.register(model_name, run.run_id, model_uri,
                                             tags=version_tags, metrics=metrics,
@@ -258,9 +264,39 @@ def promote(recipe_name: str, version: str, force: bool = False,
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
-    return gate(recipe.model_name(cfg), str(version), recipe.primary_metric,
+    name = recipe.model_name(cfg)
+    current_value, basis = (None, None) if force else _production_on_candidate_data(
+        recipe_name, recipe, cfg, name, str(version), overrides)
+    return gate(name, str(version), recipe.primary_metric,
                 recipe.greater_is_better, alias=cfg.promotion.alias, force=force,
-                uri=cfg.tracking.uri)
+                uri=cfg.tracking.uri, current_value=current_value, basis=basis)
+
+
+def _production_on_candidate_data(recipe_name: str, recipe: Recipe, cfg: DictConfig,
+                                  name: str, version: str, overrides: Sequence[str]
+                                  ) -> tuple[float | None, str | None]:
+    """Production's primary metric re-measured on the candidate's test split, when the two
+    were trained on different data (e.g. a retrain with production feedback rows): the
+    registered figures would compare two different test sets. ``(None, None)`` when they
+    share the data, or the candidate's dataset is no longer the prepared one."""
+    from opsline.tracking.registry import data_versions
+
+    candidate_data, production, production_data = data_versions(
+        name, version, cfg.promotion.alias, cfg.tracking.uri)
+    if production is None or production == version or not candidate_data \
+            or candidate_data == production_data:
+        return None, None
+    try:
+        prepared = _dataset(recipe_name, name).version
+    except Exception:  # no prepared dataset here: fall back to the registered figures
+        return None, None
+    if prepared != candidate_data:
+        return None, None
+    metrics = evaluate(recipe_name, f"models:/{name}/{production}", overrides)
+    value = metrics.get(recipe.primary_metric)
+    if value is None:
+        return None, None
+    return float(value), f"re-evaluated on the candidate's test split, data {prepared[:12]}"
 
 
 def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
