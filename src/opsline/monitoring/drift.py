@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Evidently's default: the dataset drifts when at least half of its features drift.
 DRIFT_SHARE = 0.5
 DEFAULT_MIN_ROWS = 100
+#: Folder of a model's MLflow run the reports are logged to.
+REPORT_DIR = "drift"
 
 # What a check can conclude. Only ``drift`` and ``no_drift`` are verdicts; the others say
 # why there is none (``message`` is the sentence to show).

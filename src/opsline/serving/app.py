@@ -30,10 +30,12 @@ from opsline.serving import live_quality
 from opsline.serving.prediction_recorder import PredictionRecorder
 from opsline.serving.request_id import RequestIdMiddleware
 from opsline.serving.routes import admin, feedback, health, jobs, metrics, model, predict
+from opsline.serving.routes import drift as drift_route
 from opsline.serving.routes import history as history_route
 from opsline.serving.routes import oip
 from opsline.serving.routes import stream as stream_route
 from opsline.serving.batcher import Batcher
+from opsline.serving.drift_monitor import DriftMonitor
 from opsline.serving.reload import Reloader
 from opsline.serving.runtime import ModelSlot, freeze_heap, try_load_model
 from opsline.serving.settings import ServingSettings
@@ -84,7 +86,9 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         yield
         # Uvicorn has stopped accepting and waited for open requests; the batcher answers
         # whatever is still queued (SIGTERM drains) before the model is closed.
+        app.state.drift.start()  # GET /drift, opsline_drift_*: off the request path
         await app.state.reloader.stop()
+        await app.state.drift.stop()
         await app.state.batcher.stop()
         await app.state.recorder.stop()  # after the drain: the last batches are logged
         await app.state.history.stop()
@@ -109,6 +113,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.state.recorder = PredictionRecorder(recipe, settings, collectors)
     if settings.prediction_log:
         app.state.batcher.hooks.append(app.state.recorder)
+    app.state.drift = DriftMonitor(recipe, settings, app.state.model, collectors.registry)
     app.state.quality = live_quality.LiveQuality()
     # Other monitors (drift, the retrain policy, a shadow model) add a describe() here to
     # appear under `monitoring` in GET /model.
@@ -124,6 +129,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                 live_quality.compute, recipe, log_store, slot.model.name,
                 settings.quality_window)
         except Exception:  # a failing store: keep the last figures, say so in the log
+    app.state.monitoring_views["drift"] = app.state.drift.describe
             log.warning("Could not compute the live quality", exc_info=True)
         live_quality.publish(app.state.quality, collectors)
         return app.state.quality
@@ -159,6 +165,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.add_middleware(RequestIdMiddleware)  # outermost: every response carries the id
     return app
 
+    app.include_router(drift_route.router)
 
 def serve(settings: ServingSettings | None = None) -> None:
     """Run the app with uvicorn on ``settings.host:settings.port`` (blocks until stopped)."""

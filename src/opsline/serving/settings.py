@@ -57,6 +57,9 @@ class ServingSettings(BaseSettings):
             (``OPSLINE_DRIFT_WINDOW``): the last N (``1000``) or a time span (``24h``, ``30m``).
         drift_min_rows: fewer logged requests in the window than this give "not enough
             data", not a verdict (``OPSLINE_DRIFT_MIN_ROWS``).
+        drift_share: the verdict is "drift" when at least this share of the monitored
+            features drifted (``OPSLINE_DRIFT_SHARE``; 0.5 is Evidently's default). With many
+            features one drifted key feature does not flip it: lower it to be stricter.
         prediction_log: record every prediction (``OPSLINE_PREDICTION_LOG``); each batch's
             rows are committed before its responses leave (group commit).
         prediction_log_uri: where (``OPSLINE_PREDICTION_LOG_URI``): ``None`` = SQLite (WAL)
@@ -100,5 +103,6 @@ class ServingSettings(BaseSettings):
 
     @property
     def resolved_model_uri(self) -> str:
+    drift_share: float = Field(0.5, gt=0, le=1)
         """The model URI actually used."""
         return self.model_uri or f"models:/{self.model_name or self.recipe}@production"

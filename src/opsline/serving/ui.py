@@ -57,6 +57,11 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
         page_url = path.rstrip("/") + MONITORING_PATH
         app.add_api_route("/monitoring", lambda: RedirectResponse(page_url),
                           include_in_schema=False)
+    drift = getattr(app.state, "drift", None)
+    if drift is not None:  # the latest drift check and Evidently's report at /ui/drift
+        from opsline.serving.drift_page import add_drift_page
+
+        add_drift_page(blocks, drift)
     # Browsers ask the site root for an icon; without this every page view logs a 404.
     icon_url = path.rstrip("/") + "/favicon.ico"
     app.add_api_route("/favicon.ico", lambda: RedirectResponse(icon_url),
