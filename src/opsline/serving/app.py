@@ -83,12 +83,12 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         app.state.batcher.start()
         app.state.reloader.start()  # follows the alias: a promotion is a deploy
         app.state.history.start()  # samples the registry for /ui/monitor, /metrics/history
+        app.state.drift.start()  # GET /drift, opsline_drift_*: off the request path
         yield
+        await app.state.drift.stop()
         # Uvicorn has stopped accepting and waited for open requests; the batcher answers
         # whatever is still queued (SIGTERM drains) before the model is closed.
-        app.state.drift.start()  # GET /drift, opsline_drift_*: off the request path
         await app.state.reloader.stop()
-        await app.state.drift.stop()
         await app.state.batcher.stop()
         await app.state.recorder.stop()  # after the drain: the last batches are logged
         await app.state.history.stop()
@@ -108,16 +108,17 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                                 max_queue=settings.batch_max_queue)
     app.state.reloader = Reloader(recipe, settings, app.state.model, app.state.batcher,
                                   collectors)
+    app.state.drift = DriftMonitor(recipe, settings, app.state.model, collectors.registry)
     app.state.inference_limiter = None
     # The prediction log commits each batch's rows before the batch is answered.
     app.state.recorder = PredictionRecorder(recipe, settings, collectors)
     if settings.prediction_log:
         app.state.batcher.hooks.append(app.state.recorder)
-    app.state.drift = DriftMonitor(recipe, settings, app.state.model, collectors.registry)
     app.state.quality = live_quality.LiveQuality()
     # Other monitors (drift, the retrain policy, a shadow model) add a describe() here to
     # appear under `monitoring` in GET /model.
     app.state.monitoring_views = {}
+    app.state.monitoring_views["drift"] = app.state.drift.describe
 
     async def refresh_quality() -> live_quality.LiveQuality:
         """Recompute the live quality of the served model from feedback (off the loop)."""
@@ -129,7 +130,6 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                 live_quality.compute, recipe, log_store, slot.model.name,
                 settings.quality_window)
         except Exception:  # a failing store: keep the last figures, say so in the log
-    app.state.monitoring_views["drift"] = app.state.drift.describe
             log.warning("Could not compute the live quality", exc_info=True)
         live_quality.publish(app.state.quality, collectors)
         return app.state.quality
@@ -152,6 +152,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.include_router(jobs.router)
     app.include_router(oip.build_router(recipe, settings.max_batch_size, settings.max_body_bytes))
     app.include_router(admin.router)
+    app.include_router(drift_route.router)
     app.include_router(feedback.build_router(recipe))
 
     @app.get("/", include_in_schema=False)
@@ -165,7 +166,6 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.add_middleware(RequestIdMiddleware)  # outermost: every response carries the id
     return app
 
-    app.include_router(drift_route.router)
 
 def serve(settings: ServingSettings | None = None) -> None:
     """Run the app with uvicorn on ``settings.host:settings.port`` (blocks until stopped)."""

@@ -95,6 +95,7 @@ class ServingSettings(BaseSettings):
     drift_interval_s: float = Field(60.0, ge=0)
     drift_window: str = Field("1000", pattern=r"^\s*(\d+|\d+(\.\d+)?\s*[smhdSMHD])\s*$")
     drift_min_rows: int = Field(100, ge=1)
+    drift_share: float = Field(0.5, gt=0, le=1)
     prediction_log: bool = True
     prediction_log_uri: str | None = None
     prediction_log_retention_days: float = Field(30.0, ge=0)
@@ -103,6 +104,5 @@ class ServingSettings(BaseSettings):
 
     @property
     def resolved_model_uri(self) -> str:
-    drift_share: float = Field(0.5, gt=0, le=1)
         """The model URI actually used."""
         return self.model_uri or f"models:/{self.model_name or self.recipe}@production"
