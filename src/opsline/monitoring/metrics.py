@@ -15,6 +15,9 @@ Metric names (all prefixed ``opsline_``):
 * batching: ``batch_rows`` (rows per batch), ``batch_queue_seconds`` (time queued),
   ``batch_queue_depth``, ``batch_rejected_total`` (503s for a full queue);
 * ``model_reloads_total{outcome}`` — hot reloads: ``swapped``, ``unchanged``, ``failed``;
+* shadow model (``OPSLINE_SHADOW_MODEL_URI``): ``shadow_rows_total`` (rows it scored),
+  ``shadow_skipped_rows_total`` (not scored: its queue was full), ``shadow_errors_total``
+  and ``shadow_queue_rows``;
 * text generation: ``generated_tokens_total``, ``generation_tokens_per_second`` (per
   request), ``generation_batch_rows`` (sequences decoded together per step) and
   ``generation_active_sequences``;
@@ -132,6 +135,17 @@ class ServingMetrics:
         self.live_quality_rows = Gauge("opsline_live_quality_rows",
                                        "Labelled predictions the live quality is computed on.",
                                        registry=r)
+        self.shadow_rows = Counter("opsline_shadow_rows",
+                                   "Rows the shadow model scored (off the response path).",
+                                   registry=r)
+        self.shadow_skipped = Counter("opsline_shadow_skipped_rows",
+                                      "Answered rows the shadow did not score because its "
+                                      "queue was full (or it could not be loaded).",
+                                      registry=r)
+        self.shadow_errors = Counter("opsline_shadow_errors",
+                                     "Rows the shadow model failed on.", registry=r)
+        self.shadow_queue_rows = Gauge("opsline_shadow_queue_rows",
+                                       "Rows waiting for the shadow model.", registry=r)
         self._add_process_collectors(r)  # keep last: it snapshots the names defined above
 
     @staticmethod

@@ -39,6 +39,7 @@ from opsline.serving.drift_monitor import DriftMonitor
 from opsline.serving.reload import Reloader
 from opsline.serving.runtime import ModelSlot, freeze_heap, try_load_model
 from opsline.serving.settings import ServingSettings
+from opsline.serving.shadow import ShadowScorer
 from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
             await anyio.to_thread.run_sync(app.state.recorder.open)
             app.state.recorder.start()
             await app.state.refresh_quality()
+        if app.state.shadow is not None:
+            app.state.shadow.start()  # loads the candidate in its own thread, then scores
         freeze_heap()  # full GC passes over the loaded libraries were the p99 of /predict
         app.state.batcher.start()
         app.state.reloader.start()  # follows the alias: a promotion is a deploy
@@ -90,6 +93,8 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         # whatever is still queued (SIGTERM drains) before the model is closed.
         await app.state.reloader.stop()
         await app.state.batcher.stop()
+        if app.state.shadow is not None:  # scores what the last batches queued, then ends
+            await anyio.to_thread.run_sync(app.state.shadow.stop)
         await app.state.recorder.stop()  # after the drain: the last batches are logged
         await app.state.history.stop()
         if slot.model is not None:
@@ -114,10 +119,18 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.state.recorder = PredictionRecorder(recipe, settings, collectors)
     if settings.prediction_log:
         app.state.batcher.hooks.append(app.state.recorder)
+    # A candidate scoring every batch off the response path (after the recorder: the
+    # primary's rows are committed first); its answers are logged, never returned.
+    app.state.shadow = None
+    if settings.shadow_model_uri:
+        app.state.shadow = ShadowScorer(recipe, settings, app.state.recorder, collectors)
+        app.state.batcher.hooks.append(app.state.shadow)
     app.state.quality = live_quality.LiveQuality()
     # Other monitors (drift, the retrain policy, a shadow model) add a describe() here to
     # appear under `monitoring` in GET /model.
     app.state.monitoring_views = {}
+    if app.state.shadow is not None:
+        app.state.monitoring_views["shadow"] = app.state.shadow.describe
     app.state.monitoring_views["drift"] = app.state.drift.describe
 
     async def refresh_quality() -> live_quality.LiveQuality:

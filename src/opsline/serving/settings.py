@@ -68,6 +68,14 @@ class ServingSettings(BaseSettings):
             days, and the oldest rows beyond this many, are deleted hourly (0 = keep).
         quality_window: live quality (``opsline_live_quality``) is computed over the newest
             this many predictions that have feedback (``OPSLINE_QUALITY_WINDOW``).
+        shadow_model_uri: a candidate that scores every batch off the response path
+            (``OPSLINE_SHADOW_MODEL_URI``; same forms as ``model_uri``); its answers are
+            logged beside the served model's for ``opsline monitor compare``, never returned.
+            ``None`` = no shadow. An alias (``models:/NAME@candidate``) is re-resolved every
+            ``reload_interval_s``.
+        shadow_max_queue: rows allowed to wait for the shadow (``OPSLINE_SHADOW_MAX_QUEUE``);
+            a batch that does not fit is skipped and counted, so a slow shadow never holds
+            up the served model or grows memory.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
@@ -101,6 +109,8 @@ class ServingSettings(BaseSettings):
     prediction_log_retention_days: float = Field(30.0, ge=0)
     prediction_log_max_rows: int = Field(1_000_000, ge=0)
     quality_window: int = Field(1000, ge=1)
+    shadow_model_uri: str | None = None
+    shadow_max_queue: int = Field(1024, ge=1)
 
     @property
     def resolved_model_uri(self) -> str:
