@@ -13,12 +13,14 @@ from typing import Annotated
 
 import typer
 
+from opsline.cli_monitor import monitor_app  # light: typer only, the rest is lazy
 from opsline.errors import OpslineError
 
 app = typer.Typer(help="opsline: from raw data to a monitored ML service.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Prepare and validate datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(monitor_app, name="monitor")  # opsline monitor drift … (cli_monitor.py)
 
 Recipe = Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")]
 Overrides = Annotated[list[str] | None, typer.Argument(

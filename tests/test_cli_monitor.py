@@ -1,0 +1,130 @@
+"""``opsline monitor drift`` as a user (or a cron job) meets it: the verdict, the table and
+the exit code — 0 no drift, 1 drift, 2 no verdict with one sentence and no traceback.
+
+The log holds what a client sending the four required fields logs (as in
+``tests/serving/test_drift_api.py``): shifting two of them is half the tested features.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsline.monitoring.prediction_log import LogRow, PredictionLog
+from opsline.monitoring.reference import REFERENCE_FILE
+from opsline.recipes.base import get_recipe
+
+REQUIRED = ["neighborhood", "gr_liv_area", "overall_qual", "year_built"]
+
+
+def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    # OPSLINE_PREDICTION_LOG_URI is the test's own log (set by trained_workspace).
+    env = {**os.environ, "OPSLINE_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "opsline", *args], capture_output=True,
+                          text=True, env=env, timeout=600, check=False)
+
+
+def fill_log(rows: int, *, shifted: bool = False) -> None:
+    from opsline.data.dataset import load_dataset
+    from opsline.workspace import data_dir
+
+    recipe = get_recipe("house_price")
+    train = load_dataset(data_dir("house_price"), "house_price").frame("train")
+    requests = recipe.requests_from_frame(train[REQUIRED].sample(rows, random_state=11))
+    features: list[dict[str, Any]] = recipe.monitored_features(requests, [None] * rows)
+    if shifted:
+        features = [{**f, "gr_liv_area": f["gr_liv_area"] * 1.8,
+                     "year_built": f["year_built"] + 25} for f in features]
+    log = PredictionLog.open()
+    try:
+        log.write([LogRow(request_id=f"r{i}", ts=time.time(), model="house_price", version="1",
+                          features=f, prediction="{}") for i, f in enumerate(features)])
+    finally:
+        log.close()
+
+
+def test_reference_like_requests_exit_0_with_the_table(trained_workspace: Path,
+                                                       tmp_path: Path) -> None:
+    fill_log(300)
+    report = tmp_path / "reports" / "drift.html"
+    result = opsline("monitor", "drift", "house_price", "--no-log", "--html", str(report),
+                     home=trained_workspace)
+    assert result.returncode == 0, result.stderr
+    verdict, header, *rows = result.stdout.splitlines()
+    assert verdict.startswith("house_price v") and ": no data drift: " in verdict
+    assert "300 requests (last 1000 requests)" in verdict
+    assert header.split() == ["feature", "method", "score", "threshold", "drifted"]
+    table = {line.split()[0]: line.split() for line in rows if not line.startswith("  not ")}
+    assert set(table) == set(REQUIRED)
+    assert table["gr_liv_area"][1:3] == ["K-S", "p_value"] and table["gr_liv_area"][-1] == "no"
+    assert "not tested (no values on one side): " in rows[-1]  # the fields never sent
+    assert "<html" in report.read_text().lower()
+    assert "Reports logged" not in result.stderr
+
+
+def test_drift_exits_1_and_logs_the_reports_to_the_version_run(trained_workspace: Path) -> None:
+    from opsline.tracking.registry import resolve_model
+    from opsline.tracking.runs import client
+
+    fill_log(300, shifted=True)
+    result = opsline("monitor", "drift", "house_price", "--window", "24h",
+                     home=trained_workspace)
+    assert result.returncode == 1, result.stderr
+    assert ": DATA DRIFT: " in result.stdout and "(last 24h)" in result.stdout
+    drifted = {line.split()[0] for line in result.stdout.splitlines()[2:]
+               if line.endswith(" yes")}
+    assert {"gr_liv_area", "year_built"} <= drifted
+    run_id = resolve_model("house_price").run_id
+    assert f"Reports logged to run {run_id}: drift/drift-" in result.stderr
+    logged = {Path(a.path).name for a in client().list_artifacts(run_id, "drift")}
+    assert any(name.endswith(".html") for name in logged)
+    assert any(name.endswith(".summary.json") for name in logged)
+
+
+def test_too_few_requests_exit_2_with_one_sentence(trained_workspace: Path) -> None:
+    fill_log(37)
+    result = opsline("monitor", "drift", "house_price", home=trained_workspace)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "Error: not enough data (37 of 100 requests) logged for house_price in the last 1000 "
+        "requests; wait for more requests or lower --min-rows")
+
+
+def test_a_version_without_reference_exits_2_saying_retrain(trained_workspace: Path,
+                                                            tmp_path: Path) -> None:
+    from opsline.tracking.registry import resolve_model
+
+    ref = resolve_model("house_price")  # its files in the cache, copied below
+    old = tmp_path / "old-home"
+    old.mkdir()
+    shutil.copy(trained_workspace / "mlflow.db", old / "mlflow.db")
+    shutil.copytree(trained_workspace / "models", old / "models")
+    (old / "models" / "house_price" / ref.version / "model" / REFERENCE_FILE).unlink()
+    result = opsline("monitor", "drift", "house_price", home=old)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"Error: model version {ref.version} has no drift reference (registered before drift "
+        "detection); retrain to add one")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--window", "5x"], "Error: Invalid drift window '5x': give a number of requests"),
+    ([], "Error: No model 'house_price' has the alias 'production' yet: train one with "
+         "`opsline run house_price`."),
+])
+def test_no_model_or_a_bad_window_exit_2(isolated_home: Path, args: list[str],
+                                         expected: str) -> None:
+    result = opsline("monitor", "drift", "house_price", *args, home=isolated_home)
+    assert result.returncode == 2
+    # (An empty workspace's first MLflow access logs its table creation before.)
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
+    assert "Traceback" not in result.stderr
