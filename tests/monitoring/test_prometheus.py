@@ -43,7 +43,7 @@ def promtool(*args: str) -> str:
 def test_config_and_rules_are_valid() -> None:
     out = promtool("check", "config", "prometheus.yml")
     assert "SUCCESS" in out
-    assert "5 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "6 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_alert_rules_unit_tests_pass() -> None:
@@ -161,7 +161,7 @@ def test_real_prometheus_scrapes_the_server_and_loads_the_alerts(prometheus: str
     assert groups == {
         "opsline-serving": {"OpslineHighErrorRate", "OpslineHighPredictLatencyP95",
                             "OpslineModelNotLoaded", "OpslineTargetDown"},
-        "opsline-data": {"OpslineDataValidationFailed"},
+        "opsline-data": {"OpslineDataValidationFailed", "OpslineDataDrift"},
     }
     # A healthy server: nothing firing.
     alerts = api(prometheus, "alerts")["alerts"]
