@@ -118,8 +118,8 @@ def test_a_version_without_reference_exits_2_saying_retrain(trained_workspace: P
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["--window", "5x"], "Error: Invalid drift window '5x': give a number of requests"),
-    ([], "Error: No model 'house_price' has the alias 'production' yet: train one with "
-         "`opsline run house_price`."),
+    ([], ("Error: No model 'house_price' has the alias 'production' yet: train one with "
+          "`opsline run house_price`.")),
 ])
 def test_no_model_or_a_bad_window_exit_2(isolated_home: Path, args: list[str],
                                          expected: str) -> None:

@@ -116,7 +116,7 @@ def _safe_uri(uri: str) -> str:
 
     try:
         return make_url(uri).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy parses: say less rather than leak
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: say less, leak nothing
         return "the prediction log"
 
 
@@ -137,10 +137,10 @@ def format_result(result: DriftResult) -> str:
     version = f" v{result.version}" if result.version else ""
     verdict = "DATA DRIFT" if result.detected else "no data drift"
     drifted = len(result.drifted_features)
-    lines = [f"{result.model}{version}: {verdict}: {drifted} of {len(result.features)} "
-             f"features drifted ({result.share:.0%}; drift from {result.drift_share:.0%}), "
-             f"{result.rows} requests ({result.window}) against {result.reference_rows} "
-             "reference rows"]
+    lines = [(f"{result.model}{version}: {verdict}: {drifted} of {len(result.features)} "
+              f"features drifted ({result.share:.0%}; drift from {result.drift_share:.0%}), "
+              f"{result.rows} requests ({result.window}) against {result.reference_rows} "
+              "reference rows")]
     width = max([len("feature"), *(len(f.name) for f in result.features)])
     method_width = max([len("method"), *(len(f.method) for f in result.features)])
     lines.append(f"  {'feature':<{width}}  {'method':<{method_width}}  {'score':>10}  "

@@ -58,7 +58,7 @@ def fill_log(features: list[dict[str, Any]], version: str | None = "1") -> None:
 
 def metric_lines(client: TestClient, name: str) -> list[str]:
     return [line for line in client.get("/metrics").text.splitlines()
-            if line.startswith(name + " ") or line.startswith(name + "{")]
+            if line.startswith((name + " ", name + "{"))]
 
 
 @pytest.fixture
@@ -115,6 +115,9 @@ def test_reference_like_requests_are_no_drift(drift_client: TestClient) -> None:
     assert float(share.split()[1]) == pytest.approx(body["share"]) and body["share"] < 0.5
     scores = metric_lines(drift_client, "opsline_feature_drift_score")
     assert len(scores) == 4 and any('feature="gr_liv_area"' in line for line in scores)
+    shown = drift_client.get("/model").json()["monitoring"]["drift"]  # GET /model too
+    assert (shown["status"], shown["window"], shown["min_rows"]) == (
+        "no_drift", "last 1000 requests", 100)
 
 
 def test_shifted_requests_are_drift_with_a_report_logged_to_the_run(

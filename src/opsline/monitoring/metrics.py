@@ -25,7 +25,9 @@ Metric names (all prefixed ``opsline_``):
   ``process_cpu_percent``, ``process_resident_memory_bytes``, GPU memory when present, plus
   prometheus_client's standard ``process_*`` series;
 * every ``<workspace>/metrics/*.prom`` file (training, validation; see
-  ``opsline.monitoring.files``) and ``metrics_file_age_seconds{file}``.
+  ``opsline.monitoring.files``) and ``metrics_file_age_seconds{file}``;
+* data drift, added by the server's drift monitor (``opsline.monitoring.drift_metrics``):
+  ``drift_share``, ``drift_detected``, ``feature_drift_score{feature}`` and friends.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ One check runs at a time; callers arriving during a check share its result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -99,10 +100,9 @@ class DriftMonitor:
                 pass
             self._task = None
         if self._running is not None and not self._running.done():
-            try:  # a check in its thread cannot be cancelled: let it finish
+            # A check in its thread cannot be cancelled: let it finish (it logs its errors).
+            with contextlib.suppress(Exception):
                 await self._running
-            except Exception:  # already logged by the check
-                pass
         if self._log is not None:
             await anyio.to_thread.run_sync(self._log.close)
             self._log = None
@@ -150,7 +150,7 @@ class DriftMonitor:
         if model is None:
             return DriftResult(status=NO_MODEL, min_rows=self.min_rows, window=window,
                                message=f"no model is served: {self.slot.error or 'none loaded'}")
-        fields = dict(window=window, model=model.name, version=model.version)
+        fields = {"window": window, "model": model.name, "version": model.version}
         if not self.settings.prediction_log:
             return DriftResult(status=ERROR, min_rows=self.min_rows, **fields,
                                message="the prediction log is off (OPSLINE_PREDICTION_LOG="

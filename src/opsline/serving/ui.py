@@ -2,7 +2,8 @@
 
 When the app has a metrics sampler (``app.state.history``) the same Gradio app gets a second
 page, the live monitoring view at ``/ui/monitor`` (``/monitoring`` redirects there; see
-:mod:`opsline.serving.monitoring_page`).
+:mod:`opsline.serving.monitoring_page`). With a drift monitor (``app.state.drift``) a third
+page, ``/ui/drift``, shows the latest drift check (:mod:`opsline.serving.drift_page`).
 """
 
 from __future__ import annotations
