@@ -217,3 +217,34 @@ def test_the_drift_page_shows_the_verdict_table_and_report(trained_workspace: Pa
     assert list(table.columns) == ["feature", "method", "score", "threshold", "drifted"]
     assert set(table.loc[table["drifted"] == "yes", "feature"]) >= {"gr_liv_area", "year_built"}
     assert f'<iframe src="/drift/report?t={result.checked_at:.3f}"' in report_html(result)
+
+
+def test_the_monitor_rereads_the_reference_after_a_hot_reload(tmp_path: Path) -> None:
+    """A swapped-in version brings its own reference (here: none), not the old one's."""
+    from opsline.serving.drift_monitor import DriftMonitor
+    from opsline.serving.runtime import LoadedModel, ModelSlot
+
+    features = [{"area": 1000.0 + (i % 50) * 10, "city": "north" if i % 3 else "south"}
+                for i in range(200)]
+    with_reference, without = tmp_path / "v1", tmp_path / "v2"
+    with_reference.mkdir()
+    without.mkdir()
+    pd.DataFrame(features).to_parquet(with_reference / REFERENCE_FILE)
+    log = PredictionLog.open()  # the test workspace's own log
+    log.write([LogRow(request_id=f"r{i}", ts=time.time(), model="m", version="1",
+                      features=f, prediction="{}") for i, f in enumerate(features[:120])])
+    log.close()
+    slot = ModelSlot(model=LoadedModel(predictor=None, name="m", uri="models:/m@production",
+                                       version="1", model_dir=with_reference))
+    monitor = DriftMonitor(None, ServingSettings(drift_interval_s=0), slot)
+    try:
+        assert monitor.run_check().status == "no_drift"
+        slot.model = LoadedModel(predictor=None, name="m", uri="models:/m@production",
+                                 version="2", model_dir=without)
+        result = monitor.run_check()
+        assert result.status == "no_reference" and result.version == "2"
+        assert result.message.startswith("model version 2 has no drift reference")
+        assert monitor.latest is result
+    finally:
+        if monitor._log is not None:
+            monitor._log.close()
