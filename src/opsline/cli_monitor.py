@@ -8,6 +8,10 @@ and exits with the verdict, so a cron job or CI step can act on it:
 * 2 — no verdict: not enough logged requests, no reference saved with the model version,
   no model, or a bad option (one sentence on stderr, as every opsline error).
 
+``opsline monitor compare RECIPE`` compares the served model with the shadow candidate
+(``OPSLINE_SHADOW_MODEL_URI``) on the requests both answered: agreement, and each model's
+error where feedback exists; exit 2 when nothing was compared.
+
 Everything heavy (Evidently, MLflow, SQLAlchemy) is imported inside the commands, so
 ``opsline --help`` stays fast.
 """
@@ -23,7 +27,8 @@ import typer
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.drift import DriftResult
 
-monitor_app = typer.Typer(help="Monitor the production model: data drift of logged requests.",
+monitor_app = typer.Typer(help="Monitor the production model: data drift of logged requests, "
+                               "the served model against a shadow candidate.",
                           no_args_is_help=True)
 
 RecipeArg = Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")]
@@ -151,3 +156,39 @@ def format_result(result: DriftResult) -> str:
     if result.skipped:
         lines.append(f"  not tested (no values on one side): {', '.join(result.skipped)}")
     return "\n".join(lines)
+
+
+@monitor_app.command("compare")
+def compare_models(recipe: RecipeArg,
+                   window: Annotated[str, typer.Option(
+                       help="Requests to compare: the last N answered by both models (1000) "
+                            "or a time span (30m, 24h, 7d).")] = "1000",
+                   as_json: Annotated[bool, typer.Option(
+                       "--json", help="Print the comparison as one JSON object.")] = False,
+                   overrides: OverridesArg = None) -> None:
+    """Served model vs shadow on the same logged requests: agreement and, where feedback
+    exists, each model's error (start the server with OPSLINE_SHADOW_MODEL_URI).
+
+    Exit 0 with the comparison; 2 when no request was answered by both models.
+    """
+    from opsline.config import load_config
+    from opsline.monitoring.compare import NothingToCompareError, compare
+    from opsline.monitoring.drift import describe_window, parse_window
+    from opsline.monitoring.prediction_log import PredictionLog
+    from opsline.recipes.base import get_recipe
+
+    last, since = parse_window(window)  # a bad window fails before anything slow
+    served = get_recipe(recipe)
+    name = served.model_name(load_config(recipe, overrides or []))
+    log = PredictionLog.open()
+    try:
+        result = compare(log, name, served, last=last, since=since)
+        where = _safe_uri(log.uri)
+    finally:
+        log.close()
+    if not result.compared:
+        raise NothingToCompareError(
+            f"No shadow predictions logged for {name} in the {describe_window(window)} at "
+            f"{where}; start the server with OPSLINE_SHADOW_MODEL_URI=models:/{name}/VERSION "
+            "(the candidate) and send it traffic.")
+    typer.echo(json.dumps(result.to_dict()) if as_json else result.summary())

@@ -27,6 +27,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opsline.errors import OpslineError
+
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.prediction_log import PredictionLog
     from opsline.recipes.base import Recipe
@@ -36,6 +38,13 @@ LABEL, VALUE, IDENTICAL = "label", "value", "identical"
 RULES = {LABEL: "same predicted label(s)",
          VALUE: f"shadow's predicted value within ±{TOLERANCE * 100:g} % of the primary's",
          IDENTICAL: "identical responses"}
+
+
+class NothingToCompareError(OpslineError):
+    """No request was answered by both models in the window (no shadow ran): the CLI
+    exits 2 with the message, like the other "cannot answer" cases."""
+
+    exit_code = 2
 
 
 @dataclass
