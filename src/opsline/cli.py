@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from opsline.cli_monitor import monitor_app  # light: typer only, the rest is lazy
+from opsline.cli_predictions import predictions_app
 from opsline.errors import OpslineError
 
 app = typer.Typer(help="opsline: from raw data to a monitored ML service.",
@@ -21,6 +22,7 @@ app = typer.Typer(help="opsline: from raw data to a monitored ML service.",
 data_app = typer.Typer(help="Prepare and validate datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(monitor_app, name="monitor")  # opsline monitor drift … (cli_monitor.py)
+app.add_typer(predictions_app, name="predictions")  # export / prune the prediction log
 
 Recipe = Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")]
 Overrides = Annotated[list[str] | None, typer.Argument(

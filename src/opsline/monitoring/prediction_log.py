@@ -124,7 +124,7 @@ class PredictionLog:
         try:
             self._engine = sa.create_engine(uri, pool_pre_ping=not uri.startswith("sqlite"))
         except Exception as error:  # a malformed URL or a missing driver
-            raise UsageError(f"Cannot use the prediction log at {_safe(uri)}: {error}") from None
+            raise UsageError(f"Cannot use the prediction log at {safe_uri(uri)}: {error}") from None
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         metadata = sa.MetaData()
@@ -369,7 +369,7 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start:start + size]
 
 
-def _safe(uri: str) -> str:
+def safe_uri(uri: str) -> str:
     """``uri`` without a password, for messages."""
     try:
         import sqlalchemy as sa

@@ -26,7 +26,7 @@ from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
 from opsline.recipes.base import Recipe, get_recipe
 from opsline.serving import errors
-from opsline.serving import live_quality
+from opsline.monitoring import live_quality
 from opsline.serving.prediction_recorder import PredictionRecorder
 from opsline.serving.request_id import RequestIdMiddleware
 from opsline.serving.routes import admin, feedback, health, jobs, metrics, model, predict

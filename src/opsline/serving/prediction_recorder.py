@@ -97,11 +97,11 @@ class PredictionRecorder:
 
     def describe(self) -> dict[str, Any]:
         """For ``GET /model``: where the log is and whether it works."""
-        from opsline.monitoring.prediction_log import _safe, default_uri
+        from opsline.monitoring.prediction_log import safe_uri, default_uri
 
         uri = self.log.uri if self.log is not None else (self.settings.prediction_log_uri
                                                          or default_uri())
-        return {"uri": _safe(uri), "ok": self.log is not None and self.last_error is None,
+        return {"uri": safe_uri(uri), "ok": self.log is not None and self.last_error is None,
                 "last_error": self.last_error}
 
     # -- the hook ---------------------------------------------------------------------------

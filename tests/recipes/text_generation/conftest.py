@@ -91,6 +91,11 @@ class TinyGenerationRecipe:
     streams = True
     accepts_files = False
     predicted_value_buckets = None
+    # Monitoring members the server reads (prediction log, drift, feedback); the real
+    # recipe's values so the log and drift paths run as in production.
+    reference_rows = 16
+    log_request_body = True
+    feedback_type = None
 
     def __init__(self) -> None:
         from opsline.recipes.text_generation.schemas import (
@@ -104,6 +109,19 @@ class TinyGenerationRecipe:
         from opsline.recipes.text_generation.predictor import load_predictor
 
         return load_predictor(model_dir)
+
+    def monitored_features(self, requests, responses):
+        from opsline.recipes.text_generation.monitoring import monitored_features
+
+        return monitored_features(requests, responses)
+
+    def requests_from_frame(self, frame):
+        from opsline.recipes.text_generation.monitoring import requests_from_frame
+
+        return requests_from_frame(frame)
+
+    def live_quality(self, predictions, actuals):
+        return {}
 
     def ui(self, predict):
         from opsline.recipes.text_generation.ui import build_ui
