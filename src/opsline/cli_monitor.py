@@ -8,6 +8,8 @@ and exits with the verdict, so a cron job or CI step can act on it:
 * 2 — no verdict: not enough logged requests, no reference saved with the model version,
   no model, or a bad option (one sentence on stderr, as every opsline error).
 
+``opsline monitor watch RECIPE`` runs the retrain policy (:mod:`opsline.cli_watch`).
+
 ``opsline monitor compare RECIPE`` compares the served model with the shadow candidate
 (``OPSLINE_SHADOW_MODEL_URI``) on the requests both answered: agreement, and each model's
 error where feedback exists; exit 2 when nothing was compared.
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from opsline.cli_watch import watch  # typer only; the loop itself is imported lazily
 
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.drift import DriftResult
@@ -53,9 +57,10 @@ def drift(recipe: RecipeArg,
           model: ModelOpt = None,
           min_rows: Annotated[int, typer.Option(
               min=1, help="Fewer logged requests than this: no verdict (exit 2).")] = 100,
-          drift_share: Annotated[float, typer.Option(
+          drift_share: Annotated[float | None, typer.Option(
               min=0.0, max=1.0, help="Drift when at least this share of the monitored "
-                                     "features drifted (Evidently's default).")] = 0.5,
+                                     "features drifted. Default: the recipe's (0.5, "
+                                     "Evidently's; house_price 0.15).")] = None,
           log_reports: Annotated[bool, typer.Option(
               "--log/--no-log", help="Log the JSON and HTML reports to the model "
                                      "version's MLflow run.")] = True,
@@ -76,7 +81,9 @@ def drift(recipe: RecipeArg,
 
     last, since = parse_window(window)  # a bad window fails before anything slow
     cfg = load_config(recipe, overrides or [])
-    name = get_recipe(recipe).model_name(cfg)
+    served = get_recipe(recipe)
+    name = served.model_name(cfg)
+    drift_share = served.drift_share if drift_share is None else drift_share
     try:
         ref = resolve_model(recipe, model or f"models:/{name}@production", cfg.tracking.uri)
     except NoModelError as error:  # no model: no verdict (2), not a failure of the check
@@ -107,22 +114,13 @@ def drift(recipe: RecipeArg,
 
 def _logged_features(model_name: str, last: int | None, since: float | None) -> tuple:
     """The window's features and, for messages, where the log is (no password)."""
-    from opsline.monitoring.prediction_log import PredictionLog
+    from opsline.monitoring.prediction_log import PredictionLog, safe_uri
 
     log = PredictionLog.open()
     try:
-        return log.features(model_name, last=last, since=since), _safe_uri(log.uri)
+        return log.features(model_name, last=last, since=since), safe_uri(log.uri)
     finally:
         log.close()
-
-
-def _safe_uri(uri: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(uri).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: say less, leak nothing
-        return "the prediction log"
 
 
 def _log_to_run(result: DriftResult, run_id: str | None, tracking_uri: str | None) -> None:
@@ -174,7 +172,7 @@ def compare_models(recipe: RecipeArg,
     from opsline.config import load_config
     from opsline.monitoring.compare import NothingToCompareError, compare
     from opsline.monitoring.drift import describe_window, parse_window
-    from opsline.monitoring.prediction_log import PredictionLog
+    from opsline.monitoring.prediction_log import PredictionLog, safe_uri
     from opsline.recipes.base import get_recipe
 
     last, since = parse_window(window)  # a bad window fails before anything slow
@@ -183,7 +181,7 @@ def compare_models(recipe: RecipeArg,
     log = PredictionLog.open()
     try:
         result = compare(log, name, served, last=last, since=since)
-        where = _safe_uri(log.uri)
+        where = safe_uri(log.uri)
     finally:
         log.close()
     if not result.compared:
@@ -192,3 +190,7 @@ def compare_models(recipe: RecipeArg,
             f"{where}; start the server with OPSLINE_SHADOW_MODEL_URI=models:/{name}/VERSION "
             "(the candidate) and send it traffic.")
     typer.echo(json.dumps(result.to_dict()) if as_json else result.summary())
+
+
+# `opsline monitor watch`: the retrain loop as a command (its own module: cli_watch.py).
+monitor_app.command("watch")(watch)

@@ -269,7 +269,20 @@ def promote(recipe_name: str, version: str, force: bool = False,
         recipe_name, recipe, cfg, name, str(version), overrides)
     return gate(name, str(version), recipe.primary_metric,
                 recipe.greater_is_better, alias=cfg.promotion.alias, force=force,
-                uri=cfg.tracking.uri, current_value=current_value, basis=basis)
+                uri=cfg.tracking.uri, current_value=current_value, basis=basis,
+                shadow=lambda: _shadow_count(name, str(version)),
+                shadow_required=int(cfg.promotion.get("shadow_min_requests") or 0))
+
+
+def _shadow_count(name: str, version: str) -> int:
+    """Requests the candidate answered in shadow beside the served model (the log)."""
+    from opsline.monitoring.prediction_log import PredictionLog
+
+    log = PredictionLog.open()
+    try:
+        return log.shadow_count(name, version)
+    finally:
+        log.close()
 
 
 def _production_on_candidate_data(recipe_name: str, recipe: Recipe, cfg: DictConfig,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from opsline.monitoring.compare import compare, shadow_count
+from opsline.monitoring.compare import compare
 from opsline.monitoring.prediction_log import PredictionLog
 from opsline.recipes.base import Predictor
 from opsline.serving.app import create_app
@@ -100,8 +100,8 @@ def test_clients_get_the_primary_and_the_log_gets_both(stub_model_dir: Path, tmp
     assert _sample(metrics, "opsline_shadow_skipped_rows_total") == 0
     # Inference figures stay the primary's: its [5, 13] batch and the retried 13 failed.
     assert _sample(metrics, "opsline_inference_errors_total") == 2
-    assert shadow_count(PredictionLog.open(log_uri), "stub", None) == 5
-    assert shadow_count(PredictionLog.open(log_uri), "stub", "7") == 0
+    assert PredictionLog.open(log_uri).shadow_count("stub", None) == 5
+    assert PredictionLog.open(log_uri).shadow_count("stub", "7") == 0
 
 
 def test_a_broken_shadow_never_stops_the_primary(stub_model_dir: Path, tmp_path: Path,
@@ -224,7 +224,7 @@ def test_compare_on_labels_and_on_identical_answers(log_uri: str) -> None:
     assert (labels.rule, labels.agreeing, labels.compared) == ("label", 2, 3)
     assert labels.median_relative_difference is None
     assert (labels.primary_versions, labels.shadow_versions) == (["1"], ["2"])
-    assert shadow_count(log, "m", "2") == 3 and shadow_count(log, "m", "1") == 0
+    assert log.shadow_count("m", "2") == 3 and log.shadow_count("m", "1") == 0
 
     class TextRecipe(StubRecipe):
         feedback_type = None

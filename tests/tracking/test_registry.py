@@ -75,3 +75,29 @@ def test_resolve_by_version_and_directory(tmp_path: Path) -> None:
     assert registry.resolve_model("demo", f"models:/demo/{v1}").metrics["test_rmsle"] == 0.2
     local = registry.resolve_model("demo", str(tmp_path / "model-0.2"))
     assert local.local_dir == (tmp_path / "model-0.2").resolve() and local.version is None
+
+
+def test_gate_can_require_a_shadow_period(tmp_path: Path) -> None:
+    from opsline.monitoring.prediction_log import SHADOW, LogRow, PredictionLog
+
+    log = PredictionLog.open(f"sqlite:///{tmp_path / 'predictions.db'}")
+    v1, v2 = _version(tmp_path, 0.12), _version(tmp_path, 0.10)
+
+    def gate() -> registry.Promotion:
+        return registry.promote("demo", v2, "rmsle", greater_is_better=False,
+                                shadow=lambda: log.shadow_count("demo", v2), shadow_required=3)
+
+    # No production yet: nothing to shadow, so the requirement does not apply.
+    first = registry.promote("demo", v1, "rmsle", greater_is_better=False,
+                             shadow=lambda: 0, shadow_required=3)
+    assert first.promoted
+    for i in range(2):  # two requests answered by both models
+        log.write([LogRow(f"r{i}", 1.0, "demo", v1, {}, "{}"),
+                   LogRow(f"r{i}", 1.0, "demo", v2, {}, "{}", role=SHADOW)])
+    short = gate()
+    assert not short.promoted and "answered 2 requests in shadow" in short.reason
+    assert "shadow_min_requests" in short.reason and registry.resolve_model("demo").version == v1
+    log.write([LogRow("r2", 1.0, "demo", v1, {}, "{}"),
+               LogRow("r2", 1.0, "demo", v2, {}, "{}", role=SHADOW)])
+    assert gate().promoted and registry.resolve_model("demo").version == v2
+    log.close()

@@ -16,7 +16,7 @@ scored as a ``role="shadow"`` row beside the served model's (``opsline.serving.s
 * **quality**, where feedback exists: :meth:`Recipe.live_quality` of each model on the same
   labelled requests, so the two figures are comparable.
 
-:func:`shadow_count` is what a promotion gate asks: how many requests a candidate version
+:meth:`PredictionLog.shadow_count` is what a promotion gate asks: how many requests a candidate version
 has been compared on.
 """
 
@@ -136,31 +136,6 @@ def compare(prediction_log: PredictionLog, model: str, recipe: Recipe, *,
             "primary": _scores(recipe, [primary[i] for i in labelled], actuals),
             "shadow": _scores(recipe, [shadow[i] for i in labelled], actuals)}
     return result
-
-
-def shadow_count(prediction_log: PredictionLog, model: str, version: str | None) -> int:
-    """Requests of ``model`` answered by both the primary and a shadow of ``version``.
-
-    What a promotion gate checks ("at least N compared requests in shadow"). ``version`` is
-    as the server logged it: the candidate's version when it is registered under the served
-    model's name (``"4"``), ``"<name>/<version>"`` under another name, ``None`` for a
-    directory.
-    """
-    import sqlalchemy as sa
-
-    from opsline.monitoring.prediction_log import PRIMARY, SHADOW
-
-    shadow = prediction_log.predictions.alias("shadow")
-    primary = prediction_log.predictions.alias("primary_rows")
-    matched = sa.exists().where(primary.c.request_id == shadow.c.request_id,
-                                primary.c.role == PRIMARY, primary.c.model == shadow.c.model)
-    query = (sa.select(sa.func.count(sa.distinct(shadow.c.request_id)))
-             .where(shadow.c.model == model, shadow.c.role == SHADOW, matched,
-                    shadow.c.version.is_(None) if version is None
-                    else shadow.c.version == str(version)))
-    # The log keeps its engine private; a read-only count on a connection of its own.
-    with prediction_log._engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
 
 
 # -- helpers ------------------------------------------------------------------------------------

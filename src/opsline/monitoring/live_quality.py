@@ -28,6 +28,7 @@ class LiveQuality:
     """The latest live-quality figures (empty ``metrics`` until feedback arrives)."""
 
     model: str | None = None
+    version: str | None = None
     rows: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     at: float | None = None
@@ -36,16 +37,18 @@ class LiveQuality:
         return asdict(self)
 
 
-def compute(recipe: Recipe, prediction_log: PredictionLog, model: str, window: int
-            ) -> LiveQuality:
-    """Score the newest ``window`` labelled predictions of ``model`` with the recipe."""
+def compute(recipe: Recipe, prediction_log: PredictionLog, model: str, window: int,
+            version: str | None = None) -> LiveQuality:
+    """Score the newest ``window`` labelled predictions of ``model`` with the recipe —
+    of the served ``version`` only, when given: a retrained version starts with a clean
+    slate instead of carrying the error of the one it replaced."""
     import orjson
 
-    labelled = prediction_log.labelled(model, last=window)
+    labelled = prediction_log.labelled(model, last=window, version=version)
     predictions = [orjson.loads(row.prediction) for row in labelled]
     metrics = recipe.live_quality(predictions, [row.actual for row in labelled]) if labelled \
         else {}
-    return LiveQuality(model, len(labelled), {k: float(v) for k, v in metrics.items()},
+    return LiveQuality(model, version, len(labelled), {k: float(v) for k, v in metrics.items()},
                        time.time())
 
 

@@ -214,9 +214,11 @@ class PredictionLog:
 
     # -- reading (off the request path) ------------------------------------------------------
     def _window(self, query: Any, model: str, role: str, last: int | None,
-                since: float | None) -> Any:
+                since: float | None, version: str | None = None) -> Any:
         c = self.predictions.c
         query = query.where(c.model == model, c.role == role)
+        if version is not None:
+            query = query.where(c.version == version)
         if since is not None:
             query = query.where(c.ts >= since)
         query = query.order_by(c.ts.desc(), c.id.desc())
@@ -236,6 +238,28 @@ class PredictionLog:
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def shadow_count(self, model: str, version: str | None) -> int:
+        """Requests of ``model`` answered by both the primary and a shadow of ``version``.
+
+        What the promotion gate checks (``promotion.shadow_min_requests``). ``version`` is
+        as the server logged it: the candidate's version when it is registered under the
+        served model's name (``"4"``), ``"<name>/<version>"`` under another name, ``None``
+        for a directory.
+        """
+        import sqlalchemy as sa
+
+        shadow = self.predictions.alias("shadow")
+        primary = self.predictions.alias("primary_rows")
+        matched = sa.exists().where(primary.c.request_id == shadow.c.request_id,
+                                    primary.c.role == PRIMARY,
+                                    primary.c.model == shadow.c.model)
+        query = (sa.select(sa.func.count(sa.distinct(shadow.c.request_id)))
+                 .where(shadow.c.model == model, shadow.c.role == SHADOW, matched,
+                        shadow.c.version.is_(None) if version is None
+                        else shadow.c.version == str(version)))
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def features(self, model: str, *, last: int | None = None, since: float | None = None,
                  role: str = PRIMARY) -> pd.DataFrame:
         """Monitored features of the window (the newest ``last`` rows and/or those since a
@@ -250,15 +274,16 @@ class PredictionLog:
         return pd.DataFrame.from_records(rows)
 
     def labelled(self, model: str, *, last: int | None = None, since: float | None = None,
-                 role: str = PRIMARY) -> list[Labelled]:
-        """Predictions of the window that have feedback, oldest first."""
+                 role: str = PRIMARY, version: str | None = None) -> list[Labelled]:
+        """Predictions of the window (of one ``version``, if given) that have feedback,
+        oldest first."""
         import sqlalchemy as sa
 
         p, f = self.predictions.c, self.feedback.c
         query = sa.select(p.request_id, p.ts, p.version, p.request, p.prediction,
                           p.predicted_value, f.actual).join(
             self.feedback, f.request_id == p.request_id)
-        query = self._window(query, model, role, last, since)
+        query = self._window(query, model, role, last, since, version)
         with self._engine.connect() as conn:
             rows = [Labelled(*row[:6], _loads(row[6])) for row in conn.execute(query)]
         rows.reverse()

@@ -265,6 +265,12 @@ class Recipe(ABC):
     #: Type of the ground truth ``POST /feedback`` accepts as ``actual`` (a price, a class
     #: label); ``None`` = the recipe takes no feedback.
     feedback_type: ClassVar[type | None] = None
+    #: The data drifts when at least this share of the monitored features drifted
+    #: (Evidently's default 0.5 suits a handful of features). Each feature's test flags
+    #: about 5 % of features by chance, so a recipe with many features may set it lower:
+    #: low enough that a drift of one related group (all the size features) counts, high
+    #: enough that chance flags do not (``OPSLINE_DRIFT_SHARE`` overrides it).
+    drift_share: ClassVar[float] = 0.5
 
     def monitored_features(self, requests: Sequence[BaseModel],
                            responses: Sequence[BaseModel]) -> list[dict[str, Scalar]]:

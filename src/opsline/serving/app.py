@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -39,8 +40,12 @@ from opsline.serving.drift_monitor import DriftMonitor
 from opsline.serving.reload import Reloader
 from opsline.serving.runtime import ModelSlot, freeze_heap, try_load_model
 from opsline.serving.settings import ServingSettings
+from opsline.serving.retrain_loop import RetrainLoop
 from opsline.serving.shadow import ShadowScorer
 from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.monitoring.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,11 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         app.state.reloader.start()  # follows the alias: a promotion is a deploy
         app.state.history.start()  # samples the registry for /ui/monitor, /metrics/history
         app.state.drift.start()  # GET /drift, opsline_drift_*: off the request path
+        if app.state.loop is not None:
+            app.state.loop.start()  # acts on each drift check: retrain → gate → reload
         yield
+        if app.state.loop is not None:  # before the drift monitor it listens to
+            await app.state.loop.stop()
         await app.state.drift.stop()
         # Uvicorn has stopped accepting and waited for open requests; the batcher answers
         # whatever is still queued (SIGTERM drains) before the model is closed.
@@ -132,6 +141,14 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     if app.state.shadow is not None:
         app.state.monitoring_views["shadow"] = app.state.shadow.describe
     app.state.monitoring_views["drift"] = app.state.drift.describe
+    # The retrain loop: drift checks and live quality → policy → retrain job → gate →
+    # hot reload. Needs the log (its evidence); the policy is read once, here, so a bad
+    # name fails at startup rather than at the first drift.
+    app.state.loop = None
+    policy = _retrain_policy(settings, recipe)
+    if policy is not None and settings.prediction_log:
+        app.state.loop = RetrainLoop(app, recipe, policy)
+        app.state.monitoring_views["loop"] = app.state.loop.describe
 
     async def refresh_quality() -> live_quality.LiveQuality:
         """Recompute the live quality of the served model from feedback (off the loop)."""
@@ -141,7 +158,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         try:
             app.state.quality = await anyio.to_thread.run_sync(
                 live_quality.compute, recipe, log_store, slot.model.name,
-                settings.quality_window)
+                settings.quality_window, slot.model.version)
         except Exception:  # a failing store: keep the last figures, say so in the log
             log.warning("Could not compute the live quality", exc_info=True)
         live_quality.publish(app.state.quality, collectors)
@@ -178,6 +195,13 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
                        mounts=[UI_PATH] if settings.ui else [])
     app.add_middleware(RequestIdMiddleware)  # outermost: every response carries the id
     return app
+
+
+def _retrain_policy(settings: ServingSettings, recipe: Recipe) -> Policy | None:
+    from opsline.monitoring.policy import load_policy
+
+    name = settings.retrain_policy.strip()
+    return load_policy(None if name == "auto" else name, recipe.name)
 
 
 def serve(settings: ServingSettings | None = None) -> None:

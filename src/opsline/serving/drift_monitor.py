@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opsline.monitoring.drift import (
+    DRIFT_SHARE,
     ERROR,
     NO_MODEL,
     NO_REFERENCE,
@@ -67,7 +68,8 @@ class DriftMonitor:
         self.interval = float(settings.drift_interval_s)
         self.window = settings.drift_window
         self.min_rows = int(settings.drift_min_rows)
-        self.drift_share = float(settings.drift_share)
+        self.drift_share = float(settings.drift_share if settings.drift_share is not None
+                                 else getattr(recipe, "drift_share", DRIFT_SHARE))
         self.latest: DriftResult | None = None
         self.listeners: list[DriftListener] = []
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -58,8 +58,8 @@ class ServingSettings(BaseSettings):
         drift_min_rows: fewer logged requests in the window than this give "not enough
             data", not a verdict (``OPSLINE_DRIFT_MIN_ROWS``).
         drift_share: the verdict is "drift" when at least this share of the monitored
-            features drifted (``OPSLINE_DRIFT_SHARE``; 0.5 is Evidently's default). With many
-            features one drifted key feature does not flip it: lower it to be stricter.
+            features drifted (``OPSLINE_DRIFT_SHARE``); ``None`` = the recipe's own
+            ``drift_share`` (Evidently's 0.5; house_price 0.15 for its 33 fields).
         prediction_log: record every prediction (``OPSLINE_PREDICTION_LOG``); each batch's
             rows are committed before its responses leave (group commit).
         prediction_log_uri: where (``OPSLINE_PREDICTION_LOG_URI``): ``None`` = SQLite (WAL)
@@ -76,6 +76,11 @@ class ServingSettings(BaseSettings):
         shadow_max_queue: rows allowed to wait for the shadow (``OPSLINE_SHADOW_MAX_QUEUE``);
             a batch that does not fit is skipped and counted, so a slow shadow never holds
             up the served model or grows memory.
+        retrain_policy: the retrain loop (``OPSLINE_RETRAIN_POLICY``): a policy name in
+            ``configs/monitor`` or a YAML path; ``auto`` = the recipe's own file if there is
+            one, else ``default``; ``off`` = no loop. The loop acts on each drift check
+            (so ``drift_interval_s`` 0 means it never runs by itself) and starts its
+            ``retrain`` job through the same job slots as ``/jobs``.
     """
 
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
@@ -103,7 +108,7 @@ class ServingSettings(BaseSettings):
     drift_interval_s: float = Field(60.0, ge=0)
     drift_window: str = Field("1000", pattern=r"^\s*(\d+|\d+(\.\d+)?\s*[smhdSMHD])\s*$")
     drift_min_rows: int = Field(100, ge=1)
-    drift_share: float = Field(0.5, gt=0, le=1)
+    drift_share: float | None = Field(None, gt=0, le=1)
     prediction_log: bool = True
     prediction_log_uri: str | None = None
     prediction_log_retention_days: float = Field(30.0, ge=0)
@@ -111,6 +116,7 @@ class ServingSettings(BaseSettings):
     quality_window: int = Field(1000, ge=1)
     shadow_model_uri: str | None = None
     shadow_max_queue: int = Field(1024, ge=1)
+    retrain_policy: str = "auto"
 
     @property
     def resolved_model_uri(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,13 +100,17 @@ def _get_alias(mlflow_client: Any, name: str, alias: str) -> Any | None:
 def promote(name: str, version: str, metric: str, greater_is_better: bool,
             alias: str = "production", force: bool = False,
             uri: str | None = None, current_value: float | None = None,
-            basis: str | None = None) -> Promotion:
+            basis: str | None = None,
+            shadow: Callable[[], int] | None = None, shadow_required: int = 0
+            ) -> Promotion:
     """Move ``alias`` to ``version`` if it is at least as good on ``test_<metric>``.
 
     The candidate must carry the metric; ``force`` skips the comparison (and says so).
     ``current_value`` replaces the production version's registered metric when the caller
     re-evaluated it on the candidate's test split (``basis`` says on what), so both sides
-    are measured on the same data.
+    are measured on the same data. With ``shadow_required`` > 0 the candidate must first
+    have answered that many requests in shadow beside production (``shadow()`` counts
+    them; asked only when there is a production version to shadow).
     """
     mlflow_client = client(uri)
     candidate = _get_version(mlflow_client, name, version)
@@ -125,9 +130,17 @@ def promote(name: str, version: str, metric: str, greater_is_better: bool,
         decision = Promotion(False, str(version), previous,
                              f"version {version} already holds @{alias}")
         return decision
+    compared = (shadow() if shadow is not None and shadow_required > 0 and not force
+                and current is not None else None)
     if force:
         decision = Promotion(True, str(version), previous,
                              f"forced: {key} {fmt(new_value)} vs v{previous} {fmt(old_value)}")
+    elif compared is not None and compared < shadow_required:
+        decision = Promotion(False, str(version), previous,
+                             f"version {version} answered {compared} requests in shadow beside "
+                             f"v{previous}; the gate requires {shadow_required} "
+                             "(promotion.shadow_min_requests): serve it with "
+                             f"OPSLINE_SHADOW_MODEL_URI=models:/{name}/{version} first")
     elif new_value is None or not math.isfinite(new_value):
         decision = Promotion(False, str(version), previous,
                              f"version {version} has no {key}; evaluate it first or use --force")
