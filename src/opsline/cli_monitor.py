@@ -59,8 +59,8 @@ def drift(recipe: RecipeArg,
               min=1, help="Fewer logged requests than this: no verdict (exit 2).")] = 100,
           drift_share: Annotated[float | None, typer.Option(
               min=0.0, max=1.0, help="Drift when at least this share of the monitored "
-                                     "features drifted. Default: the recipe's (0.5, "
-                                     "Evidently's; house_price 0.15).")] = None,
+                                     "features drifted. Default: more than chance "
+                                     "explains (2 of 4 features, 5 of 33).")] = None,
           log_reports: Annotated[bool, typer.Option(
               "--log/--no-log", help="Log the JSON and HTML reports to the model "
                                      "version's MLflow run.")] = True,

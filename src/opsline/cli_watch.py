@@ -35,7 +35,8 @@ def watch(recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline 
               min=1, help="Fewer logged requests than this: no drift verdict.")] = 100,
           drift_share: Annotated[float | None, typer.Option(
               min=0.0, max=1.0, help="Drift when at least this share of the features "
-                                     "drifted. Default: the recipe's.")] = None,
+                                     "drifted. Default: more than chance explains "
+                                     "(2 of 4 features, 5 of 33).")] = None,
           as_json: Annotated[bool, typer.Option(
               "--json", help="One JSON object per check.")] = False,
           overrides: Annotated[list[str] | None, typer.Argument(

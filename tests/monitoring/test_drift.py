@@ -89,6 +89,36 @@ def test_a_stricter_drift_share_flags_one_drifted_feature(reference: pd.DataFram
     assert strict.status == "drift" and strict.drifted_features == ["area"]
 
 
+@pytest.mark.parametrize(("features", "needed"), [(1, 1), (2, 2), (4, 2), (8, 3), (33, 5)])
+def test_the_default_share_is_what_chance_cannot_explain(features: int, needed: int) -> None:
+    from math import comb
+
+    from opsline.monitoring.drift import chance_share
+
+    assert chance_share(features) * features == pytest.approx(needed)
+
+    def by_chance(k: int) -> float:  # P(at least k of n features flagged at p 0.05)
+        return sum(comb(features, i) * 0.05 ** i * 0.95 ** (features - i)
+                   for i in range(k, features + 1))
+
+    assert by_chance(needed) <= 0.05 and (needed == 1 or by_chance(needed - 1) > 0.05)
+
+
+def test_many_features_drift_on_a_group_that_chance_would_not_move() -> None:
+    """33 features, 5 of them shifted: Evidently's fixed half would say "no drift"."""
+    rng = np.random.default_rng(5)
+    reference = pd.DataFrame({f"f{i}": rng.normal(0, 1, 1000) for i in range(33)})
+    same = pd.DataFrame({f"f{i}": rng.normal(0, 1, 300) for i in range(33)})
+    moved = same.copy()
+    for i in range(5):
+        moved[f"f{i}"] = moved[f"f{i}"] + 1.0
+    assert compute_drift(reference, same, min_rows=100).status == "no_drift"
+    result = compute_drift(reference, moved, min_rows=100)
+    assert result.status == "drift" and len(result.drifted_features) >= 5
+    assert result.drift_share == pytest.approx(5 / 33)
+    assert compute_drift(reference, moved, min_rows=100, drift_share=0.5).status == "no_drift"
+
+
 def test_numbers_logged_as_ints_or_strings_still_compare(reference: pd.DataFrame) -> None:
     current = houses(300, seed=4)
     current["year"] = current["year"].astype(int)  # ints in JSON

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 JOB_POLL_S = 2.0
 
 
-def logged_drift(ref: ModelRef, window: str, *, min_rows: int, drift_share: float,
+def logged_drift(ref: ModelRef, window: str, *, min_rows: int, drift_share: float | None,
                  html: bool = False) -> DriftResult:
     """Drift of the logged requests of ``ref``'s model against its reference.
 
@@ -101,7 +101,8 @@ class Watch:
 
     def __init__(self, recipe: Recipe, policy: rules.Policy, manager: JobManager, *,
                  model_name: str, tracking_uri: str | None, window: str = "1000",
-                 min_rows: int = 100, drift_share: float = 0.5, quality_window: int = 1000,
+                 min_rows: int = 100, drift_share: float | None = None,
+                 quality_window: int = 1000,
                  dry_run: bool = False):
         self.recipe, self.policy, self.manager = recipe, policy, manager
         self.model_name, self.tracking_uri = model_name, tracking_uri

@@ -265,12 +265,10 @@ class Recipe(ABC):
     #: Type of the ground truth ``POST /feedback`` accepts as ``actual`` (a price, a class
     #: label); ``None`` = the recipe takes no feedback.
     feedback_type: ClassVar[type | None] = None
-    #: The data drifts when at least this share of the monitored features drifted
-    #: (Evidently's default 0.5 suits a handful of features). Each feature's test flags
-    #: about 5 % of features by chance, so a recipe with many features may set it lower:
-    #: low enough that a drift of one related group (all the size features) counts, high
-    #: enough that chance flags do not (``OPSLINE_DRIFT_SHARE`` overrides it).
-    drift_share: ClassVar[float] = 0.5
+    #: The data drifts when at least this share of the monitored features drifted;
+    #: ``None`` = more than chance explains (:func:`opsline.monitoring.drift.chance_share`
+    #: of the features tested: 2 of 4, 5 of 33). ``OPSLINE_DRIFT_SHARE`` overrides it.
+    drift_share: ClassVar[float | None] = None
 
     def monitored_features(self, requests: Sequence[BaseModel],
                            responses: Sequence[BaseModel]) -> list[dict[str, Scalar]]:

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opsline.monitoring.drift import (
-    DRIFT_SHARE,
     ERROR,
     NO_MODEL,
     NO_REFERENCE,
@@ -68,8 +67,9 @@ class DriftMonitor:
         self.interval = float(settings.drift_interval_s)
         self.window = settings.drift_window
         self.min_rows = int(settings.drift_min_rows)
-        self.drift_share = float(settings.drift_share if settings.drift_share is not None
-                                 else getattr(recipe, "drift_share", DRIFT_SHARE))
+        self.drift_share: float | None = (settings.drift_share
+                                          if settings.drift_share is not None
+                                          else getattr(recipe, "drift_share", None))
         self.latest: DriftResult | None = None
         self.listeners: list[DriftListener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -216,7 +216,8 @@ class DriftMonitor:
         """What ``GET /model`` shows under ``monitoring.drift``."""
         latest = self.latest
         return {"interval_s": self.interval, "window": describe_window(self.window),
-                "min_rows": self.min_rows, "drift_share": self.drift_share,
+                "min_rows": self.min_rows,
+                "drift_share": "auto" if self.drift_share is None else self.drift_share,
                 "status": latest.status if latest else None,
                 "message": latest.message if latest else "no drift check yet",
                 "checked_at": latest.summary()["checked_at"] if latest else None}

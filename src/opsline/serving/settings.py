@@ -58,8 +58,9 @@ class ServingSettings(BaseSettings):
         drift_min_rows: fewer logged requests in the window than this give "not enough
             data", not a verdict (``OPSLINE_DRIFT_MIN_ROWS``).
         drift_share: the verdict is "drift" when at least this share of the monitored
-            features drifted (``OPSLINE_DRIFT_SHARE``); ``None`` = the recipe's own
-            ``drift_share`` (Evidently's 0.5; house_price 0.15 for its 33 fields).
+            features drifted (``OPSLINE_DRIFT_SHARE``); ``None`` = the recipe's own, by
+            default more than chance explains (2 of 4 features, 5 of 33; see
+            :func:`opsline.monitoring.drift.chance_share`).
         prediction_log: record every prediction (``OPSLINE_PREDICTION_LOG``); each batch's
             rows are committed before its responses leave (group commit).
         prediction_log_uri: where (``OPSLINE_PREDICTION_LOG_URI``): ``None`` = SQLite (WAL)

@@ -103,12 +103,6 @@ class HousePriceRecipe(Recipe):
     reference_rows: ClassVar[int] = 1000
     #: Feedback is the sale price in US dollars.
     feedback_type: ClassVar[type | None] = float
-    #: 33 request fields: 5 drifted (15 %) is a verdict. By chance (each test at p 0.05)
-    #: ~1.7 fields drift; 5 or more happen by chance ~2 % of checks if the fields were
-    #: independent, and the window compared is a sample of the same sales as the reference.
-    #: Evidently's 0.5 would need 17 fields: houses twice as large and 40 years older
-    #: (7 fields) would pass unnoticed.
-    drift_share: ClassVar[float] = 0.15
 
     def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
                            ) -> list[dict[str, Scalar]]:
