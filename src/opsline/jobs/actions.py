@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS loop_actions (
     job_id TEXT,
     outcome TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
+    result TEXT NOT NULL DEFAULT '',
     old_version TEXT,
     new_version TEXT,
     finished_at TEXT
@@ -58,7 +59,8 @@ class Action:
     outcome: str
     evidence: dict[str, Any] = field(default_factory=dict)
     job_id: str | None = None
-    reason: str = ""
+    reason: str = ""  # why the loop acted (the policy's sentence)
+    result: str = ""  # how it ended: the gate's reason, or the failure
     old_version: str | None = None
     new_version: str | None = None
     finished_at: str | None = None
@@ -96,14 +98,14 @@ class ActionLog:
                        f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
         return action
 
-    def finish(self, action_id: str, outcome: str, reason: str,
+    def finish(self, action_id: str, outcome: str, result: str,
                new_version: str | None = None, old_version: str | None = None) -> None:
         """Record how the action ended (only once: a finished action stays as it is)."""
         with closing(self._open()) as db:
-            db.execute("UPDATE loop_actions SET outcome = ?, reason = ?, new_version = ?, "
+            db.execute("UPDATE loop_actions SET outcome = ?, result = ?, new_version = ?, "
                        "old_version = COALESCE(?, old_version), finished_at = ? "
                        "WHERE id = ? AND outcome = ?",
-                       (outcome, reason, new_version, old_version, now(), action_id, RUNNING))
+                       (outcome, result, new_version, old_version, now(), action_id, RUNNING))
 
     def set_job(self, action_id: str, job_id: str) -> None:
         with closing(self._open()) as db:

@@ -166,7 +166,7 @@ class Watch:
         if action is not None and action.outcome == RUNNING:  # the worker died first
             self.actions.finish(action.id, FAILED, job.error or f"the job ended {job.status}")
             action = self.actions.for_job(job_id)
-        reason = (action.reason if action is not None else "") or job.error or job.message
+        reason = (action.result if action is not None else "") or job.error or job.message
         rules.job_finished(self.policy, self.state, job.status != "succeeded", reason)
         return action
 
@@ -182,7 +182,7 @@ def describe_action(action: Action | None) -> str:
         return "the retrain ended without a record"
     change = (f" (v{action.old_version} → v{action.new_version})"
               if action.new_version else "")
-    return f"retrain job {action.job_id}: {action.outcome}{change}: {action.reason}"
+    return f"retrain job {action.job_id}: {action.outcome}{change}: {action.result}"
 
 
 def summary(check: Check) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class RetrainLoop:
                                            job.error or f"the job ended {job.status}")
             action = await anyio.to_thread.run_sync(self.actions.for_job, job_id)
         failed = job.status != "succeeded"
-        reason = (action.reason if action is not None else "") or job.error or job.message
+        reason = (action.result if action is not None else "") or job.error or job.message
         rules.job_finished(self.policy, self.state, failed, reason)
         if action is not None and action.outcome == PROMOTED:
             attempt = await self.app.state.reloader.reload("retrain")

@@ -1,0 +1,195 @@
+"""The closed loop, end to end, on a live server: serve house_price; reference-like traffic
+is no drift; drifted traffic (living areas ×1.8, 40 years older) is drift in ``/drift`` and
+the gauge; feedback arrives; the retrain policy starts a job (prepare with the feedback rows
+→ train → gate); the gate promotes; the server serves the new version without a restart —
+and a client sending requests all along never saw one fail.
+
+Real components throughout: the trained workspace is this test's own (the loop writes to
+the registry), the retrain is the job system's worker process, the log is SQLite.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opsline.recipes.house_price.data import TARGET
+
+KEY = "test-key"
+AREAS = ("gr_liv_area", "first_flr_sf", "second_flr_sf", "total_bsmt_sf", "garage_area")
+YEARS = ("year_built", "year_remod_add")
+
+
+def split_requests(split: str) -> list[tuple[dict[str, Any], float]]:
+    """(request JSON, sale price) for each row of a prepared split that makes a request."""
+    from opsline.data.dataset import load_dataset
+    from opsline.recipes.base import get_recipe
+    from opsline.workspace import data_dir
+
+    recipe = get_recipe("house_price")
+    frame = load_dataset(data_dir("house_price"), "house_price").frame(split)
+    pairs = []
+    for i in range(len(frame)):
+        row = frame.iloc[i:i + 1]
+        made = recipe.requests_from_frame(row)
+        if made:
+            pairs.append((made[0].model_dump(mode="json", exclude_none=True),
+                          float(row[TARGET].iloc[0])))
+    return pairs
+
+
+def movable(house: dict[str, Any]) -> bool:
+    """Still a house the data contract accepts once 1.8 times as large (the data checks
+    keep living areas up to 4000 sq ft: above it a retrain is refused, as it should be)."""
+    return house["gr_liv_area"] * 1.8 <= 4000
+
+
+def drifted(house: dict[str, Any]) -> dict[str, Any]:
+    """The same house, 1.8 times as large and built 40 years earlier."""
+    moved = dict(house)
+    for name in AREAS:
+        if name in moved:
+            moved[name] = moved[name] * 1.8
+    for name in YEARS:
+        if name in moved:
+            moved[name] = max(moved[name] - 40, 1800)
+    return moved
+
+
+def wait_for(what: str, probe: Any, timeout: float, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Client(threading.Thread):
+    """Sends one drifted /predict after another until stopped; keeps every failure."""
+
+    def __init__(self, url: str, houses: list[dict[str, Any]]):
+        super().__init__(daemon=True)
+        self.url, self.houses = url, houses
+        self.stop, self.sent, self.failures = threading.Event(), 0, []
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stop.is_set():
+                house = self.houses[self.sent % len(self.houses)]
+                try:
+                    response = http.post("/predict", json=house,
+                                         headers={"X-Request-ID": f"bg-{self.sent}"})
+                    if response.status_code != 200:
+                        self.failures.append((response.status_code, response.text[:200]))
+                except httpx.HTTPError as error:
+                    self.failures.append(("transport", repr(error)))
+                self.sent += 1
+                time.sleep(0.05)
+
+
+def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opsline import pipeline
+    from opsline.monitoring.prediction_log import PredictionLog
+    from opsline.serving.app import create_app
+    from opsline.serving.settings import ServingSettings
+    from opsline.tracking.runs import client as mlflow_client
+    from tests.serving.conftest import live_server
+
+    _, first = pipeline.run("house_price", ["model=gbm"])  # this test's own registry: v1
+    assert first.promoted and first.version == "1"
+    log_uri = f"sqlite:///{tmp_path / 'predictions.db'}"
+    # The environment, not only the settings: the retrain worker reads the same log.
+    monkeypatch.setenv("OPSLINE_PREDICTION_LOG_URI", log_uri)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("drift: {consecutive_checks: 2}\ncooldown_minutes: 0\n"
+                      "max_failures: 1\ntrain_overrides: [model=gbm]\n")
+    settings = ServingSettings(recipe="house_price", ui=False, api_key=KEY,
+                               drift_interval_s=1.0, drift_window="200", drift_min_rows=100,
+                               reload_interval_s=0, retrain_policy=str(policy))
+    test_rows = split_requests("test")
+    assert len(test_rows) > 300
+
+    with live_server(create_app(settings)) as url, httpx.Client(base_url=url,
+                                                                timeout=60) as http:
+        # 1. Reference-like traffic: a verdict, and it is "no drift".
+        for i, (house, _) in enumerate(test_rows[:150]):
+            assert http.post("/predict", json=house,
+                             headers={"X-Request-ID": f"ref-{i}"}).status_code == 200
+        calm = http.get("/drift", params={"refresh": "true"}).json()
+        assert calm["status"] == "no_drift", calm
+        assert calm["rows"] == 150 and len(calm["features"]) >= 20
+
+        # 2. The market moves: a client keeps sending larger, older houses throughout.
+        moving = [(h, price) for h, price in test_rows[150:] if movable(h)]
+        assert len(moving) >= 250
+        background = Client(url, [drifted(h) for h, _ in moving])
+        background.start()
+        try:
+            batch = moving[:250]
+            answered = http.post("/predict/batch", json={"items": [drifted(h) for h, _ in batch]},
+                                 headers={"X-Request-ID": "moved"})
+            assert answered.status_code == 200
+            # 3. Their sale prices come back: 60 % above what they sold for before.
+            feedback = http.post("/feedback", headers={"X-API-Key": KEY}, json=[
+                {"request_id": f"moved/{i}", "actual": price * 1.6}
+                for i, (_, price) in enumerate(batch)])
+            assert feedback.status_code == 200, feedback.text
+
+            drift = wait_for("drift in GET /drift", lambda: (
+                d if (d := http.get("/drift").json())["status"] == "drift" else None), 60)
+            assert "gr_liv_area" in drift["drifted_features"]
+            assert "year_built" in drift["drifted_features"]
+            metrics = http.get("/metrics").text
+            assert "opsline_drift_detected 1.0" in metrics
+            assert 'opsline_feature_drift_score{feature="gr_liv_area"}' in metrics
+
+            # 4. The policy retrains; the gate decides; the server reloads by itself.
+            def promoted() -> dict[str, Any] | None:
+                model = http.get("/model").json()
+                actions = model["monitoring"]["loop"]["actions"]
+                if actions and actions[0]["outcome"] in ("failed", "not_promoted"):
+                    pytest.fail(f"the retrain did not promote: {actions[0]}")
+                return model if model["version"] == "2" else None
+
+            model = wait_for("version 2 to be served", promoted, 300, every=1)
+            time.sleep(1.0)  # the client's requests reach the new version too
+        finally:
+            background.stop.set()
+            background.join(timeout=30)
+
+        assert background.failures == [], background.failures[:5]
+        assert background.sent > 20
+        loop = model["monitoring"]["loop"]
+        action = loop["actions"][0]
+        assert (action["trigger"], action["decision"], action["outcome"]) == (
+            "drift", "retrain", "promoted")
+        assert (action["old_version"], action["new_version"]) == ("1", "2")
+        assert action["reason"].startswith("drift detected on 2 consecutive checks")
+        assert action["result"].startswith("test_rmsle ")  # the gate's comparison
+        job = http.get(f"/jobs/{action['job_id']}", headers={"X-API-Key": KEY}).json()
+        assert (job["kind"], job["status"]) == ("retrain", "succeeded")
+        assert loop["state"]["running_job"] is None and loop["state"]["failures"] == 0
+
+    # The trail in the registry: trigger, job and the gate's verdict on the new version,
+    # trained on different data (the feedback rows) than the version it replaced.
+    tags = mlflow_client().get_model_version("house_price", "2").tags
+    assert tags["retrain.trigger"] == "drift" and tags["retrain.job_id"] == action["job_id"]
+    assert tags["retrain.gate"].startswith("promoted: ")
+    assert tags["data_version"] != mlflow_client().get_model_version(
+        "house_price", "1").tags["data_version"]
+    # Both versions answered the background client: the swap happened while it ran.
+    log = PredictionLog.open(log_uri)
+    try:
+        frame = log.frame("house_price")
+    finally:
+        log.close()
+    versions = set(frame.loc[frame.request_id.str.startswith("bg-"), "version"])
+    assert versions == {"1", "2"}
