@@ -128,3 +128,84 @@ def test_no_model_or_a_bad_window_exit_2(isolated_home: Path, args: list[str],
     # (An empty workspace's first MLflow access logs its table creation before.)
     assert result.stderr.strip().splitlines()[-1].startswith(expected)
     assert "Traceback" not in result.stderr
+
+
+# ``opsline monitor watch``: the retrain loop as a command. A policy that acts on the
+# first drifted check (the shipped ones wait for 3 in a row, which ``--once`` never sees).
+def eager_policy(directory: Path) -> Path:
+    policy = directory / "eager.yaml"
+    policy.write_text("drift: {consecutive_checks: 1}\ncooldown_minutes: 0\n"
+                      "max_failures: 1\ntrain_overrides: [model=gbm]\n")
+    return policy
+
+
+def jobs_in(home: Path) -> list[Any]:
+    from opsline.jobs.store import JobStore
+
+    return JobStore(home).search() if (home / "jobs.db").exists() else []
+
+
+@pytest.mark.parametrize(("shifted", "decision"), [(False, "wait"), (True, "RETRAIN")])
+def test_watch_dry_run_says_what_it_would_do_and_starts_nothing(
+        trained_workspace: Path, tmp_path: Path, shifted: bool, decision: str) -> None:
+    fill_log(300, shifted=shifted)
+    before = len(jobs_in(trained_workspace))
+    result = opsline("monitor", "watch", "house_price", "--policy",
+                     str(eager_policy(tmp_path)), "--dry-run", "--once",
+                     home=trained_workspace)
+    assert result.returncode == 0, result.stderr
+    status, verdict, *notes = result.stdout.splitlines()
+    assert status.startswith("house_price v")
+    assert ("drift: DRIFT (50% of features, 300 requests)" if shifted
+            else "drift: none (0% of features, 300 requests)") in status
+    assert "live quality: no feedback yet" in status
+    assert verdict.startswith(f"  decision: {decision} — ")
+    if shifted:
+        assert notes == [("  dry run: would start a retrain job (model=gbm, feedback rows "
+                         "included) and let the gate decide")]
+    else:
+        assert notes == []
+    assert "(dry run); one check." in result.stderr
+    assert len(jobs_in(trained_workspace)) == before
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--policy", "nope"], ("Error: Unknown retrain policy 'nope'. Valid policies: default, "
+                           "house_price")),
+    (["--policy", "off"], ("Error: The policy `off` retrains nothing, so there is nothing "
+                          "to watch: name a policy with --policy (or leave it out).")),
+    ([], ("Error: No model 'house_price' has the alias 'production' yet: train one with "
+         "`opsline run house_price`.")),
+])
+def test_watch_without_a_model_or_policy_exits_2(isolated_home: Path, args: list[str],
+                                                  expected: str) -> None:
+    result = opsline("monitor", "watch", "house_price", "--once", *args, home=isolated_home)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_watch_once_retrains_through_a_job_and_the_gate_decides(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its own workspace: the retrain registers a version, which the shared one must not."""
+    from opsline import pipeline
+    from opsline.jobs.actions import ActionLog
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("OPSLINE_HOME", str(home))
+    monkeypatch.setenv("OPSLINE_PREDICTION_LOG_URI", f"sqlite:///{tmp_path / 'log.db'}")
+    pipeline.run("house_price", ["model=gbm"])
+    fill_log(300, shifted=True)
+    result = opsline("monitor", "watch", "house_price", "--policy",
+                     str(eager_policy(tmp_path)), "--once", home=home)
+    assert "Traceback" not in result.stderr
+    [job] = jobs_in(home)
+    [action] = ActionLog(home).recent("house_price")
+    assert action.job_id == job.id and action.trigger == "drift"
+    assert f"  retrain job {job.id} started" in result.stdout
+    # No feedback yet, so the same data: the same model, and the gate lets an equal one in.
+    assert (action.outcome, action.old_version, action.new_version) == ("promoted", "1", "2")
+    assert result.stdout.splitlines()[-1] == (
+        f"retrain job {job.id}: promoted (v1 → v2): {action.result}")
+    assert action.result.startswith("test_rmsle ") and "at least as good as v1" in action.result
+    assert result.returncode == 0

@@ -6,7 +6,8 @@ Every ``--interval`` seconds: drift of the logged requests and live quality from
 the retrain policy → a ``retrain`` job (prepare with feedback rows → train → promotion gate)
 → its outcome. ``--dry-run`` says what it would do and starts nothing; ``--once`` checks once
 and exits (0 — nothing to do or the retrain ended; 1 — the retrain failed or the loop
-stopped after repeated failures; 2 — no check possible: no model, bad policy).
+stopped after repeated failures; 2 — no check possible: no model, bad policy). Without
+``--once`` a missing production model is waited for, as the server does.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def watch(recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline 
     """Watch the production model and retrain by the policy: drift on K consecutive checks
     or live error past a threshold → retrain job → gate (Ctrl-C stops)."""
     from opsline.config import load_config
+    from opsline.errors import NoModelError, UsageError
     from opsline.jobs.manager import JobManager
     from opsline.monitoring.drift import parse_window
     from opsline.monitoring.policy import load_policy
@@ -55,8 +57,8 @@ def watch(recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline 
     served = get_recipe(recipe)
     chosen = load_policy(policy, recipe)
     if chosen is None:
-        raise typer.BadParameter("the policy is `off`: there is nothing to watch",
-                                 param_hint="--policy")
+        raise UsageError("The policy `off` retrains nothing, so there is nothing to watch: "
+                         "name a policy with --policy (or leave it out).")
     cfg = load_config(recipe, overrides or [])
     loop = Watch(served, chosen, JobManager(), model_name=served.model_name(cfg),
                  tracking_uri=cfg.tracking.uri, window=window, min_rows=min_rows,
@@ -68,7 +70,16 @@ def watch(recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline 
                err=True)
     try:
         while True:
-            check = loop.check()
+            try:
+                check = loop.check()
+            except NoModelError as error:
+                # --once: no check possible (2). Watching: like the server, wait for a
+                # model to be promoted.
+                if once:
+                    raise UsageError(str(error)) from None
+                typer.echo(f"{error} Checking again in {interval:g} s.", err=True)
+                time.sleep(interval)
+                continue
             typer.echo(json.dumps(summary(check), default=str) if as_json
                        else "\n".join(check.lines()))
             if check.action is not None and check.action.job_id:

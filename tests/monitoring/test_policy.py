@@ -6,8 +6,14 @@ import pytest
 
 from opsline.errors import UsageError
 from opsline.jobs.actions import FAILED, NOT_PROMOTED, RUNNING, ActionLog
-from opsline.monitoring.policy import (LoopState, Policy, decide, job_finished, load_policy,
-                                       observe_drift)
+from opsline.monitoring.policy import (
+    LoopState,
+    Policy,
+    decide,
+    job_finished,
+    load_policy,
+    observe_drift,
+)
 
 NOW = 1_800_000_000.0
 

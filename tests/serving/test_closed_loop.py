@@ -18,47 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from opsline.recipes.house_price.data import TARGET
+from opsline.recipes.house_price.traffic import PRICE_RISE, drifted, movable, split_requests
 
 KEY = "test-key"
-AREAS = ("gr_liv_area", "first_flr_sf", "second_flr_sf", "total_bsmt_sf", "garage_area")
-YEARS = ("year_built", "year_remod_add")
-
-
-def split_requests(split: str) -> list[tuple[dict[str, Any], float]]:
-    """(request JSON, sale price) for each row of a prepared split that makes a request."""
-    from opsline.data.dataset import load_dataset
-    from opsline.recipes.base import get_recipe
-    from opsline.workspace import data_dir
-
-    recipe = get_recipe("house_price")
-    frame = load_dataset(data_dir("house_price"), "house_price").frame(split)
-    pairs = []
-    for i in range(len(frame)):
-        row = frame.iloc[i:i + 1]
-        made = recipe.requests_from_frame(row)
-        if made:
-            pairs.append((made[0].model_dump(mode="json", exclude_none=True),
-                          float(row[TARGET].iloc[0])))
-    return pairs
-
-
-def movable(house: dict[str, Any]) -> bool:
-    """Still a house the data contract accepts once 1.8 times as large (the data checks
-    keep living areas up to 4000 sq ft: above it a retrain is refused, as it should be)."""
-    return house["gr_liv_area"] * 1.8 <= 4000
-
-
-def drifted(house: dict[str, Any]) -> dict[str, Any]:
-    """The same house, 1.8 times as large and built 40 years earlier."""
-    moved = dict(house)
-    for name in AREAS:
-        if name in moved:
-            moved[name] = moved[name] * 1.8
-    for name in YEARS:
-        if name in moved:
-            moved[name] = max(moved[name] - 40, 1800)
-    return moved
 
 
 def wait_for(what: str, probe: Any, timeout: float, every: float = 0.5) -> Any:
@@ -139,7 +101,7 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
             assert answered.status_code == 200
             # 3. Their sale prices come back: 60 % above what they sold for before.
             feedback = http.post("/feedback", headers={"X-API-Key": KEY}, json=[
-                {"request_id": f"moved/{i}", "actual": price * 1.6}
+                {"request_id": f"moved/{i}", "actual": price * PRICE_RISE}
                 for i, (_, price) in enumerate(batch)])
             assert feedback.status_code == 200, feedback.text
 

@@ -92,8 +92,8 @@ class Check:
                    + f" on {self.quality.rows} labelled predictions"
                    if self.quality.metrics else "no feedback yet")
         return [f"{self.model}{version}: drift: {self.drift_note}; live quality: {quality}",
-                f"  decision: {'RETRAIN' if self.decision.retrain else 'wait'} — "
-                f"{self.decision.reason}", *(f"  {n}" for n in self.notes)]
+                (f"  decision: {'RETRAIN' if self.decision.retrain else 'wait'} — "
+                f"{self.decision.reason}"), *(f"  {n}" for n in self.notes)]
 
 
 class Watch:

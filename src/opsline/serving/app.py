@@ -23,24 +23,23 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from opsline import __version__
+from opsline.monitoring import live_quality
 from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
 from opsline.recipes.base import Recipe, get_recipe
 from opsline.serving import errors
-from opsline.monitoring import live_quality
-from opsline.serving.prediction_recorder import PredictionRecorder
-from opsline.serving.request_id import RequestIdMiddleware
-from opsline.serving.routes import admin, feedback, health, jobs, metrics, model, predict
-from opsline.serving.routes import drift as drift_route
-from opsline.serving.routes import history as history_route
-from opsline.serving.routes import oip
-from opsline.serving.routes import stream as stream_route
 from opsline.serving.batcher import Batcher
 from opsline.serving.drift_monitor import DriftMonitor
+from opsline.serving.prediction_recorder import PredictionRecorder
 from opsline.serving.reload import Reloader
+from opsline.serving.request_id import RequestIdMiddleware
+from opsline.serving.retrain_loop import RetrainLoop
+from opsline.serving.routes import admin, feedback, health, jobs, metrics, model, oip, predict
+from opsline.serving.routes import drift as drift_route
+from opsline.serving.routes import history as history_route
+from opsline.serving.routes import stream as stream_route
 from opsline.serving.runtime import ModelSlot, freeze_heap, try_load_model
 from opsline.serving.settings import ServingSettings
-from opsline.serving.retrain_loop import RetrainLoop
 from opsline.serving.shadow import ShadowScorer
 from opsline.serving.ui import UI_PATH, UI_ROOT_ROUTES, mount_ui
 

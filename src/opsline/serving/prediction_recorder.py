@@ -97,7 +97,7 @@ class PredictionRecorder:
 
     def describe(self) -> dict[str, Any]:
         """For ``GET /model``: where the log is and whether it works."""
-        from opsline.monitoring.prediction_log import safe_uri, default_uri
+        from opsline.monitoring.prediction_log import default_uri, safe_uri
 
         uri = self.log.uri if self.log is not None else (self.settings.prediction_log_uri
                                                          or default_uri())

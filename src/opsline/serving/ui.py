@@ -33,10 +33,10 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
     """
     # A server must not phone home; set before gradio is imported (it reads env at import).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import asyncio
+
     import gradio
     from fastapi.responses import RedirectResponse
-
-    import asyncio
 
     def predict(requests: list[BaseModel]) -> list[BaseModel]:
         slot = app.state.model
