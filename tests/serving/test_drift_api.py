@@ -84,6 +84,7 @@ def test_an_empty_log_is_not_enough_data(drift_client: TestClient) -> None:
     assert body["status"] == "not_enough_data"
     assert body["message"] == "not enough data (0 of 100 requests)"
     assert body["share"] is None and body["features"] == [] and not body["has_report"]
+    assert body["drift_share"] is None  # the automatic rule needs the features it tests
     # No verdict: the verdict series are absent (the alert neither fires nor resolves).
     assert metric_lines(drift_client, "opsline_drift_window_rows") == [
         "opsline_drift_window_rows 0.0"]

@@ -31,8 +31,6 @@ from opsline.monitoring.reference import _missing, normalize_features
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Evidently's default: the dataset drifts when at least half of its features drift.
-DRIFT_SHARE = 0.5
 #: How often a feature's test flags drift when nothing changed (its p-value threshold).
 FEATURE_FALSE_ALARM = 0.05
 #: The automatic share: a count of drifted features chance reaches in at most 1 check of 20.
@@ -91,7 +89,8 @@ class DriftResult:
     detected: bool = False
     features: list[FeatureDrift] = field(default_factory=list)
     message: str = ""
-    drift_share: float = DRIFT_SHARE
+    # None until a verdict: by default the share depends on how many features were tested.
+    drift_share: float | None = None
     reference_rows: int = 0
     skipped: list[str] = field(default_factory=list)  # features without values on a side
     window: str | None = None
@@ -171,7 +170,8 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, *,
     started = time.perf_counter()
     rows = len(current)
     if rows < min_rows or rows == 0:
-        return not_enough_data(rows, min_rows, reference_rows=len(reference), **fields)
+        return not_enough_data(rows, min_rows, reference_rows=len(reference),
+                               drift_share=drift_share, **fields)
     reference, current = normalize_features(reference), normalize_features(current)
     numerical, categorical, skipped = [], [], []
     for name in reference.columns:
@@ -189,14 +189,15 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, *,
         else:
             categorical.append(name)
     columns = numerical + categorical
-    if drift_share is None:
-        drift_share = chance_share(len(columns)) if columns else DRIFT_SHARE
-    base = dict(rows=rows, min_rows=min_rows, drift_share=drift_share,
-                reference_rows=len(reference), skipped=skipped, **fields)
+    base = dict(rows=rows, min_rows=min_rows, reference_rows=len(reference),
+                skipped=skipped, **fields)
     if not columns:
-        return DriftResult(status=NOT_ENOUGH_DATA, **base,
+        return DriftResult(status=NOT_ENOUGH_DATA, **base, drift_share=drift_share,
                            message=f"not enough data: no monitored feature has values in "
                                    f"both the reference and the {rows} logged requests")
+    if drift_share is None:
+        drift_share = chance_share(len(columns))
+    base["drift_share"] = drift_share
     # Half a feature below the share: Evidently compares count / n with it in floating
     # point, and k / n must count as reached.
     snapshot = _run_evidently(reference[columns], current[columns], numerical, categorical,

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 router = APIRouter(tags=["monitoring"])
 
@@ -31,7 +31,9 @@ class DriftSummary(BaseModel):
     message: str
     detected: bool
     share: float | None = None
-    drift_share: float
+    drift_share: float | None = Field(
+        None, description="Drift from this share of features; null before a verdict when "
+                          "it is the automatic rule (it depends on how many were tested)")
     rows: int
     min_rows: int
     reference_rows: int
