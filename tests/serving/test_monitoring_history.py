@@ -204,6 +204,35 @@ def test_chart_frames_and_headline_show_the_figures() -> None:
     assert headline_html({}).count("no data yet") >= 5  # before the first sample
 
 
+def test_live_quality_and_drift_reach_the_page() -> None:
+    from opsline.monitoring.drift import DriftResult
+    from opsline.monitoring.drift_metrics import DriftCollector
+
+    metrics, clock = ServingMetrics(), Clock()
+    history = MetricsHistory(metrics.registry, interval=1, clock=clock)
+    empty = headline_html(history.latest())
+    assert 'id="stat-live-quality" class="stat-value" data-value="">no data yet' in empty
+    assert 'id="stat-drift" class="stat-value" data-value="">no data yet' in empty
+
+    metrics.live_quality.labels(metric="rmsle").set(0.315)
+    metrics.live_quality.labels(metric="within_10pct").set(0.045)
+    metrics.live_quality_rows.set(600)
+    metrics.registry.register(DriftCollector(lambda: DriftResult(
+        status="drift", rows=900, share=0.52, detected=True)))
+    clock.now += 1
+    point = history.sample()
+    assert point["loop"] == {"quality": {"rmsle": 0.315, "within_10pct": 0.045},
+                             "quality_rows": 600, "drift_share": 0.52, "drift_detected": 1}
+    page = headline_html(history.latest())
+    assert 'id="stat-live-quality" class="stat-value" data-value="0.315">rmsle 0.315' in page
+    assert "within_10pct 0.045 · 600 labelled" in page
+    assert 'id="stat-drift" class="stat-value" data-value="0.52">DRIFT' in page
+    loop = next(c for c in CHARTS if c.name == "loop")
+    assert dict(zip(chart_frame(loop, [point])["series"], chart_frame(loop, [point])["value"],
+                    strict=True)) == {"live rmsle": 0.315, "live within_10pct": 0.045,
+                                      "drift share": 0.52}
+
+
 # -- GET /metrics/history -------------------------------------------------------------------
 def test_history_endpoint_returns_the_sampled_series(stub_model_dir: Any) -> None:
     # A long interval: the background task samples once at startup, then only this test.

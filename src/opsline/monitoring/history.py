@@ -65,6 +65,11 @@ TRAINING_GAUGES = {  # series name -> sample name, all labelled {model}
     "running": "opsline_training_running",
     "failed_checks": "opsline_data_validation_failed_checks",
 }
+# The closed loop: live quality from feedback, and the last drift check's verdict.
+LIVE_QUALITY = "opsline_live_quality"
+LIVE_QUALITY_ROWS = "opsline_live_quality_rows"
+DRIFT_SHARE = "opsline_drift_share"
+DRIFT_DETECTED = "opsline_drift_detected"
 
 
 # -- derived series -------------------------------------------------------------------------
@@ -134,7 +139,8 @@ def _quantiles(q: float, groups: dict[str, list[tuple[float, float]]]) -> dict[s
 
 
 def gauges(now: Snapshot) -> dict[str, Any]:
-    """System, GPU and training gauges as they are now (``None`` / empty when absent)."""
+    """System, GPU, training and closed-loop gauges as they are now (``None`` / empty when
+    absent)."""
     system: dict[str, Any] = {name: total(now, sample) for name, sample in SYSTEM_GAUGES.items()}
     system["gpu_memory_bytes"] = {labels.get("device", ""): value
                                   for labels, value in select(now, GPU_MEMORY)}
@@ -142,7 +148,12 @@ def gauges(now: Snapshot) -> dict[str, Any]:
     for name, sample in TRAINING_GAUGES.items():
         for labels, value in select(now, sample):
             training.setdefault(labels.get("model", ""), {})[name] = value
-    return {"system": system, "training": training}
+    loop = {"quality": {labels.get("metric", ""): value
+                        for labels, value in select(now, LIVE_QUALITY)},
+            "quality_rows": total(now, LIVE_QUALITY_ROWS),
+            "drift_share": total(now, DRIFT_SHARE),
+            "drift_detected": total(now, DRIFT_DETECTED)}
+    return {"system": system, "training": training, "loop": loop}
 
 
 def model_info(now: Snapshot) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The monitoring page: a second page of the app's Gradio UI at ``/ui/monitor``.
 
 Grafana cannot be assumed, so the server shows its own live view: headline figures (API
-requests, error %, p95 latency, the served model, CPU, RAM, tokens/s, training) and line
+requests, error %, p95 latency, the served model, CPU, RAM, tokens/s, training, live quality
+from feedback, data drift) and line
 charts of the last minutes, refreshed every ``interval`` seconds by a ``gr.Timer`` from the
 app's :class:`~opsline.monitoring.history.MetricsHistory`. Everything is served by the app
 itself (Gradio bundles its scripts and Vega), so the page works offline.
@@ -100,6 +101,12 @@ def _training(p: dict[str, Any]) -> list[tuple[str, float | None]]:
     return rows
 
 
+def _loop(p: dict[str, Any]) -> list[tuple[str, float | None]]:
+    loop = p.get("loop", {})
+    rows = [(f"live {metric}", value) for metric, value in sorted(loop.get("quality", {}).items())]
+    return [*rows, ("drift share", loop.get("drift_share"))]
+
+
 CHARTS = (
     Chart("requests", "API requests per second (by route)", "req/s", _requests),
     Chart("latency", "Request latency (ms)", "ms", _latency),
@@ -108,6 +115,7 @@ CHARTS = (
     Chart("cpu", "CPU (%)", "%", _cpu),
     Chart("memory", "Memory (GiB)", "GiB", _memory),
     Chart("training", "Training and validation loss", "loss", _training),
+    Chart("loop", "Live quality (from feedback) and drift share", "value", _loop),
 )
 
 
@@ -147,6 +155,26 @@ def _model_stat(model: dict[str, Any]) -> str:
     alias = f"@{model['alias']}" if model.get("alias") else ""
     return _stat("model", "Model", 1, f"{model.get('name', '')}{version}",
                  " ".join(x for x in (alias, model.get("kind", "")) if x))
+
+
+def _loop_stats(loop: dict[str, Any]) -> list[str]:
+    """Live quality (its first metric; all of them in the detail) and the drift verdict."""
+    quality, rows = loop.get("quality", {}), loop.get("quality_rows")
+    if quality:
+        first = sorted(quality)[0]
+        live = _stat("live-quality", "Live quality", quality[first],
+                     f"{first} {quality[first]:.3g}",
+                     ", ".join(f"{m} {v:.3g}" for m, v in sorted(quality.items())[1:])
+                     + f" · {_number(rows)} labelled")
+    else:
+        live = _stat("live-quality", "Live quality", None, NO_DATA, "POST /feedback")
+    share, detected = loop.get("drift_share"), loop.get("drift_detected")
+    if share is None:
+        drift = _stat("drift", "Data drift", None, NO_DATA, "see /ui/drift")
+    else:
+        drift = _stat("drift", "Data drift", share, "DRIFT" if detected else "none",
+                      f"{share:.0%} of features drifted")
+    return [live, drift]
 
 
 def headline_html(latest: dict[str, Any]) -> str:
@@ -193,6 +221,7 @@ def headline_html(latest: dict[str, Any]) -> str:
                            + (" (running)" if figures.get("running") else ""), detail))
     if not training:
         cards.append(_stat("training", "Training", None, NO_DATA))
+    cards += _loop_stats(latest.get("loop", {}))
     return '<div class="stats">' + "".join(cards) + "</div>"
 
 
