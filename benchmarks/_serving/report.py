@@ -21,6 +21,9 @@ ANCHOR, MLFLOW = "bare-fastapi-ort", "mlflow-serve"
 TARGET_VS_ANCHOR, TARGET_VS_MLFLOW = 0.90, 20.0
 TARGET_P99_MS = {32: 15.0, 8: 5.0}
 TARGET_BATCH_ROWS_S = 20_000
+# The closed-loop issue: the prediction log costs at most 10 % of /predict throughput.
+TARGET_LOG_COST = 0.10
+NOLOG = "-nolog"
 
 
 def _run(*cmd: str) -> str:
@@ -135,6 +138,15 @@ def targets(points: list[dict]) -> list[tuple[str, str, bool | None]]:
                 out.append(((f"{system} /predict/batch {p['rows']} rows c={p['concurrency']} "
                             f"(>= {TARGET_BATCH_ROWS_S:,} rows/s)"), f"{_f(p['rows_per_s'], 0)} rows/s",
                             p["rows_per_s"] >= TARGET_BATCH_ROWS_S))
+        unlogged = _point(points, system + NOLOG, 1, top) if top else None
+        if unlogged and unlogged["rps"]:
+            for c in sorted({p["concurrency"] for p in points if p["rows"] == 1}):
+                on, off = _point(points, system, 1, c), _point(points, system + NOLOG, 1, c)
+                if on and off and off["rps"]:
+                    cost = 1 - on["rps"] / off["rps"]
+                    out.append((f"{system} prediction log cost at c={c} (<= 10 %)",
+                                f"{cost:.1%} ({_f(on['rps'], 0)} vs {_f(off['rps'], 0)} "
+                                "req/s without)", cost <= TARGET_LOG_COST))
         errors = sum(p["non_2xx"] + p["socket_errors"] for p in points if p["system"] == system)
         out.append((f"{system} errors (non-2xx + socket)", str(errors), errors == 0))
     return out
@@ -218,7 +230,9 @@ def render(result: dict) -> str:
         "previous one is answered; latency is wrk's (send to last byte)."),
         ("* **opsline**: `opsline serve house_price` with `OPSLINE_BACKEND=onnx` or `native`, "
         "`OPSLINE_UI=false`, `OPSLINE_RELOAD_INTERVAL_S=0`, every other setting its default "
-        "(batcher max 256 rows / 2 ms delay, metrics middleware, Prometheus, history sampler). "
+        "(batcher max 256 rows / 10 ms delay, metrics middleware, Prometheus, history sampler, "
+        "prediction log in SQLite with group commit, drift check every 60 s, retrain loop). "
+        "`-nolog` rows: the same with `OPSLINE_PREDICTION_LOG=false`. "
         "`rows per model call` is read from its `opsline_batch_rows` histogram."),
         ("* **bare-fastapi-ort** (the anchor, `benchmarks/_serving/bare_fastapi.py`): ~60 lines "
         "of FastAPI, one `def` endpoint, the same pydantic request/response schemas, the same "
