@@ -10,9 +10,9 @@ Method (``benchmarks/serving_tabular.md`` holds the results and the reading):
 * Workspace: ``--home`` (an ``OPSLINE_HOME``) or a temporary one. Without a LightGBM
   ``models:/house_price@production`` the script runs ``opsline run house_price model=gbm``.
 * Servers, one at a time, each pinned to CPU 0 (``taskset -c 0``), each started fresh:
-  ``opsline serve house_price`` with ``OPSLINE_BACKEND=onnx`` and ``=native``, each with
-  the prediction log on (the default; SQLite in the run's scratch directory) and off
-  (``-nolog`` rows, ``OPSLINE_PREDICTION_LOG=false``): ``OPSLINE_UI=false``,
+  ``opsline serve house_price`` with ``OPSLINE_BACKEND=onnx`` and ``=native``, with the
+  prediction log on (the default; SQLite in the run's scratch directory; ``-nolog`` rows
+  with ``--prediction-log on,off``): ``OPSLINE_UI=false``,
   ``OPSLINE_RELOAD_INTERVAL_S=0``, every other setting default; the
   anchor ``benchmarks/_serving/bare_fastapi.py`` (same schemas, same compiled feature plan,
   same ``model.onnx``); ``mlflow models serve --env-manager local --workers 1`` of a sklearn
@@ -60,8 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3, help="warm-up seconds per server (3)")
     p.add_argument("--only", default=",".join(SYSTEMS), help="opsline,bare,mlflow")
     p.add_argument("--backends", default="onnx,native", help="opsline backends (onnx,native)")
-    p.add_argument("--prediction-log", default="on,off",
-                   help="opsline rows with the prediction log on and/or off (on,off)")
+    p.add_argument("--prediction-log", default="on",
+                   help="opsline rows with the prediction log on and/or off (on; the cost "
+                        "of the log is measured by prediction_log_cost.py)")
     p.add_argument("--concurrency", default="1,8,32", help="connections for /predict")
     p.add_argument("--batch-concurrency", default="1,4", help="connections for /predict/batch")
     cli.add_common_args(p, ROOT / "benchmarks" / "serving_tabular.md", wait=False)

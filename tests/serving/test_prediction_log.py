@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ def test_every_answer_carries_a_request_id_and_is_logged_under_it(stub_model_dir
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["X-Request-ID"])
     assert given.headers["X-Request-ID"] == "order-17"
     assert re.fullmatch(r"[0-9a-f]{32}", bad.headers["X-Request-ID"])  # replaced, still served
+    # Generated ids start with the time in ms: they sort in arrival order.
+    assert generated.headers["X-Request-ID"][:12] <= bad.headers["X-Request-ID"][:12]
+    assert abs(int(bad.headers["X-Request-ID"][:12], 16) / 1000 - time.time()) < 60
     rows = rows_by_id(log_uri)
     assert set(rows) == {generated.headers["X-Request-ID"], "order-17",
                          bad.headers["X-Request-ID"]}

@@ -48,15 +48,17 @@ def feedback_rows(recipe: Recipe, model_name: str, uri: str | None = None
         labelled = log.labelled(model_name)
     finally:
         log.close()
-    latest: dict[str, Any] = {}
+    latest: dict[str, str] = {}  # request id → its request's JSON
+    actuals: dict[str, Any] = {}
     for row in labelled:  # a reused request id: the newest prediction with it wins
-        if row.request is not None:
-            latest[row.request_id] = row
+        body = row.features if recipe.request_in_features else row.request
+        if body is not None:
+            latest[row.request_id], actuals[row.request_id] = body, row.actual
     if not latest:
         return [], None
     ids = list(latest)
-    requests = [orjson.loads(latest[i].request) for i in ids]
-    return ids, recipe.feedback_frame(requests, [latest[i].actual for i in ids])
+    requests = [orjson.loads(latest[i]) for i in ids]
+    return ids, recipe.feedback_frame(requests, [actuals[i] for i in ids])
 
 
 def add_feedback_rows(recipe: Recipe, cfg: DictConfig, splits: dict[str, pd.DataFrame],

@@ -68,6 +68,7 @@ class Labelled:
     prediction: str
     predicted_value: float | None
     actual: Any
+    features: str = "{}"
 
 
 def default_uri() -> str:
@@ -281,11 +282,11 @@ class PredictionLog:
 
         p, f = self.predictions.c, self.feedback.c
         query = sa.select(p.request_id, p.ts, p.version, p.request, p.prediction,
-                          p.predicted_value, f.actual).join(
+                          p.predicted_value, f.actual, p.features).join(
             self.feedback, f.request_id == p.request_id)
         query = self._window(query, model, role, last, since, version)
         with self._engine.connect() as conn:
-            rows = [Labelled(*row[:6], _loads(row[6])) for row in conn.execute(query)]
+            rows = [Labelled(*row[:6], _loads(row[6]), row[7]) for row in conn.execute(query)]
         rows.reverse()
         return rows
 

@@ -262,6 +262,10 @@ class Recipe(ABC):
     #: Store each request's JSON in the prediction log (needed to learn from feedback);
     #: ``False`` for large inputs (images): only their monitored features are kept.
     log_request_body: ClassVar[bool] = True
+    #: The monitored features hold every request field (tabular recipes): the log then
+    #: stores no separate request body (half the bytes per row) and feedback rebuilds the
+    #: requests from the features.
+    request_in_features: ClassVar[bool] = False
     #: Type of the ground truth ``POST /feedback`` accepts as ``actual`` (a price, a class
     #: label); ``None`` = the recipe takes no feedback.
     feedback_type: ClassVar[type | None] = None

@@ -140,7 +140,7 @@ class PredictionRecorder:
         ok_requests = [requests[i] for i in answered]
         ok_results = [results[i] for i in answered]
         features = self.recipe.monitored_features(ok_requests, ok_results)
-        keep_request = self.recipe.log_request_body
+        keep_request = self.recipe.log_request_body and not self.recipe.request_in_features
         now = time.time()
         return [LogRow(request_id=request_ids[i], ts=now, model=model.name,
                        version=model.version, features=feats,

@@ -103,3 +103,31 @@ def test_fill_values_are_the_train_defaults(splits) -> None:
     fitted = {k: None if v == NONE_LEVEL else v for k, v in fitted.items()}
     fitted["ms_subclass"] = int(fitted["ms_subclass"])  # a code in the model, a number here
     assert DEFAULTS == fitted
+
+
+def test_the_log_keeps_features_only_and_feedback_rebuilds_the_requests(recipe,
+                                                                         tmp_path) -> None:
+    # Every request field is a monitored feature, so the recorder stores no second copy of
+    # the body; the rows a retrain learns from are the same as from the requests.
+    from types import SimpleNamespace
+
+    from opsline.data.feedback import feedback_rows
+    from opsline.monitoring.prediction_log import PredictionLog
+    from opsline.recipes.house_price.schemas import HousePriceResponse
+    from opsline.serving.prediction_recorder import PredictionRecorder
+    from opsline.serving.settings import ServingSettings
+
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    requests, actuals, expected = feedback(recipe)
+    recorder = PredictionRecorder(recipe, ServingSettings(prediction_log_uri=uri))
+    recorder.open()
+    answers = [HousePriceResponse(predicted_price=1.0, price_per_sqft=1.0, model_kind="gbm")
+               for _ in requests]
+    recorder.record(SimpleNamespace(name="house_price", version="1"), requests, answers,
+                    ["a", "b", "c"], [0.001] * 3)
+    recorder.log.add_feedback(list(zip(["a", "b", "c"], actuals, strict=True)))
+    assert recorder.log.frame("house_price")["request"].isna().all()
+    recorder.log.close()
+    ids, frame = feedback_rows(recipe, "house_price", uri)
+    assert ids == ["a", "b", "c"]
+    pd.testing.assert_frame_equal(frame, expected)

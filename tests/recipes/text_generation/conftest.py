@@ -95,6 +95,7 @@ class TinyGenerationRecipe:
     # recipe's values so the log and drift paths run as in production.
     reference_rows = 16
     log_request_body = True
+    request_in_features = False
     feedback_type = None
 
     def __init__(self) -> None:

@@ -103,6 +103,7 @@ class HousePriceRecipe(Recipe):
     reference_rows: ClassVar[int] = 1000
     #: Feedback is the sale price in US dollars.
     feedback_type: ClassVar[type | None] = float
+    request_in_features: ClassVar[bool] = True  # every request field, by name
 
     def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
                            ) -> list[dict[str, Scalar]]:
