@@ -30,8 +30,8 @@ $(STAMP): requirements.lock pyproject.toml
 # System packages the tests read: Chromium (the browser tests drive the system browser;
 # Playwright never downloads one), Fashion-MNIST's IDX files, and Danish gettext catalogs
 # (a real offline translation corpus), and Prometheus + promtool (the monitoring tests run
-# the real server against deploy/prometheus/). Installed once, with apt.
-APT_PACKAGES := chromium dataset-fashion-mnist iso-codes libglib2.0-data libgtk-3-common coreutils prometheus
+# the real server against deploy/prometheus/), and PostgreSQL 15 (the scale-out stack). Installed once, with apt.
+APT_PACKAGES := chromium dataset-fashion-mnist iso-codes libglib2.0-data libgtk-3-common coreutils prometheus postgresql-15
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
