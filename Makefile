@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup system-deps lock lint clean
+.PHONY: run test setup system-deps lock lint clean images
 
 run: setup
 	$(BIN)/opsline run house_price --serve --host $(HOST) --port $(PORT)
@@ -47,6 +47,21 @@ lock:
 
 lint:
 	$(BIN)/ruff check src tests
+
+# The serve and train images (deploy/docker/), for users with Docker or Podman:
+#   make images    |    make images CONTAINER=podman TAG=0.1.0 REGISTRY=ghcr.io/acme/
+# Not run by `make test`: the test machine has no container engine (the Dockerfiles are
+# linted and checked statically in tests/test_deploy.py).
+CONTAINER ?= docker
+REGISTRY ?=
+TAG ?= latest
+GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Podman builds OCI images by default, and the OCI format has no HEALTHCHECK (podman drops
+# it with a warning); the docker format keeps it.
+IMAGE_FORMAT := $(if $(findstring podman,$(notdir $(CONTAINER))),--format docker,)
+images:
+	$(CONTAINER) build $(IMAGE_FORMAT) -f deploy/docker/serve.Dockerfile --build-arg GIT_COMMIT=$(GIT_COMMIT) -t $(REGISTRY)opsline-serve:$(TAG) .
+	$(CONTAINER) build $(IMAGE_FORMAT) -f deploy/docker/train.Dockerfile --build-arg GIT_COMMIT=$(GIT_COMMIT) -t $(REGISTRY)opsline-train:$(TAG) .
 
 clean:
 	rm -rf .opsline .pytest_cache
