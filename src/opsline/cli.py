@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from opsline.cli_dvc import dvc_app  # light: typer only, the rest is lazy
 from opsline.cli_monitor import monitor_app  # light: typer only, the rest is lazy
 from opsline.cli_predictions import predictions_app
 from opsline.errors import OpslineError
@@ -23,6 +24,8 @@ data_app = typer.Typer(help="Prepare and validate datasets.", no_args_is_help=Tr
 app.add_typer(data_app, name="data")
 app.add_typer(monitor_app, name="monitor")  # opsline monitor drift … (cli_monitor.py)
 app.add_typer(predictions_app, name="predictions")  # export / prune the prediction log
+# `opsline dvc init`: a DVC pipeline over these commands (cli_dvc.py; its DVC calls are lazy).
+app.add_typer(dvc_app, name="dvc")
 
 Recipe = Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")]
 Overrides = Annotated[list[str] | None, typer.Argument(
@@ -31,6 +34,9 @@ ModelUri = Annotated[str | None, typer.Option(
     "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a folder. "
                     "Default: models:/RECIPE@production.")]
 Host = Annotated[str | None, typer.Option(envvar="HOST", help="Bind address.")]
+# Files a pipeline tool (DVC, see `opsline dvc init`) can track as a stage's outputs.
+MetricsFile = Annotated[str | None, typer.Option(
+    "--metrics-file", help="Also write the metrics as JSON to this file.")]
 Port = Annotated[int | None, typer.Option(envvar="PORT", help="Port.")]
 
 
@@ -58,34 +64,58 @@ def data_prepare(recipe: Recipe, overrides: Overrides = None) -> None:
 
 
 @data_app.command("validate")
-def data_validate(recipe: Recipe, overrides: Overrides = None) -> None:
+def data_validate(recipe: Recipe, overrides: Overrides = None,
+                  report_file: Annotated[str | None, typer.Option(
+                      "--report-file", help="Also write the result as JSON to this file.")
+                  ] = None) -> None:
     """Check the prepared dataset; exits 1 with a report naming columns and rows."""
     from opsline import pipeline
 
     result = pipeline.validate(recipe, overrides or [])
     typer.echo(result.report())
+    if report_file:
+        from opsline.outputs import validation_record, write_json
+
+        write_json(report_file, validation_record(result))
     if not result.ok:
         raise typer.Exit(1)
 
 
 @app.command()
-def train(recipe: Recipe, overrides: Overrides = None) -> None:
+def train(recipe: Recipe, overrides: Overrides = None, metrics_file: MetricsFile = None,
+          model_dir: Annotated[str | None, typer.Option(
+              "--model-dir", help="Also copy the trained model folder here "
+                                  "(`opsline evaluate --model DIR` loads it).")] = None) -> None:
     """Validate, train, evaluate, track in MLflow and register a model version."""
     from opsline import pipeline
 
     result = pipeline.train(recipe, overrides or [], say=_say)
     _print_metrics(result.metrics)
+    if metrics_file:
+        from opsline.outputs import write_json
+
+        write_json(metrics_file, result.metrics)
+    if model_dir:
+        from opsline.config import load_config
+        from opsline.outputs import copy_model
+
+        copy_model(recipe, result.run_id, load_config(recipe, overrides or []).tracking.uri,
+                   model_dir)
 
 
 @app.command()
 def evaluate(recipe: Recipe, model: ModelUri = None,
              as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
              split: Annotated[str, typer.Option(help="Dataset split.")] = "test",
-             overrides: Overrides = None) -> None:
+             overrides: Overrides = None, metrics_file: MetricsFile = None) -> None:
     """Task metrics of a model (default: the production one) on the test split."""
     from opsline import pipeline
 
     metrics = pipeline.evaluate(recipe, model, overrides or [], split=split)
+    if metrics_file:
+        from opsline.outputs import write_json
+
+        write_json(metrics_file, metrics)
     if as_json:
         typer.echo(json.dumps(metrics))
     else:
