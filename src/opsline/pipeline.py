@@ -146,9 +146,13 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
 
     from opsline.tracking import registry
     from opsline.tracking.runs import git_commit, start_run
+    from opsline.training.distributed import LocalRanks, plan
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
+    world = plan(cfg.trainer)  # trainer=ddp: every rank runs this function
+    if not world.is_zero:
+        return _train_rank(recipe_name, cfg, recipe)
     model_name = recipe.model_name(cfg)  # the registered model (= recipe name by default)
     stage("validating")
     dataset = _validated_dataset(recipe_name, cfg, recipe)
@@ -160,15 +164,26 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
     work = home() / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     out_dir = tempfile.mkdtemp(prefix=f"{recipe_name}-", dir=work)
+    run_tags = {**lineage, **({"world_size": str(world.size)} if world.size > 1 else {}),
+                **(tags or {})}
     try:
-        with start_run(cfg.tracking.experiment or recipe_name, run_name=f"{recipe_name}-{kind}",
-                       uri=cfg.tracking.uri, tags={**lineage, **(tags or {})},
-                       parent_run_id=parent_run_id) as run:
+        # Ranks 1..N-1 of a one-node ddp run start here, before the run, so their start-up
+        # overlaps rank 0's; they are stopped (if still alive) however this ends.
+        with LocalRanks(world, recipe_name, overrides, home() / "logs" / "ddp") as ranks, \
+                start_run(cfg.tracking.experiment or recipe_name, run_name=f"{recipe_name}-{kind}",
+                          uri=cfg.tracking.uri, tags=run_tags,
+                          parent_run_id=parent_run_id) as run:
             run.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
             run.log_params(_flatten(resolved))
             stage("training")
-            trained = recipe.train(cfg, dataset, run if on_epoch is None
-                                   else _EpochTap(run, on_epoch), out_dir=Path(out_dir))
+            try:
+                trained = recipe.train(cfg, dataset, run if on_epoch is None
+                                       else _EpochTap(run, on_epoch), out_dir=Path(out_dir))
+            except Exception as error:
+                _blame_rank(ranks, error)
+                raise
+            # Every rank must have finished its part before rank 0's model counts.
+            ranks.join(timeout=float(cfg.trainer.get("ddp_timeout_seconds") or 1800))
             # ONNX beside the native weights, checked against them on the test split; the
             # record travels in the directory and onto the version (a failed export still
             # registers the native model, and the server never serves that ONNX file).
@@ -211,6 +226,33 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
         say(f"Registered {model_name} version {version} (run {run.run_id}).")
     return TrainResult(run.run_id, version, trained.kind, metrics, model_uri,
                        {k: str(v) for k, v in version_tags.items()})
+
+
+def _train_rank(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> TrainResult:
+    """A rank other than 0: train its shard of every step and nothing else. No validation
+    (rank 0 did it), no MLflow run, no metrics files (Lightning callbacks write on rank 0
+    only), no model files outside a scratch folder removed here, no version."""
+    from opsline.training.distributed import NullRun
+
+    dataset = _dataset(recipe_name, recipe.model_name(cfg))
+    work = home() / "tmp"
+    work.mkdir(parents=True, exist_ok=True)
+    out_dir = tempfile.mkdtemp(prefix=f"{recipe_name}-rank-", dir=work)
+    try:
+        trained = recipe.train(cfg, dataset, NullRun(), out_dir=Path(out_dir))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return TrainResult("", None, trained.kind)
+
+
+def _blame_rank(ranks: Any, error: Exception) -> None:
+    """When rank 0's fit fails because another rank died (a closed connection, a timed-out
+    collective), raise that rank's failure as the one sentence to show instead."""
+    from opsline.training.distributed import DistributedTrainingError
+
+    failed = ranks.failure(wait=5.0) if ranks.children else None
+    if failed:
+        raise DistributedTrainingError(f"Training failed: {failed}.") from error
 
 
 def export_onnx(recipe: Recipe, cfg: DictConfig, model_dir: Path, dataset: Dataset,

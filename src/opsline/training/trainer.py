@@ -57,7 +57,8 @@ def finish_fit(trainer: Any, module: Any, run: Any, work_dir: Path,
     import torch
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if restore_best and best:
+    # Only rank 0 saved the checkpoint (on its own node), and only rank 0's weights are used.
+    if restore_best and best and getattr(trainer, "is_global_zero", True):
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     for name, text in profiler_reports(Path(work_dir)).items():
@@ -108,6 +109,7 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from opsline.monitoring.training import TrainingTelemetry, model_label
+    from opsline.training import faults
     from opsline.training.callbacks import RunMetricsCallback
 
     tcfg = cfg.trainer
@@ -130,13 +132,15 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
     if run is not None:
         all_callbacks.append(RunMetricsCallback(run))
     all_callbacks.extend(callbacks)
+    all_callbacks.extend(faults.from_env())  # test-only, inactive unless its env var is set
     # Live progress for Prometheus (<workspace>/metrics/training-<model>.prom).
     all_callbacks.append(TrainingTelemetry(model_name or model_label(cfg)))
     fast_dev_run = tcfg.get("fast_dev_run", False)
     return pl.Trainer(
         accelerator=tcfg.get("accelerator", "cpu"),
         devices=tcfg.get("devices", 1),
-        strategy=tcfg.get("strategy", "auto"),
+        num_nodes=int(tcfg.get("num_nodes") or 1),
+        strategy=build_strategy(tcfg),
         precision=tcfg.get("precision", "32-true"),
         deterministic=bool(tcfg.get("deterministic", False)),
         max_epochs=resolve_max_epochs(tcfg, default_max_epochs),
@@ -151,6 +155,27 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
         enable_checkpointing=checkpoint,
         **budget(tcfg),
     )
+
+
+def build_strategy(trainer_cfg: Any) -> Any:
+    """``trainer.strategy``, with ``ddp`` built as a ``DDPStrategy`` so its process-group
+    backend (``trainer.process_group_backend``: null = gloo on CPU, nccl on GPU) and
+    timeout (``trainer.ddp_timeout_seconds``: how long a rank waits for a silent peer
+    before failing) come from config, and so rank 0 of a world opsline launched gets the
+    environment that says so (:mod:`opsline.training.distributed`)."""
+    name = trainer_cfg.get("strategy", "auto")
+    if name != "ddp":
+        return name
+    from datetime import timedelta
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from opsline.training.distributed import cluster_environment
+
+    timeout = float(trainer_cfg.get("ddp_timeout_seconds") or 1800)
+    return DDPStrategy(cluster_environment=cluster_environment(),
+                       process_group_backend=trainer_cfg.get("process_group_backend") or None,
+                       timeout=timedelta(seconds=timeout))
 
 
 # Optional step/time budgets (``trainer.max_steps=200``, ``trainer.max_time=00:00:15:00`` …);

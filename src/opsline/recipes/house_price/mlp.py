@@ -42,16 +42,21 @@ class PriceRegressor(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss_fn(self(x), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        # sync_dist: under DDP each rank sees a shard; epoch figures are the mean over ranks
+        # (a no-op in one process), so early stopping and checkpoints watch the whole split.
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x),
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         mse = nn.functional.mse_loss(self(x), y)
-        self.log("val_loss", mse, on_epoch=True, prog_bar=True, batch_size=len(x))
-        # The val loader is one batch, so this is exactly the val RMSLE of the epoch.
+        self.log("val_loss", mse, on_epoch=True, prog_bar=True, batch_size=len(x),
+                 sync_dist=True)
+        # The val loader is one batch, so this is exactly the val RMSLE of the epoch (under
+        # DDP the mean of the ranks' halves; the registered figures come from evaluate()).
         self.log("val_rmsle", mse.sqrt() * self.hparams.target_std, on_epoch=True,
-                 prog_bar=True, batch_size=len(x))
+                 prog_bar=True, batch_size=len(x), sync_dist=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,

@@ -1,0 +1,175 @@
+"""Multi-process training (``trainer=ddp``, 2 CPU ranks over gloo) on the house_price MLP.
+
+A DDP run must leave exactly what a single-process run leaves: one MLflow run, one version
+with the same metric keys and model files, metrics files written by rank 0 only. A rank that
+dies must fail the run (FAILED, nothing registered, exit 1 with one sentence) and leave no
+process behind. One epoch of the tiny MLP keeps each run to seconds on 2 shared cores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from opsline import pipeline
+from opsline.errors import UsageError
+from opsline.training.distributed import NullRun, World, local_processes, plan
+
+TINY = ["model=mlp", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
+DDP = ["trainer=ddp", "trainer.ddp_timeout_seconds=30"]  # a lost peer fails within 30 s
+RANK_ENTRY = "opsline.training.ddp_rank"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The house_price dataset prepared once; each test copies it into its own workspace."""
+    home = tmp_path_factory.mktemp("ddp-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSLINE_HOME", str(home))
+        pipeline.prepare("house_price")
+    return home / "data"
+
+
+@pytest.fixture
+def workspace(prepared: Path, isolated_home: Path) -> Path:
+    shutil.copytree(prepared, isolated_home / "data")
+    return isolated_home
+
+
+def _client():
+    from opsline.tracking.runs import client
+
+    return client()
+
+
+def _runs():
+    mlflow = _client()
+    experiment = mlflow.get_experiment_by_name("house_price")
+    return mlflow.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def _model_files(run_id: str) -> set[str]:
+    mlflow = _client()
+
+    def walk(path: str) -> set[str]:
+        out: set[str] = set()
+        for item in mlflow.list_artifacts(run_id, path):
+            out |= walk(item.path) if item.is_dir else {item.path}
+        return out
+
+    return walk("model")
+
+
+def _rank_processes(home: Path) -> list[int]:
+    """Live rank processes started for this workspace (matched by their OPSLINE_HOME)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if RANK_ENTRY.encode() in cmdline and f"OPSLINE_HOME={home}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def _validation_runs(home: Path) -> float:
+    from opsline.monitoring.textfile import read_samples
+
+    samples = read_samples(home / "metrics" / "validation-house_price.prom")
+    return sum(v for (name, _), v in samples.items()
+               if name == "opsline_data_validation_runs_total")
+
+
+def test_ddp_run_has_the_single_process_shape(workspace: Path) -> None:
+    from opsline.tracking.registry import list_versions
+
+    single = pipeline.train("house_price", TINY)
+    started = time.monotonic()
+    ddp = pipeline.train("house_price", [*TINY, *DDP])
+    print(f"ddp train: {time.monotonic() - started:.1f} s")
+
+    runs = _runs()
+    assert len(runs) == 2, "each training is one MLflow run, whatever its ranks"
+    run = _client().get_run(ddp.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["world_size"] == "2"
+    assert run.data.params["trainer.strategy"] == "ddp"
+
+    versions = {v["version"]: v for v in list_versions("house_price")}
+    assert sorted(versions) == ["1", "2"], "the DDP run registers exactly one version"
+    assert (single.version, ddp.version) == ("1", "2")
+    assert set(versions["2"]["metrics"]) == set(versions["1"]["metrics"])
+    assert set(ddp.metrics) == set(single.metrics)
+    assert ddp.metrics["test_rmsle"] > 0
+    assert _model_files(ddp.run_id) == _model_files(single.run_id)
+    # Per-epoch curves come from rank 0 alone: one point per epoch, not one per rank.
+    assert [m.step for m in _client().get_metric_history(ddp.run_id, "val_loss")] == [0]
+
+    # Metrics files: validation ran once per training (rank 1 skips it), the training
+    # telemetry of the finished DDP fit is there and says so.
+    assert _validation_runs(workspace) == 2
+    training = (workspace / "metrics" / "training-house_price.prom").read_text()
+    assert 'opsline_training_running{model="house_price"} 0.0' in training
+    # Rank 1 logged into its own file, left no scratch model folder, and is gone.
+    logs = list((workspace / "logs" / "ddp").glob("*-rank1.log"))
+    assert len(logs) == 1 and "GLOBAL_RANK: 1" in logs[0].read_text()
+    assert not list((workspace / "tmp").glob("house_price-rank-*"))
+    assert _rank_processes(workspace) == []
+    import torch.distributed as dist
+
+    assert not dist.is_initialized(), "rank 0 leaves the world so a later run can build one"
+
+
+def test_a_dying_rank_fails_the_run_and_registers_nothing(workspace: Path) -> None:
+    env = {**os.environ, "OPSLINE_HOME": str(workspace),
+           "OPSLINE_TEST_RANK_FAILURE": "1:2"}  # rank 1 raises at its third step
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "opsline", "train", "house_price",
+                           *TINY, *DDP], env=env, capture_output=True, text=True, check=False,
+                          timeout=120)
+    print(f"failing ddp train: {time.monotonic() - started:.1f} s")
+
+    assert done.returncode == 1, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: Training failed: rank 1 of 2 exited with code 1"), last
+    assert "Traceback" not in done.stderr
+    runs = _runs()
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    from opsline.tracking.registry import list_versions
+
+    assert list_versions("house_price") == []
+    log = next((workspace / "logs" / "ddp").glob("*-rank1.log")).read_text()
+    assert "InjectedRankFailure" in log
+    assert _rank_processes(workspace) == []
+
+
+def test_plan_reads_the_world_from_config_and_launcher() -> None:
+    from omegaconf import OmegaConf
+
+    cpu = OmegaConf.create({"strategy": "auto", "devices": 1})
+    ddp = OmegaConf.create({"strategy": "ddp", "devices": 2, "num_nodes": 1})
+    assert plan(cpu) == World()
+    assert plan(ddp) == World(rank=0, size=2, launch=1)
+    assert local_processes(OmegaConf.create({"devices": "0,1,2"})) == 3
+    assert local_processes(OmegaConf.create({"devices": "auto", "accelerator": "cpu"})) == 1
+    with pytest.MonkeyPatch.context() as patch:  # started by torchrun: join, launch nothing
+        patch.setenv("RANK", "3")
+        patch.setenv("WORLD_SIZE", "4")
+        assert plan(ddp) == World(rank=3, size=4)
+        assert plan(cpu) == World(), "a single-process config ignores launcher variables"
+    with pytest.raises(UsageError, match="torchrun"):
+        plan(OmegaConf.create({"strategy": "ddp", "devices": 2, "num_nodes": 2}))
+    run = NullRun()
+    run.log_metrics({"x": 1.0}, step=0)
+    run.set_tags({"a": "b"})
+    assert run.run_id == "" and run.artifact_uri("model") == ""
