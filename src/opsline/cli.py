@@ -16,6 +16,7 @@ import typer
 from opsline.cli_dvc import dvc_app  # light: typer only, the rest is lazy
 from opsline.cli_monitor import monitor_app  # light: typer only, the rest is lazy
 from opsline.cli_predictions import predictions_app
+from opsline.cli_stack import stack_app  # light: typer only, the stack package is lazy
 from opsline.errors import OpslineError
 
 app = typer.Typer(help="opsline: from raw data to a monitored ML service.",
@@ -24,6 +25,7 @@ data_app = typer.Typer(help="Prepare and validate datasets.", no_args_is_help=Tr
 app.add_typer(data_app, name="data")
 app.add_typer(monitor_app, name="monitor")  # opsline monitor drift … (cli_monitor.py)
 app.add_typer(predictions_app, name="predictions")  # export / prune the prediction log
+app.add_typer(stack_app, name="stack")  # PostgreSQL + S3 + MLflow on this machine
 # `opsline dvc init`: a DVC pipeline over these commands (cli_dvc.py; its DVC calls are lazy).
 app.add_typer(dvc_app, name="dvc")
 

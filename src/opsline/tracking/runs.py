@@ -9,23 +9,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from opsline.tracking import remote
 from opsline.workspace import artifacts_dir, default_tracking_uri
 
 
 def tracking_uri(configured: str | None = None) -> str:
-    """The configured tracking URI, or the embedded SQLite store in the workspace."""
-    return configured or default_tracking_uri()
+    """The configured tracking URI, else ``$OPSLINE_TRACKING_URI`` (as the server reads it),
+    else the embedded SQLite store in the workspace."""
+    import os
+
+    return configured or os.environ.get("OPSLINE_TRACKING_URI") or default_tracking_uri()
 
 
 def client(uri: str | None = None):
-    """An ``MlflowClient`` for ``uri`` (embedded store by default)."""
+    """An ``MlflowClient`` for ``uri`` (embedded store by default).
+
+    Raises:
+        OpslineError: ``uri`` is a tracking server that does not answer.
+    """
     import os
 
     # A per-file progress bar is noise in CLI output and server logs.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    resolved = tracking_uri(uri)
+    if remote.is_server(resolved):
+        remote.bound_retries()
+        remote.ensure_reachable(resolved)
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(uri), registry_uri=tracking_uri(uri))
+    return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
 
 
 def git_commit() -> str:
@@ -125,6 +137,8 @@ def start_run(experiment: str, run_name: str | None = None, uri: str | None = No
                                    run_name=run_name, tags=all_tags)
     handle = RunHandle(mlflow_client, run.info.run_id)
     with _ending(handle):
+        # A wrong S3 credential or bucket fails here, not after training (run FAILED).
+        remote.check_artifact_store(mlflow_client, run)
         yield handle
 
 
