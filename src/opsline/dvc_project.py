@@ -98,6 +98,18 @@ def set_remote(project: Path, url: str, endpoint_url: str | None = None,
     return url
 
 
+def ignore_workspace(project: Path) -> None:
+    """Keep ``.opsline/`` (MLflow store, logs, remote) out of git: DVC tracks the prepared
+    data inside it by hash, and dvc.lock, params.yaml and the metrics go to git."""
+    gitignore = project / ".gitignore"
+    lines = gitignore.read_text().splitlines() if gitignore.exists() else []
+    if not {".opsline", ".opsline/", "/.opsline", "/.opsline/"} & {x.strip() for x in lines}:
+        prefix = "\n" if lines and lines[-1].strip() else ""
+        with gitignore.open("a") as handle:
+            handle.write(f"{prefix}# opsline's workspace (DVC tracks the data in it by hash)\n"
+                         "/.opsline/\n")
+
+
 def write_yaml(path: Path, tree: dict, header: str = "") -> None:
     import yaml
 
@@ -152,6 +164,7 @@ def init_project(recipe: str, overrides: Sequence[str], *, cwd: Path, remote: st
     say("Initialised DVC (analytics off)." if created else "DVC already initialised.")
     url = set_remote(project, remote or DEFAULT_LOCAL_REMOTE, endpoint_url, access_key_id,
                      secret_access_key)
+    ignore_workspace(project)
     header = _HEADER.format(args=" ".join([recipe, *overrides]))
     write_yaml(project / PARAMS_FILE, params, header)
     write_yaml(project / DVC_FILE, {"stages": stages}, header.splitlines()[0] + "\n")
