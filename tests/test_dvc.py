@@ -200,7 +200,8 @@ def test_s3_remote_with_endpoint_keeps_keys_out_of_git(tmp_path: Path) -> None:
     assert "analytics = false" in config
 
 
-@pytest.mark.parametrize("case", ["unknown recipe", "not a git repo", "dvc.yaml exists"])
+@pytest.mark.parametrize("case", ["unknown recipe", "not a git repo", "dvc.yaml exists",
+                                  "bad remote"])
 def test_bad_input_is_one_sentence_and_exit_2(case: str, tmp_path: Path) -> None:
     root = tmp_path / "p"
     root.mkdir()
@@ -211,12 +212,13 @@ def test_bad_input_is_one_sentence_and_exit_2(case: str, tmp_path: Path) -> None
         recipe = "nope"
     if case == "dvc.yaml exists":
         (root / "dvc.yaml").write_text("stages: {}\n")
-    result = opsline("dvc", "init", recipe, project=root, check=False)
+    remote = ["--remote", "ftp://host/x"] if case == "bad remote" else []
+    result = opsline("dvc", "init", recipe, *remote, project=root, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     expected = {"unknown recipe": "Valid recipes:", "not a git repo": "git init",
-                "dvc.yaml exists": "--force"}[case]
+                "dvc.yaml exists": "--force", "bad remote": "s3://bucket/prefix"}[case]
     assert expected in result.stderr
     if case == "dvc.yaml exists":
         assert (root / "dvc.yaml").read_text() == "stages: {}\n"  # untouched

@@ -7,6 +7,7 @@ computed by :mod:`opsline.dvc_pipeline`. DVC is driven through its command line
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -71,6 +72,19 @@ def ensure_dvc(project: Path, toplevel: Path) -> bool:
     return created
 
 
+def check_remote(url: str, endpoint_url: str | None = None, access_key_id: str | None = None,
+                 secret_access_key: str | None = None) -> None:
+    """Refuse a remote DVC could not use, before anything is written."""
+    is_s3 = url.startswith("s3://")
+    if not is_s3 and "://" in url:
+        raise UsageError(f"Unsupported remote {url!r}: give a local folder or s3://bucket/prefix.")
+    if not is_s3 and (endpoint_url or access_key_id or secret_access_key):
+        raise UsageError("--endpoint-url and the S3 keys apply to an s3:// remote only.")
+    if bool(access_key_id) != bool(secret_access_key):
+        raise UsageError("Give both --access-key-id and --secret-access-key, or neither "
+                         "(then boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).")
+
+
 def set_remote(project: Path, url: str, endpoint_url: str | None = None,
                access_key_id: str | None = None, secret_access_key: str | None = None) -> str:
     """Point the default remote at ``url``: a local folder or ``s3://bucket/prefix``.
@@ -78,16 +92,12 @@ def set_remote(project: Path, url: str, endpoint_url: str | None = None,
     The endpoint (not a secret) goes into ``.dvc/config``, which is committed; keys go into
     ``.dvc/config.local`` (``--local``), which DVC keeps out of git.
     """
-    is_s3 = url.startswith("s3://")
-    if not is_s3 and "://" in url:
-        raise UsageError(f"Unsupported remote {url!r}: give a local folder or s3://bucket/prefix.")
-    if not is_s3 and (endpoint_url or access_key_id or secret_access_key):
-        raise UsageError("--endpoint-url and S3 keys apply to an s3:// remote only.")
-    if bool(access_key_id) != bool(secret_access_key):
-        raise UsageError("Give both --access-key-id and --secret-access-key, or neither "
-                         "(then boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).")
-    if not is_s3:
-        Path(project, url).expanduser().mkdir(parents=True, exist_ok=True)
+    check_remote(url, endpoint_url, access_key_id, secret_access_key)
+    if not url.startswith("s3://"):
+        folder = Path(url).expanduser()
+        (folder if folder.is_absolute() else project / folder).mkdir(parents=True, exist_ok=True)
+        # DVC stores a relative path relative to .dvc/ (portable); ~ it would keep literally.
+        url = str(folder) if folder.is_absolute() else url
     dvc(["remote", "add", "--default", "--force", REMOTE, url], project)
     if endpoint_url:
         dvc(["remote", "modify", REMOTE, "endpointurl", endpoint_url], project)
@@ -148,8 +158,11 @@ def init_project(recipe: str, overrides: Sequence[str], *, cwd: Path, remote: st
         raise UsageError(f"The prepared data would go to {prepared} (OPSLINE_HOME), outside "
                          f"{project}; DVC tracks outputs inside the project only, so unset "
                          f"OPSLINE_HOME or point it inside the project.")
-    if not (remote or DEFAULT_LOCAL_REMOTE).startswith("s3://") and endpoint_url:
-        raise UsageError("--endpoint-url applies to an s3:// remote only.")
+    check_remote(remote or DEFAULT_LOCAL_REMOTE, endpoint_url, access_key_id,
+                 secret_access_key)
+    if importlib.util.find_spec("dvc") is None:
+        raise OpslineError("DVC is not installed in this environment: `pip install dvc "
+                           "dvc-s3`.")
 
     params = dp.select_params(resolved)
     deps: dict[str, list[str]] = {"prepare": [dp.project_path(p, project)
