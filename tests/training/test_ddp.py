@@ -173,3 +173,23 @@ def test_plan_reads_the_world_from_config_and_launcher() -> None:
     run.log_metrics({"x": 1.0}, step=0)
     run.set_tags({"a": "b"})
     assert run.run_id == "" and run.artifact_uri("model") == ""
+
+
+def test_torchrun_starts_every_rank_and_rank_zero_alone_registers(workspace: Path) -> None:
+    """The multi-node path on one node: torchrun (c10d rendezvous) starts both ranks, each
+    runs the CLI; opsline launches nothing and only rank 0 tracks and registers."""
+    from opsline.tracking.registry import list_versions
+    from opsline.training.distributed import _free_port
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OPSLINE_HOME": str(workspace)}
+    done = subprocess.run([str(torchrun), "--nnodes=1", "--nproc-per-node=2",
+                           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
+                           "-m", "opsline", "train", "house_price", *TINY, *DDP],
+                          env=env, capture_output=True, text=True, check=False, timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("Registered house_price version 1") == 1
+    runs = _runs()
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert [v["version"] for v in list_versions("house_price")] == ["1"]
+    assert not (workspace / "logs" / "ddp").exists(), "torchrun's ranks are not relaunched"
