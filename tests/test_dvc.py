@@ -176,6 +176,20 @@ def test_nulls_and_lists_survive_the_trip_through_a_command() -> None:
     assert cfg.recipe.data.path is None and list(cfg.model.hidden) == [256, 128]
 
 
+def test_added_keys_are_added_again_in_the_commands() -> None:
+    overrides = ["model=gbm", "+model.params.max_bin=63"]
+    params = dp.select_params(_resolved(overrides))
+    stages = dp.build_stages("house_price", overrides, params,
+                             dp.default_layout(".opsline/data/house_price", "house_price"), {})
+    train = stages["train"]["cmd"]
+    assert '"++model.params.max_bin=${model.params.max_bin}"' in train
+    assert "+model.params.max_bin=63" not in train  # the value comes from params.yaml
+    assert "model.params.max_bin" not in stages["prepare"]["cmd"]
+    # What the command becomes once DVC fills the value in composes.
+    cfg = load_config("house_price", ["model=gbm", "++model.params.max_bin=63"])
+    assert cfg.model.params.max_bin == 63
+
+
 def _resolved(overrides: list[str]) -> dict:
     from omegaconf import OmegaConf
 

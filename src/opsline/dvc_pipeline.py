@@ -128,10 +128,21 @@ def fixed_overrides(overrides: Sequence[str], params: dict[str, Any]) -> list[st
     return kept
 
 
-def _command(words: Sequence[str], keys: Sequence[str], extra: Sequence[str]) -> str:
-    # Each templated override is double-quoted: a value with a space or a bracket stays one
-    # argument and is not globbed (the same quoting works in sh and in cmd.exe).
-    return " ".join([*words, *(f'"{k}=${{{k}}}"' for k in keys), *extra])
+def added_keys(overrides: Sequence[str]) -> tuple[str, ...]:
+    """Keys the user added to the config (``+model.extra=1``): not in the files, so their
+    templated override must add them again (``++``: add, or override if present)."""
+    return tuple(o.partition("=")[0].lstrip("+") for o in overrides if o.startswith("+"))
+
+
+def _command(words: Sequence[str], keys: Sequence[str], extra: Sequence[str],
+             added: Sequence[str] = ()) -> str:
+    def override(key: str) -> str:
+        plus = "++" if any(key == a or key.startswith(f"{a}.") for a in added) else ""
+        # Double-quoted: a value with a space or a bracket stays one argument and is not
+        # globbed (the same quoting works in sh and in cmd.exe).
+        return f'"{plus}{key}=${{{key}}}"'
+
+    return " ".join([*words, *(override(k) for k in keys), *extra])
 
 
 def build_stages(recipe: str, overrides: Sequence[str], params: dict[str, Any],
@@ -146,7 +157,8 @@ def build_stages(recipe: str, overrides: Sequence[str], params: dict[str, Any],
     def stage(words: list[str], name: str, extra: list[str], chained: list[str],
               outs: list[Any], metrics: list[Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "cmd": _command(["opsline", *words, *fixed], keys[name], extra),
+            "cmd": _command(["opsline", *words, *fixed], keys[name], extra,
+                            added_keys(overrides)),
             "deps": [*chained, *deps.get(name, [])],
             "params": keys[name],
         }
