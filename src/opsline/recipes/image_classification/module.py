@@ -57,18 +57,20 @@ class ImageClassifier(pl.LightningModule):
                     background=self.hparams.background)
         logits = self(self.pre.normalize(x))
         loss = self._loss(logits, y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        # sync_dist: under DDP the mean over every rank's shard (a no-op in one process).
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x),
+                 sync_dist=True)
         self.log("train_acc", self._accuracy(logits, y), on_step=False, on_epoch=True,
-                 batch_size=len(x))
+                 batch_size=len(x), sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(self.pre.normalize(x))
         self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True,
-                 batch_size=len(x))
+                 batch_size=len(x), sync_dist=True)
         self.log("val_acc", self._accuracy(logits, y), on_epoch=True, prog_bar=True,
-                 batch_size=len(x))
+                 batch_size=len(x), sync_dist=True)
 
     def configure_optimizers(self):
         backbone, head = split_parameters(self.net)

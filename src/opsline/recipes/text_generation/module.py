@@ -47,8 +47,10 @@ class CausalLMModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # sync_dist: under DDP checkpoints watch every rank's shard (no-op in one process);
+        # train_loss (logged per step) is left rank-local: no extra all-reduce per step.
         self.log("val_loss", self._loss(batch), on_epoch=True, prog_bar=True,
-                 batch_size=batch["input_ids"].size(0))
+                 batch_size=batch["input_ids"].size(0), sync_dist=True)
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         if self.grad_clip > 0:

@@ -91,15 +91,16 @@ class Seq2SeqModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self._logits(batch)
         loss = self.smoothed(logits.reshape(-1, logits.size(-1)), batch["labels"].reshape(-1))
+        # sync_dist: under DDP the mean over every rank's shard (a no-op in one process).
         self.log("train_loss", loss, on_step=False, on_epoch=True,
-                 batch_size=batch["input_ids"].size(0))
+                 batch_size=batch["input_ids"].size(0), sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self._logits(batch)
         loss = self.plain(logits.reshape(-1, logits.size(-1)), batch["labels"].reshape(-1))
         self.log("val_loss", loss, on_epoch=True, prog_bar=True,
-                 batch_size=batch["input_ids"].size(0))
+                 batch_size=batch["input_ids"].size(0), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         if self.bleu_fn is not None and not self.trainer.sanity_checking:
