@@ -35,7 +35,17 @@ OVERLAYS = ["dev", "prod"]
 # The oldest Kubernetes the manifests are written for (preStop `sleep` is on by default from
 # 1.30) and the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ["1.30.0", "1.37.0"]
-IMAGE_UID = 10001  # USER in deploy/docker/*.Dockerfile (test_deploy.py reads it from there)
+
+
+def image_uid() -> int:
+    """The numeric USER both images run as (deploy/docker/*.Dockerfile): the pods' runAsUser
+    must be the same, or the workspace the image prepared is not theirs."""
+    uids = {int(re.findall(r"^USER (\d+)", (ROOT / "deploy" / "docker" / f).read_text(),
+                           re.MULTILINE)[-1]) for f in ("serve.Dockerfile", "train.Dockerfile")}
+    assert len(uids) == 1, uids
+    return uids.pop()
+
+
 SETTINGS = set(ServingSettings.model_fields)
 # OPSLINE_* variables that are not ServingSettings fields but are read elsewhere.
 OTHER_OPSLINE_ENV = {"OPSLINE_HOME"}  # src/opsline/workspace.py
@@ -264,7 +274,7 @@ def test_pods_meet_the_restricted_pod_security_standard(rendered, overlay: str) 
         for container in spec["containers"]:
             ctx = container["securityContext"]
             assert ctx.get("runAsNonRoot", pod.get("runAsNonRoot")) is True
-            assert ctx.get("runAsUser", pod.get("runAsUser")) == IMAGE_UID
+            assert ctx.get("runAsUser", pod.get("runAsUser")) == image_uid()
             assert ctx["allowPrivilegeEscalation"] is False
             assert ctx["capabilities"]["drop"] == ["ALL"]
             assert ctx.get("seccompProfile", pod.get("seccompProfile")) == {
@@ -389,6 +399,7 @@ def test_kserve_inferenceservice_structure(rendered) -> None:
         ref = variable.get("valueFrom", {}).get("secretKeyRef")
         if ref:
             assert ref["name"] == "opsline-secrets" and ref["key"] in secret_data(prod)
+    assert container["securityContext"]["runAsUser"] == image_uid()
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-predictor"},
            "spec": {"containers": [container]}}
     for version in KUBE_VERSIONS:
