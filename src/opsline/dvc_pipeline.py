@@ -123,7 +123,7 @@ def fixed_overrides(overrides: Sequence[str], params: dict[str, Any]) -> list[st
     kept = []
     for override in overrides:
         key = override.partition("=")[0].lstrip("+~")
-        if "." not in key and key in GROUPS or _get(params, key) is None:
+        if ("." not in key and key in GROUPS) or _get(params, key) is None:
             kept.append(override)
     return kept
 

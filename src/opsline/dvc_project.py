@@ -64,8 +64,11 @@ def dvc(args: Sequence[str], cwd: Path) -> str:
 
 
 def ensure_dvc(project: Path, toplevel: Path) -> bool:
-    """``dvc init`` unless the project has ``.dvc/``; analytics off either way."""
-    created = not (project / ".dvc").is_dir()
+    """``dvc init`` unless the project, or a folder above it in the same git work tree,
+    has ``.dvc/`` (DVC then uses that one); analytics off either way."""
+    above = [project, *project.parents]
+    limit = above.index(toplevel) + 1 if toplevel in above else 1
+    created = not any((d / ".dvc").is_dir() for d in above[:limit])
     if created:
         dvc(["init", "--quiet"] + ([] if project == toplevel else ["--subdir"]), project)
     dvc(["config", "core.analytics", "false"], project)
