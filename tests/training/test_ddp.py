@@ -153,6 +153,30 @@ def test_a_dying_rank_fails_the_run_and_registers_nothing(workspace: Path) -> No
     assert _rank_processes(workspace) == []
 
 
+def test_a_rank_dying_before_the_rendezvous_fails_at_once(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 0 does not sit out the whole ddp timeout when a rank never joins (a config
+    error, missing data): it fails as soon as that rank exits. In-process: the API raises,
+    and the caller's process is left as it was."""
+    from opsline.training.distributed import DistributedTrainingError
+
+    monkeypatch.setenv("OPSLINE_TEST_RANK_FAILURE", "1:start")
+    started = time.monotonic()
+    with pytest.raises(DistributedTrainingError, match="rank 1 of 2 exited with code 1"):
+        pipeline.train("house_price", [*TINY, "trainer=ddp",
+                                       "trainer.ddp_timeout_seconds=120"])
+    assert time.monotonic() - started < 60, "rank 0 waited for the timeout"
+    runs = _runs()
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    assert "MASTER_PORT" not in os.environ
+    assert _rank_processes(workspace) == []
+    assert [p.name for p in (workspace / "logs" / "ddp").iterdir()
+            if "ready" in p.name] == [], "the readiness folder is removed"
+    # The same process can train again right away (no world or launcher state left).
+    monkeypatch.delenv("OPSLINE_TEST_RANK_FAILURE")
+    assert pipeline.train("house_price", TINY).version == "1"
+
+
 def test_plan_reads_the_world_from_config_and_launcher() -> None:
     from omegaconf import OmegaConf
 

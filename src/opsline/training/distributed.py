@@ -20,10 +20,12 @@ How the processes come to exist:
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from opsline.errors import OpslineError, UsageError
 # Lightning unchanged, single-process as far as opsline is concerned.
 DDP_STRATEGIES = ("ddp",)
 STOP_GRACE_SECONDS = 5.0  # SIGTERM → SIGKILL for a rank that outlives its run
+# A rank opsline launched touches <dir>/rank<i> right before it joins the process group.
+READY_ENV = "OPSLINE_DDP_READY_DIR"
 
 
 class DistributedTrainingError(OpslineError):
@@ -108,9 +112,29 @@ class NullRun:
         return ""
 
 
-# The port of the local world this process leads, read by build_trainer (one per process:
-# torch.distributed holds a single default process group).
-_leading: dict[str, int] = {}
+# The port and ranks of the local world this process leads, read by build_trainer (one per
+# process: torch.distributed holds a single default process group).
+_leading: dict[str, Any] = {}
+
+
+def before_rendezvous(timeout: float) -> None:
+    """Called by every rank right before it joins the process group (the DDP strategy's
+    ``setup_distributed``).
+
+    A launched rank says it got this far; rank 0 of a local world waits until every rank
+    has, and fails at once if one exited first (bad config, missing data, import error):
+    otherwise it would sit in the rendezvous for the whole ``ddp_timeout_seconds``.
+    """
+    ready = os.environ.get(READY_ENV)
+    if ready and "RANK" in os.environ:
+        from opsline.training import faults
+
+        faults.before_rendezvous(int(os.environ["RANK"]))
+        (Path(ready) / f"rank{os.environ['RANK']}").touch()
+        return
+    ranks = _leading.get("ranks")
+    if ranks is not None:
+        ranks.wait_ready(timeout)
 
 
 def cluster_environment() -> Any:
@@ -168,6 +192,7 @@ class LocalRanks:
         self.log_dir = Path(log_dir)
         self.children: list[tuple[int, subprocess.Popen[bytes], Path]] = []
         self._saved_env: dict[str, str | None] = {}
+        self.ready_dir: Path | None = None  # made on __enter__, removed on __exit__
 
     def __enter__(self) -> Self:
         if self.world.launch == 0:
@@ -175,14 +200,24 @@ class LocalRanks:
         if _leading:
             raise UsageError("A multi-process training already runs in this process; "
                              "run one at a time.")
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()  # no half-started world left behind
+            raise
+        return self
+
+    def _start(self) -> None:
         port = _free_port()
-        _leading["port"] = port
+        _leading.update(port=port, ranks=self)
         # Lightning's dist init writes these into os.environ; put back what was there.
         self._saved_env = {k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT")}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.ready_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-ready-", dir=self.log_dir))
         for rank in range(1, self.world.launch + 1):
             env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                   READY_ENV: str(self.ready_dir),
                    "WORLD_SIZE": str(self.world.size), "RANK": str(rank),
                    "LOCAL_RANK": str(rank), "NODE_RANK": "0", "PYTHONUNBUFFERED": "1"}
             log_path = self.log_dir / f"{stamp}-rank{rank}.log"
@@ -191,7 +226,27 @@ class LocalRanks:
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
             self.children.append((rank, child, log_path))
-        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until every rank is about to join the process group; raise
+        :class:`DistributedTrainingError` if one exits before that, or is not there after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        pending = [(rank, child, log) for rank, child, log in self.children]
+        while pending:
+            for rank, child, log_path in pending:
+                code = child.poll()
+                if code is not None:
+                    raise DistributedTrainingError(
+                        f"Training failed before it started: rank {rank} of "
+                        f"{self.world.size} exited with code {code} (log: {log_path}).")
+            assert self.ready_dir is not None
+            pending = [c for c in pending if not (self.ready_dir / f"rank{c[0]}").exists()]
+            if pending and time.monotonic() > deadline:
+                raise DistributedTrainingError(
+                    f"Training failed: rank {pending[0][0]} did not start within "
+                    f"{timeout:.0f} s (log: {pending[0][2]}).")
+            time.sleep(0.1)
 
     def failure(self, wait: float = 0.0) -> str | None:
         """One sentence naming the first rank that exited non-zero (waiting up to ``wait``
@@ -229,6 +284,8 @@ class LocalRanks:
                 _stop(child)
         finally:
             _leading.clear()
+            if self.ready_dir is not None:
+                shutil.rmtree(self.ready_dir, ignore_errors=True)
             _destroy_process_group()
             for key, value in self._saved_env.items():
                 if value is None:

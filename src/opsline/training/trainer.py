@@ -170,12 +170,18 @@ def build_strategy(trainer_cfg: Any) -> Any:
 
     from lightning.pytorch.strategies import DDPStrategy
 
-    from opsline.training.distributed import cluster_environment
+    from opsline.training.distributed import before_rendezvous, cluster_environment
 
     timeout = float(trainer_cfg.get("ddp_timeout_seconds") or 1800)
-    return DDPStrategy(cluster_environment=cluster_environment(),
-                       process_group_backend=trainer_cfg.get("process_group_backend") or None,
-                       timeout=timedelta(seconds=timeout))
+
+    class OpslineDDP(DDPStrategy):
+        def setup_distributed(self) -> None:
+            before_rendezvous(timeout)  # rank 0 fails fast if a rank died before joining
+            super().setup_distributed()
+
+    return OpslineDDP(cluster_environment=cluster_environment(),
+                      process_group_backend=trainer_cfg.get("process_group_backend") or None,
+                      timeout=timedelta(seconds=timeout))
 
 
 # Optional step/time budgets (``trainer.max_steps=200``, ``trainer.max_time=00:00:15:00`` …);
