@@ -360,8 +360,14 @@ def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
 
     Candidates are ``recipe.run_models`` unless the overrides pick a ``model=``.
     """
+    from opsline.training.distributed import plan
+
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
+    world = plan(cfg.trainer)
+    if world.size > 1 and world.launch == 0:  # every rank would prepare and promote
+        raise UsageError("Under torchrun, prepare the data first and run `opsline train`; "
+                         "`opsline run` launches its own ranks (trainer=ddp).")
     dataset = prepare(recipe_name, overrides)
     rows = ", ".join(f"{s}={dataset.manifest['splits'][s]['rows']}" for s in dataset.splits)
     say(f"Prepared {recipe_name} data {dataset.version[:12]} ({rows}).")

@@ -191,6 +191,8 @@ def test_plan_reads_the_world_from_config_and_launcher() -> None:
         patch.setenv("WORLD_SIZE", "4")
         assert plan(ddp) == World(rank=3, size=4)
         assert plan(cpu) == World(), "a single-process config ignores launcher variables"
+        with pytest.raises(UsageError, match="opsline train"):  # every rank would prepare
+            pipeline.run("house_price", ["model=mlp", "trainer=ddp"])
     with pytest.raises(UsageError, match="torchrun"):
         plan(OmegaConf.create({"strategy": "ddp", "devices": 2, "num_nodes": 2}))
     run = NullRun()
