@@ -49,7 +49,8 @@ def test_run_is_rows_in_postgres_and_objects_in_the_bucket(trained: Stack) -> No
 def test_served_from_the_server_logs_to_postgres_and_outlives_it(trained: Stack) -> None:
     s = trained.settings
     settings = ServingSettings(recipe="house_price", tracking_uri=s.tracking_uri,
-                               prediction_log_uri=s.pg_uri(s.opsline_db), ui=False)
+                               prediction_log_uri=s.pg_uri(s.opsline_db), ui=False,
+                               reload_interval_s=1)
     body = get_recipe("house_price").sample_requests()[0].model_dump(mode="json")
     mlflow = mlflow_server.service(s)
     try:
@@ -61,8 +62,10 @@ def test_served_from_the_server_logs_to_postgres_and_outlives_it(trained: Stack)
             assert rows and rows[-1][0] == "house_price"
             assert rows[-1][2] == first.json()["predicted_price"]
 
-            # Only the tracking server goes down: the app keeps its loaded model.
+            # Only the tracking server goes down: the app keeps its loaded model while its
+            # reloader's polls of the registry fail.
             assert processes.stop(mlflow, grace=10)
+            time.sleep(2.5)
             again = client.post("/predict", json=body)
             assert again.status_code == 200 and again.json() == first.json()
 

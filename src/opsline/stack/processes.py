@@ -44,13 +44,23 @@ class Service:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on ``host:port`` (a bind would fail)."""
+    """Whether something already listens on ``host:port`` (a bind would fail).
+
+    Raises:
+        OpslineError: ``host`` is not an address of this machine, or the port is privileged.
+    """
+    import errno
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError:
-            return True
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise OpslineError(f"Cannot listen on {host}:{port} ({error.strerror}); set host "
+                               f"and the ports in the stack config to ones this machine "
+                               f"allows.") from None
     return False
 
 
