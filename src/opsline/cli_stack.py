@@ -71,4 +71,6 @@ def status(config: ConfigOpt = None, stack_dir: DirOpt = None) -> None:
     from opsline.stack.settings import load_settings
 
     if not _print_status(load_settings(config, stack_dir)):
+        _say("Not every server is healthy: `opsline stack up` starts the stopped ones; the "
+             "logs are listed above.")
         raise typer.Exit(1)

@@ -90,13 +90,15 @@ def up(settings: StackSettings, say: Say) -> bool:
     try:
         for component in COMPONENTS:
             svc = component.service(settings)
-            if processes.pid_of(svc) is None:
+            pid = processes.pid_of(svc)
+            if pid is None:
                 _check_ports(settings, component)
                 say(f"Starting {svc.name} (log: {svc.log}) ...")
                 pid = component.start(settings)
                 started.append(component)
-                processes.wait_healthy(svc, pid, lambda c=component: c.healthy(settings),
-                                       component.timeout)
+            # Also for one already running: it may still be starting (another `up`).
+            processes.wait_healthy(svc, pid, lambda c=component: c.healthy(settings),
+                                   component.timeout)
             component.setup(settings)
     except BaseException:
         for component in reversed(started):

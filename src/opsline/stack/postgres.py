@@ -117,8 +117,9 @@ def healthy(settings: StackSettings) -> bool:
         psycopg2.connect(host=settings.client_host, port=settings.pg_port, user="postgres",
                          password=settings.pg_superuser_password, dbname="postgres",
                          connect_timeout=2).close()
-    except psycopg2.Error:
-        return False
+    except psycopg2.Error as error:
+        # Refusing our password is an answer: it is up (provision then says what is wrong).
+        return "authentication failed" in str(error)
     return True
 
 
@@ -127,9 +128,15 @@ def provision(settings: StackSettings) -> None:
     import psycopg2
     from psycopg2 import sql
 
-    conn = psycopg2.connect(host=settings.client_host, port=settings.pg_port, user="postgres",
-                            password=settings.pg_superuser_password, dbname="postgres",
-                            connect_timeout=5)
+    try:
+        conn = psycopg2.connect(host=settings.client_host, port=settings.pg_port,
+                                user="postgres", password=settings.pg_superuser_password,
+                                dbname="postgres", connect_timeout=5)
+    except psycopg2.Error as error:
+        # E.g. postgres.superuser_password changed after the cluster was initialised.
+        first = str(error).strip().splitlines()[0]
+        raise OpslineError(f"PostgreSQL refused the stack's superuser ({first}); see its log "
+                           f"{service(settings).log}.") from None
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with conn.cursor() as cur:
