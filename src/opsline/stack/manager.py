@@ -44,8 +44,9 @@ COMPONENTS = (
               lambda s: f"postgresql://{s.client_host}:{s.pg_port}",
               lambda s: (postgres.init_cluster(s), postgres.start(s))[1],
               postgres.healthy, postgres.provision, timeout=60, stop_signal=signal.SIGINT),
-    # SeaweedFS stops gracefully in ~15 s; its data survives a faster kill (the filer's
-    # store is synced per write), so do not hold `stack down` up for long.
+    # SeaweedFS takes ~15 s to stop gracefully. Killing it after 5 s loses nothing it has
+    # acknowledged (volumes and the filer's store are already written to the OS; only a
+    # machine crash could lose unsynced pages), so `stack down` does not wait that long.
     Component(s3.service, lambda s: _ports(s, "S3 API", "SeaweedFS"),
               lambda s: s.s3_endpoint, s3.start, s3.healthy, s3.ensure_bucket, timeout=60,
               grace=5.0),
