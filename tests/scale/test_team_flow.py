@@ -58,7 +58,7 @@ def test_served_from_the_server_logs_to_postgres_and_outlives_it(trained: Stack)
             first = client.post("/predict", json=body)
             assert first.status_code == 200, first.text
             rows = _query(trained, s.opsline_db, "SELECT model, version, predicted_value FROM "
-                                                 "predictions")
+                                                 "predictions ORDER BY id")
             assert rows and rows[-1][0] == "house_price"
             assert rows[-1][2] == first.json()["predicted_price"]
 
