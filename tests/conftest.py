@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,25 @@ def _trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _, decision = pipeline.run("house_price", ["model=gbm"])
     assert decision.promoted, decision.reason
     return home
+
+
+@pytest.fixture(scope="session")
+def _prepared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from opsline import pipeline
+
+    home = tmp_path_factory.mktemp("sweep-data-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSLINE_HOME", str(home))
+        pipeline.prepare("house_price")
+    return home / "data"
+
+
+@pytest.fixture
+def prepared_home(isolated_home: Path, _prepared_data: Path) -> Path:
+    """This test's empty workspace plus a copy of the prepared house_price dataset (prepared
+    once per session: sweeps and multi-process training start from data, not a model)."""
+    shutil.copytree(_prepared_data, isolated_home / "data")
+    return isolated_home
 
 
 @pytest.fixture

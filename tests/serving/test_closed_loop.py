@@ -71,7 +71,8 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
     # The environment, not only the settings: the retrain worker reads the same log.
     monkeypatch.setenv("OPSLINE_PREDICTION_LOG_URI", log_uri)
     policy = tmp_path / "policy.yaml"
-    policy.write_text("drift: {consecutive_checks: 2}\ncooldown_minutes: 0\n"
+    # A cooldown: the market stays moved, and one retrain is what this test follows.
+    policy.write_text("drift: {consecutive_checks: 2}\ncooldown_minutes: 30\n"
                       "max_failures: 1\ntrain_overrides: [model=gbm]\n")
     settings = ServingSettings(recipe="house_price", ui=False, api_key=KEY,
                                drift_interval_s=1.0, drift_window="200", drift_min_rows=100,
@@ -121,8 +122,21 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
                     pytest.fail(f"the retrain did not promote: {actions[0]}")
                 return model if model["version"] == "2" else None
 
-            model = wait_for("version 2 to be served", promoted, 300, every=1)
+            wait_for("version 2 to be served", promoted, 300, every=1)
             time.sleep(1.0)  # the client's requests reach the new version too
+
+            # The worker moves the alias first and closes its records just after; the
+            # loop sees the job end on its next tick.
+            def settled() -> dict[str, Any] | None:
+                model = http.get("/model").json()
+                loop = model["monitoring"]["loop"]
+                job_id = loop["actions"][0]["job_id"]
+                job = http.get(f"/jobs/{job_id}", headers={"X-API-Key": KEY}).json()
+                return model if (loop["actions"][0]["outcome"] != "running"
+                                 and loop["state"]["running_job"] is None
+                                 and job["status"] != "running") else None
+
+            model = wait_for("the retrain's records to close", settled, 60)
         finally:
             background.stop.set()
             background.join(timeout=30)

@@ -1,4 +1,5 @@
-"""Sweep fixtures: a prepared dataset per test and configs with a test-specific space."""
+"""Sweep fixtures: configs with a test-specific space (the prepared dataset per test is
+``prepared_home``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-
-
-@pytest.fixture(scope="session")
-def _prepared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from opsline import pipeline
-
-    home = tmp_path_factory.mktemp("sweep-data-home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OPSLINE_HOME", str(home))
-        pipeline.prepare("house_price")
-    return home / "data"
-
-
-@pytest.fixture
-def prepared_home(isolated_home: Path, _prepared_data: Path) -> Path:
-    """This test's empty workspace plus a copy of the prepared house_price dataset."""
-    shutil.copytree(_prepared_data, isolated_home / "data")
-    return isolated_home
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ process behind. One epoch of the tiny MLP keeps each run to seconds on 2 shared 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,22 +23,6 @@ from opsline.training.distributed import NullRun, World, local_processes, plan
 TINY = ["model=mlp", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 DDP = ["trainer=ddp", "trainer.ddp_timeout_seconds=30"]  # a lost peer fails within 30 s
 RANK_ENTRY = "opsline.training.ddp_rank"
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The house_price dataset prepared once; each test copies it into its own workspace."""
-    home = tmp_path_factory.mktemp("ddp-data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OPSLINE_HOME", str(home))
-        pipeline.prepare("house_price")
-    return home / "data"
-
-
-@pytest.fixture
-def workspace(prepared: Path, isolated_home: Path) -> Path:
-    shutil.copytree(prepared, isolated_home / "data")
-    return isolated_home
 
 
 def _client():
@@ -90,7 +73,7 @@ def _validation_runs(home: Path) -> float:
                if name == "opsline_data_validation_runs_total")
 
 
-def test_ddp_run_has_the_single_process_shape(workspace: Path) -> None:
+def test_ddp_run_has_the_single_process_shape(prepared_home: Path) -> None:
     from opsline.tracking.registry import list_versions
 
     single = pipeline.train("house_price", TINY)
@@ -117,21 +100,21 @@ def test_ddp_run_has_the_single_process_shape(workspace: Path) -> None:
 
     # Metrics files: validation ran once per training (rank 1 skips it), the training
     # telemetry of the finished DDP fit is there and says so.
-    assert _validation_runs(workspace) == 2
-    training = (workspace / "metrics" / "training-house_price.prom").read_text()
+    assert _validation_runs(prepared_home) == 2
+    training = (prepared_home / "metrics" / "training-house_price.prom").read_text()
     assert 'opsline_training_running{model="house_price"} 0.0' in training
     # Rank 1 logged into its own file, left no scratch model folder, and is gone.
-    logs = list((workspace / "logs" / "ddp").glob("*-rank1.log"))
+    logs = list((prepared_home / "logs" / "ddp").glob("*-rank1.log"))
     assert len(logs) == 1 and "GLOBAL_RANK: 1" in logs[0].read_text()
-    assert not list((workspace / "tmp").glob("house_price-rank-*"))
-    assert _rank_processes(workspace) == []
+    assert not list((prepared_home / "tmp").glob("house_price-rank-*"))
+    assert _rank_processes(prepared_home) == []
     import torch.distributed as dist
 
     assert not dist.is_initialized(), "rank 0 leaves the world so a later run can build one"
 
 
-def test_a_dying_rank_fails_the_run_and_registers_nothing(workspace: Path) -> None:
-    env = {**os.environ, "OPSLINE_HOME": str(workspace),
+def test_a_dying_rank_fails_the_run_and_registers_nothing(prepared_home: Path) -> None:
+    env = {**os.environ, "OPSLINE_HOME": str(prepared_home),
            "OPSLINE_TEST_RANK_FAILURE": "1:2"}  # rank 1 raises at its third step
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "opsline", "train", "house_price",
@@ -148,13 +131,13 @@ def test_a_dying_rank_fails_the_run_and_registers_nothing(workspace: Path) -> No
     from opsline.tracking.registry import list_versions
 
     assert list_versions("house_price") == []
-    log = next((workspace / "logs" / "ddp").glob("*-rank1.log")).read_text()
+    log = next((prepared_home / "logs" / "ddp").glob("*-rank1.log")).read_text()
     assert "InjectedRankFailure" in log
-    assert _rank_processes(workspace) == []
+    assert _rank_processes(prepared_home) == []
 
 
 def test_a_rank_dying_before_the_rendezvous_fails_at_once(
-        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        prepared_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rank 0 does not sit out the whole ddp timeout when a rank never joins (a config
     error, missing data): it fails as soon as that rank exits. In-process: the API raises,
     and the caller's process is left as it was."""
@@ -169,8 +152,8 @@ def test_a_rank_dying_before_the_rendezvous_fails_at_once(
     runs = _runs()
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
     assert "MASTER_PORT" not in os.environ
-    assert _rank_processes(workspace) == []
-    assert [p.name for p in (workspace / "logs" / "ddp").iterdir()
+    assert _rank_processes(prepared_home) == []
+    assert [p.name for p in (prepared_home / "logs" / "ddp").iterdir()
             if "ready" in p.name] == [], "the readiness folder is removed"
     # The same process can train again right away (no world or launcher state left).
     monkeypatch.delenv("OPSLINE_TEST_RANK_FAILURE")
@@ -201,14 +184,14 @@ def test_plan_reads_the_world_from_config_and_launcher() -> None:
     assert run.run_id == "" and run.artifact_uri("model") == ""
 
 
-def test_torchrun_starts_every_rank_and_rank_zero_alone_registers(workspace: Path) -> None:
+def test_torchrun_starts_every_rank_and_rank_zero_alone_registers(prepared_home: Path) -> None:
     """The multi-node path on one node: torchrun (c10d rendezvous) starts both ranks, each
     runs the CLI; opsline launches nothing and only rank 0 tracks and registers."""
     from opsline.tracking.registry import list_versions
     from opsline.training.distributed import _free_port
 
     torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OPSLINE_HOME": str(workspace)}
+    env = {**os.environ, "OPSLINE_HOME": str(prepared_home)}
     done = subprocess.run([str(torchrun), "--nnodes=1", "--nproc-per-node=2",
                            "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
                            "-m", "opsline", "train", "house_price", *TINY, *DDP],
@@ -218,4 +201,4 @@ def test_torchrun_starts_every_rank_and_rank_zero_alone_registers(workspace: Pat
     runs = _runs()
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert [v["version"] for v in list_versions("house_price")] == ["1"]
-    assert not (workspace / "logs" / "ddp").exists(), "torchrun's ranks are not relaunched"
+    assert not (prepared_home / "logs" / "ddp").exists(), "torchrun's ranks are not relaunched"
