@@ -102,8 +102,8 @@ def summarize(points: list[dict], levels: list[int]) -> list[dict]:
 
 def render(result: dict) -> str:
     args = result["args"]
-    table = ["| c | req/s log on | req/s log off | cost (median) | cost per round | "
-             "p99 on / off ms | target (<= 10 %) |", "|---|---|---|---|---|---|---|"]
+    table = [("| c | req/s log on | req/s log off | cost (median) | cost per round | "
+             "p99 on / off ms | target (<= 10 %) |"), "|---|---|---|---|---|---|---|"]
     for row in result["summary"]:
         table.append(
             f"| {row['concurrency']} | {row['rps_on']:,.0f} | {row['rps_off']:,.0f} | "
@@ -118,8 +118,8 @@ def render(result: dict) -> str:
         "",
         __doc__.split("Method (", 1)[1].split("\n", 1)[1].strip(),
         "",
-        f"Backend `{args['backend']}`, {args['rounds']} rounds of {args['duration']:g} s "
-        f"per point.",
+        (f"Backend `{args['backend']}`, {args['rounds']} rounds of {args['duration']:g} s "
+        f"per point."),
         "",
         "## Machine",
         "",
@@ -129,10 +129,10 @@ def render(result: dict) -> str:
         "",
         *table,
         "",
-        f"Errors (non-2xx + socket) over every point: {errors}. The log held "
+        (f"Errors (non-2xx + socket) over every point: {errors}. The log held "
         f"{result['logged_rows']:,} rows for {result['answered_with_log']:,} requests wrk saw "
         f"answered by the logging server "
-        f"({'every answered request logged' if result['logged_rows'] >= result['answered_with_log'] else 'ROWS MISSING'}).",
+        f"({'every answered request logged' if result['logged_rows'] >= result['answered_with_log'] else 'ROWS MISSING'})."),
         "",
     ])
 

@@ -2,18 +2,17 @@
 and ``mlflow models serve``, for the house_price LightGBM, in one reproducible run::
 
     python benchmarks/serving_tabular.py [--home DIR] [--duration 10] \
-        [--only opsline,bare,mlflow] [--prediction-log on,off] [--concurrency 1,8,32] \
-        [--batch-concurrency 1,4]
+        [--only opsline,bare,mlflow] [--concurrency 1,8,32] [--batch-concurrency 1,4]
 
 Method (``benchmarks/serving_tabular.md`` holds the results and the reading):
 
 * Workspace: ``--home`` (an ``OPSLINE_HOME``) or a temporary one. Without a LightGBM
   ``models:/house_price@production`` the script runs ``opsline run house_price model=gbm``.
 * Servers, one at a time, each pinned to CPU 0 (``taskset -c 0``), each started fresh:
-  ``opsline serve house_price`` with ``OPSLINE_BACKEND=onnx`` and ``=native``, with the
-  prediction log on (the default; SQLite in the run's scratch directory; ``-nolog`` rows
-  with ``--prediction-log on,off``): ``OPSLINE_UI=false``,
-  ``OPSLINE_RELOAD_INTERVAL_S=0``, every other setting default; the
+  ``opsline serve house_price`` with ``OPSLINE_BACKEND=onnx`` and ``=native`` (two rows;
+  ``OPSLINE_UI=false``, ``OPSLINE_RELOAD_INTERVAL_S=0``, the prediction log in the run's
+  scratch directory, every other setting default; what the log costs is measured by
+  ``prediction_log_cost.py``); the
   anchor ``benchmarks/_serving/bare_fastapi.py`` (same schemas, same compiled feature plan,
   same ``model.onnx``); ``mlflow models serve --env-manager local --workers 1`` of a sklearn
   Pipeline + LGBMRegressor (``benchmarks/_serving/mlflow_model.py``).
@@ -32,7 +31,6 @@ Method (``benchmarks/serving_tabular.md`` holds the results and the reading):
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import shlex
@@ -60,9 +58,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3, help="warm-up seconds per server (3)")
     p.add_argument("--only", default=",".join(SYSTEMS), help="opsline,bare,mlflow")
     p.add_argument("--backends", default="onnx,native", help="opsline backends (onnx,native)")
-    p.add_argument("--prediction-log", default="on",
-                   help="opsline rows with the prediction log on and/or off (on; the cost "
-                        "of the log is measured by prediction_log_cost.py)")
     p.add_argument("--concurrency", default="1,8,32", help="connections for /predict")
     p.add_argument("--batch-concurrency", default="1,4", help="connections for /predict/batch")
     cli.add_common_args(p, ROOT / "benchmarks" / "serving_tabular.md", wait=False)
@@ -72,9 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"--only: unknown {sorted(unknown)}; use {','.join(SYSTEMS)}")
     args.backends = cli.names(args.backends)
-    args.prediction_log = cli.names(args.prediction_log)
-    if not set(args.prediction_log) <= {"on", "off"} or not args.prediction_log:
-        p.error("--prediction-log: on, off or on,off")
     args.concurrency = cli.ints(args.concurrency)
     args.batch_concurrency = cli.ints(args.batch_concurrency)
     return args
@@ -234,14 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         cli.stop_like_ctrl_c()
         plan = []
         if "opsline" in args.only:
-            for backend, logged in itertools.product(args.backends, args.prediction_log):
+            for backend in args.backends:
                 port = free_port()
-                plan.append((f"opsline-{backend}" + ("" if logged == "on" else "-nolog"),
+                plan.append((f"opsline-{backend}",
                              [venv_bin("opsline"), "serve", "house_price", "--host",
                               "127.0.0.1", "--port", str(port)],
                              {"OPSLINE_HOME": str(home), "OPSLINE_BACKEND": backend,
                               "OPSLINE_UI": "false", "OPSLINE_RELOAD_INTERVAL_S": "0",
-                              "OPSLINE_PREDICTION_LOG": "true" if logged == "on" else "false",
                               # A fresh log per server, in this run's scratch directory.
                               "OPSLINE_PREDICTION_LOG_URI":
                                   f"sqlite:///{workdir / f'predictions-{backend}.db'}"},
