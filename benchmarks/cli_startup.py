@@ -17,15 +17,18 @@ def wall_times(args: list[str], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "opsline", *args], check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "opsline", *args], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return sorted(times)
 
 
 def slowest_imports(module: str, top: int = 5) -> list[tuple[int, str]]:
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows = []
     for line in result.stderr.splitlines()[1:]:
         parts = line.split("|")
@@ -39,8 +42,10 @@ def main() -> None:
     for args in (["--help"], ["recipes"]):
         times = wall_times(args, repeats)
         p90 = times[int(0.9 * (len(times) - 1))]
-        print(f"opsline {' '.join(args):<10} median {statistics.median(times) * 1000:6.0f} ms"
-              f"   p90 {p90 * 1000:6.0f} ms   ({repeats} runs)")
+        print(
+            f"opsline {' '.join(args):<10} median {statistics.median(times) * 1000:6.0f} ms"
+            f"   p90 {p90 * 1000:6.0f} ms   ({repeats} runs)"
+        )
     print("slowest imports of opsline.cli (cumulative µs):")
     for micros, name in slowest_imports("opsline.cli"):
         print(f"  {micros:>9}  {name}")

@@ -60,8 +60,9 @@ def train_models(work: Path) -> None:
     recipe = get_recipe("house_price")
     dataset = write_dataset(recipe.prepare(compose_config()), work / "data", "house_price")
     for kind, extra in (("gbm", ["model.num_threads=1"]), ("mlp", ["trainer.max_epochs=3"])):
-        cfg = compose_config("trainer.enable_progress_bar=false", f"model=house_price/{kind}",
-                             *extra)
+        cfg = compose_config(
+            "trainer.enable_progress_bar=false", f"model=house_price/{kind}", *extra
+        )
         recipe.train(cfg, dataset, RecordingRun(), work / kind)
         record = export_onnx(recipe, cfg, work / kind, dataset)
         print(f"{kind}: ONNX parity {'passed' if record.passed else 'FAILED'}: {record.reason}")
@@ -76,6 +77,7 @@ def old_pandas_path(native):
         if native.kind == "mlp":
             return native.to_prices(native.forward_native(pre.matrix(frame)))
         return native.to_prices(native.booster.predict(pre.gbm_frame(frame)))
+
     return run
 
 
@@ -100,9 +102,10 @@ def main() -> None:
         print(f"models ready in {time.perf_counter() - started:.0f} s ({work})")
         test = pd.read_parquet(work / "data" / "test.parquet")
         fields = HousePriceRequest.model_fields
-        batch = [HousePriceRequest(**{k: v for k, v in row.items()
-                                      if k in fields and pd.notna(v)})
-                 for row in test.head(256).to_dict("records")]
+        batch = [
+            HousePriceRequest(**{k: v for k, v in row.items() if k in fields and pd.notna(v)})
+            for row in test.head(256).to_dict("records")
+        ]
         one = sample_requests()[:1]
         recipe = HousePriceRecipe()
         rows = []
@@ -110,8 +113,11 @@ def main() -> None:
             native = recipe.load_predictor(work / kind, backend="native")
             onnx = recipe.load_predictor(work / kind, backend="onnx")
             old = old_pandas_path(native)
-            cases = [("pandas (old)", lambda reqs, f=old: f([r.record() for r in reqs])),
-                     ("plan + native", native.predict), ("plan + onnx", onnx.predict)]
+            cases = [
+                ("pandas (old)", lambda reqs, f=old: f([r.record() for r in reqs])),
+                ("plan + native", native.predict),
+                ("plan + onnx", onnx.predict),
+            ]
             for name, fn in cases:
                 single = timed(lambda fn=fn: fn(one), args.seconds)
                 many = timed(lambda fn=fn: fn(batch), args.seconds)

@@ -29,8 +29,9 @@ def main(argv: list[str]) -> None:
         dataset = pipeline.prepare("image_classification", overrides)
         prepared = time.perf_counter()
         assert pipeline.validate("image_classification", overrides).ok
-        result = pipeline.train("image_classification", overrides,
-                                say=lambda m: print(m, flush=True))
+        result = pipeline.train(
+            "image_classification", overrides, say=lambda m: print(m, flush=True)
+        )
         done = time.perf_counter()
         from opsline.tracking.runs import client
 
@@ -38,13 +39,19 @@ def main(argv: list[str]) -> None:
         train_seconds = run.data.metrics.get("train_seconds", float("nan"))
     rows = {s: dataset.manifest["splits"][s]["rows"] for s in dataset.splits}
     print(f"rows {rows}; duplicates dropped {dataset.manifest['extras']['duplicates_dropped']}")
-    print(f"prepare {(prepared - started) / 60:.1f} min; training (fit, incl. decoding) "
-          f"{train_seconds / 60:.1f} min; train+evaluate+register {(done - prepared) / 60:.1f} min")
-    print(f"test accuracy {result.metrics['test_accuracy']:.4f}  "
-          f"macro-F1 {result.metrics['test_macro_f1']:.4f}  "
-          f"val accuracy {result.metrics['val_accuracy']:.4f}")
-    print(f"overrides: {' '.join(overrides)}; {os.cpu_count()} CPU cores "
-          f"(load average at the end {os.getloadavg()[0]:.1f})")
+    print(
+        f"prepare {(prepared - started) / 60:.1f} min; training (fit, incl. decoding) "
+        f"{train_seconds / 60:.1f} min; train+evaluate+register {(done - prepared) / 60:.1f} min"
+    )
+    print(
+        f"test accuracy {result.metrics['test_accuracy']:.4f}  "
+        f"macro-F1 {result.metrics['test_macro_f1']:.4f}  "
+        f"val accuracy {result.metrics['val_accuracy']:.4f}"
+    )
+    print(
+        f"overrides: {' '.join(overrides)}; {os.cpu_count()} CPU cores "
+        f"(load average at the end {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":

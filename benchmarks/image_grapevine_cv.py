@@ -28,8 +28,10 @@ def main(argv: list[str]) -> None:
         os.environ["OPSLINE_HOME"] = home
         result = cross_validate(overrides, folds=5, say=lambda m: print(m, flush=True))
     print(result.table())
-    print(f"overrides: {' '.join(overrides)}; wall time {time.perf_counter() - started:.0f} s; "
-          f"{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"overrides: {' '.join(overrides)}; wall time {time.perf_counter() - started:.0f} s; "
+        f"{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":

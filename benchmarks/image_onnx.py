@@ -61,8 +61,7 @@ def measure(call: Any, items: int, seconds: float) -> tuple[float, float]:
     while time.perf_counter() - start < seconds:
         call()
         done += items
-    return (done / (time.perf_counter() - start),
-            done / max(time.process_time() - cpu, 1e-9))
+    return (done / (time.perf_counter() - start), done / max(time.process_time() - cpu, 1e-9))
 
 
 def images_per_second(predictor: Any, requests: list[Any], seconds: float) -> float:
@@ -70,8 +69,9 @@ def images_per_second(predictor: Any, requests: list[Any], seconds: float) -> fl
     return measure(lambda: predictor.predict(requests), len(requests), seconds)[0]
 
 
-def offline_batched_images_per_second(model_dir: Path, batch: int, seconds: float,
-                                      images: list[bytes] | None = None) -> float:
+def offline_batched_images_per_second(
+    model_dir: Path, batch: int, seconds: float, images: list[bytes] | None = None
+) -> float:
     """Images/s of ONNX Runtime on ``model_dir`` with batches of ``batch`` requests.
 
     The number a perfect server would reach on the same cores: no HTTP, no queueing, every
@@ -97,8 +97,10 @@ def network_rows_per_second(model_dir: Path, rows: int, seconds: float) -> tuple
     from opsline.recipes.image_classification.preprocessing import Preprocessing
 
     size = Preprocessing.load(model_dir).image_size
-    net, session = load_network(model_dir, read_card(model_dir)), ort_session(
-        Path(model_dir) / ONNX_FILE)
+    net, session = (
+        load_network(model_dir, read_card(model_dir)),
+        ort_session(Path(model_dir) / ONNX_FILE),
+    )
     x = np.random.default_rng(0).standard_normal((rows, 3, size, size), dtype=np.float32)
     with torch.inference_mode():
         native = measure(lambda: net(torch.from_numpy(x)), rows, seconds)
@@ -118,15 +120,28 @@ def build_model_dir(out: Path, image_size: int = 288, tta: str = "dihedral") -> 
     from opsline.recipes.image_classification.preprocessing import Preprocessing
 
     out.mkdir(parents=True, exist_ok=True)
-    cfg = OmegaConf.create({"name": "mobilenetv2", "arch": "mobilenetv2_100",
-                            "pretrained": "package", "dropout": 0.3, "head_norm": True})
+    cfg = OmegaConf.create(
+        {
+            "name": "mobilenetv2",
+            "arch": "mobilenetv2_100",
+            "pretrained": "package",
+            "dropout": 0.3,
+            "head_norm": True,
+        }
+    )
     net, arch = backbones.create(cfg, num_classes=5, in_chans=3)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / WEIGHTS))
     pre = Preprocessing(image_size, 3, backbones.IMAGENET_MEAN, backbones.IMAGENET_STD, tta)
     pre.save(out)
-    write_card(out, kind=arch["name"], task="multiclass",
-               classes=["Ak", "Ala_Idris", "Buzgulu", "Dimnit", "Nazli"], architecture=arch,
-               threshold=0.5, data_name="benchmark")
+    write_card(
+        out,
+        kind=arch["name"],
+        task="multiclass",
+        classes=["Ak", "Ala_Idris", "Buzgulu", "Dimnit", "Nazli"],
+        architecture=arch,
+        threshold=0.5,
+        data_name="benchmark",
+    )
     exporter = export_network(net, out / "model.onnx", 3, image_size)
     record = check_parity(out, pd.DataFrame({"image": sample_images()}), exporter=exporter)
     write_parity(out, record)
@@ -185,21 +200,32 @@ def main() -> None:
                 a = measure(partial(native.predict, requests), batch, args.seconds)
                 b = measure(partial(onnx.predict, requests), batch, args.seconds)
                 rows.append((tta, batch, a, b))
-                print(f"tta={tta:8s} batch={batch}: torch {a[0]:6.1f} img/s, "
-                      f"ONNX Runtime {b[0]:6.1f} img/s (wall); per CPU-s {a[1]:6.1f} vs "
-                      f"{b[1]:6.1f} ({b[1] / a[1]:.2f}x)", flush=True)
+                print(
+                    f"tta={tta:8s} batch={batch}: torch {a[0]:6.1f} img/s, "
+                    f"ONNX Runtime {b[0]:6.1f} img/s (wall); per CPU-s {a[1]:6.1f} vs "
+                    f"{b[1]:6.1f} ({b[1] / a[1]:.2f}x)",
+                    flush=True,
+                )
         size = native.pre.image_size
-        network = [(r, *network_rows_per_second(model_dir, r, args.seconds / 2))
-                   for r in ((1, 2, 4, 8, 16, 32, 64) if args.rows else ())]
-    print(f"\nMobileNetV2 ({native.kind}) at {size} px, core {core}, torch "
-          f"{torch.__version__} (1 thread), onnxruntime {onnxruntime.__version__} (1 thread); "
-          f"setup {built:.0f} s, total {time.perf_counter() - started:.0f} s\n")
-    print("| TTA | batch | torch img/s (wall) | ONNX Runtime img/s (wall) | torch img/CPU-s "
-          "| ONNX Runtime img/CPU-s | ONNX / torch (CPU) |")
+        network = [
+            (r, *network_rows_per_second(model_dir, r, args.seconds / 2))
+            for r in ((1, 2, 4, 8, 16, 32, 64) if args.rows else ())
+        ]
+    print(
+        f"\nMobileNetV2 ({native.kind}) at {size} px, core {core}, torch "
+        f"{torch.__version__} (1 thread), onnxruntime {onnxruntime.__version__} (1 thread); "
+        f"setup {built:.0f} s, total {time.perf_counter() - started:.0f} s\n"
+    )
+    print(
+        "| TTA | batch | torch img/s (wall) | ONNX Runtime img/s (wall) | torch img/CPU-s "
+        "| ONNX Runtime img/CPU-s | ONNX / torch (CPU) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for tta, batch, a, b in rows:
-        print(f"| {tta} | {batch} | {a[0]:.1f} | {b[0]:.1f} | {a[1]:.1f} | {b[1]:.1f} "
-              f"| {b[1] / a[1]:.2f}x |")
+        print(
+            f"| {tta} | {batch} | {a[0]:.1f} | {b[0]:.1f} | {a[1]:.1f} | {b[1]:.1f} "
+            f"| {b[1] / a[1]:.2f}x |"
+        )
     if network:
         print("\n| rows per call | torch rows/CPU-s | ONNX Runtime rows/CPU-s |\n|---:|---:|---:|")
         for rows, a, b in network:

@@ -11,8 +11,8 @@ Method (``benchmarks/prediction_log_cost.md`` holds the results and the reading)
   file; ``false``); ``OPSLINE_UI=false``, ``OPSLINE_RELOAD_INTERVAL_S=0``,
   ``OPSLINE_DRIFT_INTERVAL_S=0`` (the log alone: a drift check runs Evidently over the
   window, seconds of CPU every minute by default, and would land in random points; its
-  cost is the ``seconds`` of ``GET /drift``), every other setting default. Only one of them is under load at a time; the idle one samples its
-  metrics every 2 s and nothing else.
+  cost is the ``seconds`` of ``GET /drift``), every other setting default. Only one of them
+  is under load at a time; the idle one samples its metrics every 2 s and nothing else.
 * ``wrk`` pinned to CPU 1, one-row body (the typical Ames house), ``--duration`` s per
   point; each round measures every concurrency on both servers, alternating which goes
   first, so a drift of the machine's speed during the run hits both alike. The cost at a
@@ -45,8 +45,9 @@ TARGET_COST = 0.10  # the closed-loop issue: the log costs at most 10 % of /pred
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--home", type=Path, help="OPSLINE_HOME to use/reuse (default: a temp dir)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
     p.add_argument("--duration", type=float, default=5, help="seconds per point (5)")
@@ -71,14 +72,17 @@ def measure(args: argparse.Namespace, urls: dict[str, str], lua: Path, say) -> l
     points = []
     for round_ in range(args.rounds):
         for c in args.concurrency:
-            order = ["on", "off"] if (round_ + args.concurrency.index(c)) % 2 == 0 \
-                else ["off", "on"]
+            order = (
+                ["on", "off"] if (round_ + args.concurrency.index(c)) % 2 == 0 else ["off", "on"]
+            )
             for name in order:
                 result = wrk.run(urls[name], lua, c, args.duration, cpu=args.client_cpu)
                 points.append({"round": round_, "log": name, **result.as_dict()})
-                say(f"  round {round_ + 1} c={c:<3} log {name:<3} {result.rps:9.1f} req/s  "
+                say(
+                    f"  round {round_ + 1} c={c:<3} log {name:<3} {result.rps:9.1f} req/s  "
                     f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                    f"errors {result.non_2xx + result.socket_errors}")
+                    f"errors {result.non_2xx + result.socket_errors}"
+                )
                 time.sleep(0.5)
     return points
 
@@ -90,51 +94,78 @@ def summarize(points: list[dict], levels: list[int]) -> list[dict]:
         off = [p for p in points if p["concurrency"] == c and p["log"] == "off"]
         rps_on = statistics.median(p["rps"] for p in on)
         rps_off = statistics.median(p["rps"] for p in off)
-        rows.append({"concurrency": c, "rps_on": rps_on, "rps_off": rps_off,
-                     "cost": 1 - rps_on / rps_off,
-                     "p99_on": statistics.median(p["p99_ms"] for p in on),
-                     "p99_off": statistics.median(p["p99_ms"] for p in off),
-                     "rounds": [round(1 - a["rps"] / b["rps"], 4) for a, b in
-                                zip(sorted(on, key=lambda p: p["round"]),
-                                    sorted(off, key=lambda p: p["round"]), strict=True)]})
+        rows.append(
+            {
+                "concurrency": c,
+                "rps_on": rps_on,
+                "rps_off": rps_off,
+                "cost": 1 - rps_on / rps_off,
+                "p99_on": statistics.median(p["p99_ms"] for p in on),
+                "p99_off": statistics.median(p["p99_ms"] for p in off),
+                "rounds": [
+                    round(1 - a["rps"] / b["rps"], 4)
+                    for a, b in zip(
+                        sorted(on, key=lambda p: p["round"]),
+                        sorted(off, key=lambda p: p["round"]),
+                        strict=True,
+                    )
+                ],
+            }
+        )
     return rows
 
 
 def render(result: dict) -> str:
     args = result["args"]
-    table = [("| c | req/s log on | req/s log off | cost (median) | cost per round | "
-             "p99 on / off ms | target (<= 10 %) |"), "|---|---|---|---|---|---|---|"]
+    table = [
+        (
+            "| c | req/s log on | req/s log off | cost (median) | cost per round | "
+            "p99 on / off ms | target (<= 10 %) |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in result["summary"]:
         table.append(
             f"| {row['concurrency']} | {row['rps_on']:,.0f} | {row['rps_off']:,.0f} | "
             f"{row['cost']:.1%} | {', '.join(f'{r:.1%}' for r in row['rounds'])} | "
             f"{row['p99_on']:.2f} / {row['p99_off']:.2f} | "
-            f"{'pass' if row['cost'] <= TARGET_COST else 'MISS'} |")
+            f"{'pass' if row['cost'] <= TARGET_COST else 'MISS'} |"
+        )
     errors = sum(p["non_2xx"] + p["socket_errors"] for p in result["points"])
-    return "\n".join([
-        *report.header("What the prediction log costs on `POST /predict`",
-                       "benchmarks/prediction_log_cost.py", result),
-        "## Method",
-        "",
-        __doc__.split("Method (", 1)[1].split("\n", 1)[1].strip(),
-        "",
-        (f"Backend `{args['backend']}`, {args['rounds']} rounds of {args['duration']:g} s "
-        f"per point."),
-        "",
-        "## Machine",
-        "",
-        report._machine(result["machine"], result["machine_after"]),
-        "",
-        "## Results",
-        "",
-        *table,
-        "",
-        (f"Errors (non-2xx + socket) over every point: {errors}. The log held "
-        f"{result['logged_rows']:,} rows for {result['answered_with_log']:,} requests wrk saw "
-        f"answered by the logging server "
-        f"({'every answered request logged' if result['logged_rows'] >= result['answered_with_log'] else 'ROWS MISSING'})."),
-        "",
-    ])
+    all_logged = result["logged_rows"] >= result["answered_with_log"]
+    verdict = "every answered request logged" if all_logged else "ROWS MISSING"
+    return "\n".join(
+        [
+            *report.header(
+                "What the prediction log costs on `POST /predict`",
+                "benchmarks/prediction_log_cost.py",
+                result,
+            ),
+            "## Method",
+            "",
+            __doc__.split("Method (", 1)[1].split("\n", 1)[1].strip(),
+            "",
+            (
+                f"Backend `{args['backend']}`, {args['rounds']} rounds of {args['duration']:g} s "
+                f"per point."
+            ),
+            "",
+            "## Machine",
+            "",
+            report._machine(result["machine"], result["machine_after"]),
+            "",
+            "## Results",
+            "",
+            *table,
+            "",
+            (
+                f"Errors (non-2xx + socket) over every point: {errors}. The log held "
+                f"{result['logged_rows']:,} rows for {result['answered_with_log']:,} "
+                f"requests wrk saw answered by the logging server ({verdict})."
+            ),
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,18 +192,33 @@ def main(argv: list[str] | None = None) -> int:
         for name, logged in (("on", "true"), ("off", "false")):
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            cmd = [venv_bin("opsline"), "serve", "house_price", "--host", "127.0.0.1",
-                   "--port", str(port)]
+            cmd = [
+                venv_bin("opsline"),
+                "serve",
+                "house_price",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
             say(f"Starting log {name}: {shlex.join(cmd)}")
-            servers.start(f"log-{name}", cmd, {
-                "OPSLINE_HOME": str(home), "OPSLINE_BACKEND": args.backend,
-                "OPSLINE_UI": "false", "OPSLINE_RELOAD_INTERVAL_S": "0",
-                # The log alone: a drift check (Evidently over the window, seconds of CPU
-                # on this core every OPSLINE_DRIFT_INTERVAL_S) would land in random points.
-                "OPSLINE_DRIFT_INTERVAL_S": "0",
-                "OPSLINE_PREDICTION_LOG": logged,
-                "OPSLINE_PREDICTION_LOG_URI": f"sqlite:///{db}"}, base + "/ready",
-                cpu=args.server_cpu)
+            servers.start(
+                f"log-{name}",
+                cmd,
+                {
+                    "OPSLINE_HOME": str(home),
+                    "OPSLINE_BACKEND": args.backend,
+                    "OPSLINE_UI": "false",
+                    "OPSLINE_RELOAD_INTERVAL_S": "0",
+                    # The log alone: a drift check (Evidently over the window, seconds of CPU
+                    # on this core every OPSLINE_DRIFT_INTERVAL_S) would land in random points.
+                    "OPSLINE_DRIFT_INTERVAL_S": "0",
+                    "OPSLINE_PREDICTION_LOG": logged,
+                    "OPSLINE_PREDICTION_LOG_URI": f"sqlite:///{db}",
+                },
+                base + "/ready",
+                cpu=args.server_cpu,
+            )
             urls[name] = base + "/predict"
             post_json(urls[name], TYPICAL_HOUSE)  # answers before the load
             wrk.run(urls[name], lua, 8, args.warmup, cpu=args.client_cpu)
@@ -184,15 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         servers.stop_all()
     answered = sum(p["requests"] for p in points if p["log"] == "on")
-    result = {"started": started, "elapsed_s": time.time() - started, "machine": machine,
-              "machine_after": report.machine_state(), "args": vars(args),
-              "command": shlex.join([os.path.relpath(sys.executable),
-                                     os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
-              "points": points, "summary": summarize(points, args.concurrency),
-              "logged_rows": logged_rows(db) - before, "answered_with_log": answered}
+    result = {
+        "started": started,
+        "elapsed_s": time.time() - started,
+        "machine": machine,
+        "machine_after": report.machine_state(),
+        "args": vars(args),
+        "command": shlex.join(
+            [os.path.relpath(sys.executable), os.path.relpath(sys.argv[0]), *sys.argv[1:]]
+        ),
+        "points": points,
+        "summary": summarize(points, args.concurrency),
+        "logged_rows": logged_rows(db) - before,
+        "answered_with_log": answered,
+    }
     for row in result["summary"]:
-        say(f"c={row['concurrency']}: log on {row['rps_on']:,.0f} req/s, off "
-            f"{row['rps_off']:,.0f}: cost {row['cost']:.1%}")
+        say(
+            f"c={row['concurrency']}: log on {row['rps_on']:,.0f} req/s, off "
+            f"{row['rps_off']:,.0f}: cost {row['cost']:.1%}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str))
     if str(args.out) != "-":

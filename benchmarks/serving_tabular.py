@@ -51,8 +51,9 @@ SYSTEMS = ("opsline", "bare", "mlflow")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--home", type=Path, help="OPSLINE_HOME to use/reuse (default: a temp dir)")
     p.add_argument("--duration", type=float, default=10, help="seconds per point (10)")
     p.add_argument("--warmup", type=float, default=3, help="warm-up seconds per server (3)")
@@ -94,8 +95,9 @@ def ensure_model(home: Path, say) -> Path:
         if attempt:
             raise SystemExit(f"No LightGBM production model in {home}: {why}.")
         say(f"{why}: running `opsline run house_price model=gbm` (about a minute) ...")
-        subprocess.run([venv_bin("opsline"), "run", "house_price", "model=gbm"], check=True,
-                       env={**_env(home)})
+        subprocess.run(
+            [venv_bin("opsline"), "run", "house_price", "model=gbm"], check=True, env={**_env(home)}
+        )
     raise AssertionError("unreachable")
 
 
@@ -113,9 +115,12 @@ def bodies(model_dir: Path) -> dict[str, dict]:
     samples = [r.model_dump(mode="json", exclude_none=True) for r in sample_requests()]
     rows = [samples[i % len(samples)] for i in range(BATCH_ROWS)]
     defaults = Preprocessor.load(model_dir).defaults
-    return {"one": dict(TYPICAL_HOUSE), "batch": {"items": rows},
-            "mlflow_one": {"dataframe_records": [full_record(defaults, TYPICAL_HOUSE)]},
-            "mlflow_batch": {"dataframe_records": [full_record(defaults, r) for r in rows]}}
+    return {
+        "one": dict(TYPICAL_HOUSE),
+        "batch": {"items": rows},
+        "mlflow_one": {"dataframe_records": [full_record(defaults, TYPICAL_HOUSE)]},
+        "mlflow_batch": {"dataframe_records": [full_record(defaults, r) for r in rows]},
+    }
 
 
 def _batch_rows_metric(base: str) -> tuple[float, float]:
@@ -130,8 +135,17 @@ def _batch_rows_metric(base: str) -> tuple[float, float]:
     return total, count
 
 
-def measure(name: str, url: str, lua: Path, concurrencies: list[int], args, rows: int,
-            base: str | None, say, groups: set[int]) -> list[dict]:
+def measure(
+    name: str,
+    url: str,
+    lua: Path,
+    concurrencies: list[int],
+    args,
+    rows: int,
+    base: str | None,
+    say,
+    groups: set[int],
+) -> list[dict]:
     """wrk at each concurrency; ``groups``: process groups that are the server (not "other")."""
     points = []
     for c in concurrencies:
@@ -139,26 +153,48 @@ def measure(name: str, url: str, lua: Path, concurrencies: list[int], args, rows
         cpu_before, t0 = cpu_snapshot(), time.monotonic()
         result = wrk.run(url, lua, c, args.duration, cpu=args.client_cpu)
         others = other_cpu(cpu_before, cpu_snapshot(), time.monotonic() - t0, groups)
-        point = {"system": name, "route": url.split("/", 3)[-1], "rows": rows,
-                 **result.as_dict(), "rows_per_s": result.rps * rows, "other_cpu": others}
+        point = {
+            "system": name,
+            "route": url.split("/", 3)[-1],
+            "rows": rows,
+            **result.as_dict(),
+            "rows_per_s": result.rps * rows,
+            "other_cpu": others,
+        }
         if before is not None:
             after = _batch_rows_metric(base)
             calls = after[1] - before[1]
             point["rows_per_model_call"] = (after[0] - before[0]) / calls if calls else None
         points.append(point)
-        say(f"  {name:<15} /{point['route']:<14} c={c:<3} {result.rps:9.1f} req/s  "
+        say(
+            f"  {name:<15} /{point['route']:<14} c={c:<3} {result.rps:9.1f} req/s  "
             f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  "
             f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}  "
             f"other processes {others:.2f} cores"
-            + (f"  rows/call {point['rows_per_model_call']:.1f}"
-               if point.get("rows_per_model_call") else ""))
+            + (
+                f"  rows/call {point['rows_per_model_call']:.1f}"
+                if point.get("rows_per_model_call")
+                else ""
+            )
+        )
         time.sleep(0.5)
     return points
 
 
-def run_system(servers: Servers, name: str, cmd: list[str], env: dict, base: str,
-               ready: str, routes: list[tuple[str, dict, list[int], int]], args, workdir: Path,
-               say, checks: dict, metrics_base: str | None = None) -> list[dict]:
+def run_system(
+    servers: Servers,
+    name: str,
+    cmd: list[str],
+    env: dict,
+    base: str,
+    ready: str,
+    routes: list[tuple[str, dict, list[int], int]],
+    args,
+    workdir: Path,
+    say,
+    checks: dict,
+    metrics_base: str | None = None,
+) -> list[dict]:
     say(f"Starting {name}: {shlex.join(cmd)}")
     t0 = time.monotonic()
     proc = servers.start(name, cmd, env, base + ready, cpu=args.server_cpu)
@@ -176,8 +212,9 @@ def run_system(servers: Servers, name: str, cmd: list[str], env: dict, base: str
             lua = wrk.write_lua(workdir, f"{name}-{i}", json.dumps(body).encode())
             if i == 0 and args.warmup > 0:
                 wrk.run(base + route, lua, 8, args.warmup, cpu=args.client_cpu)
-            points += measure(name, base + route, lua, concurrencies, args, rows,
-                              metrics_base, say, {proc.pid})
+            points += measure(
+                name, base + route, lua, concurrencies, args, rows, metrics_base, say, {proc.pid}
+            )
         return points
     finally:
         servers.stop(name)
@@ -192,8 +229,11 @@ def prices(checks: dict) -> dict[str, float]:
         if not key.endswith("(1 rows)") or not isinstance(answer, dict):
             continue
         name = key.split()[0]
-        out[name] = (answer["predicted_price"] if "predicted_price" in answer
-                     else round(math.exp(answer["predictions"][0]), 2))
+        out[name] = (
+            answer["predicted_price"]
+            if "predicted_price" in answer
+            else round(math.exp(answer["predictions"][0]), 2)
+        )
     return out
 
 
@@ -228,44 +268,109 @@ def main(argv: list[str] | None = None) -> int:
         if "opsline" in args.only:
             for backend in args.backends:
                 port = free_port()
-                plan.append((f"opsline-{backend}",
-                             [venv_bin("opsline"), "serve", "house_price", "--host",
-                              "127.0.0.1", "--port", str(port)],
-                             {"OPSLINE_HOME": str(home), "OPSLINE_BACKEND": backend,
-                              "OPSLINE_UI": "false", "OPSLINE_RELOAD_INTERVAL_S": "0",
-                              # A fresh log per server, in this run's scratch directory.
-                              "OPSLINE_PREDICTION_LOG_URI":
-                                  f"sqlite:///{workdir / f'predictions-{backend}.db'}"},
-                             port, "/ready",
-                             [("/predict", body["one"], args.concurrency, 1),
-                              ("/predict/batch", body["batch"], args.batch_concurrency,
-                               BATCH_ROWS)], True))
+                plan.append(
+                    (
+                        f"opsline-{backend}",
+                        [
+                            venv_bin("opsline"),
+                            "serve",
+                            "house_price",
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(port),
+                        ],
+                        {
+                            "OPSLINE_HOME": str(home),
+                            "OPSLINE_BACKEND": backend,
+                            "OPSLINE_UI": "false",
+                            "OPSLINE_RELOAD_INTERVAL_S": "0",
+                            # A fresh log per server, in this run's scratch directory.
+                            "OPSLINE_PREDICTION_LOG_URI": (
+                                f"sqlite:///{workdir / f'predictions-{backend}.db'}"
+                            ),
+                        },
+                        port,
+                        "/ready",
+                        [
+                            ("/predict", body["one"], args.concurrency, 1),
+                            ("/predict/batch", body["batch"], args.batch_concurrency, BATCH_ROWS),
+                        ],
+                        True,
+                    )
+                )
         if "bare" in args.only:
             port = free_port()
-            plan.append(("bare-fastapi-ort",
-                         [sys.executable, str(ROOT / "benchmarks/_serving/bare_fastapi.py"),
-                          "--model-dir", str(model_dir), "--port", str(port)],
-                         {}, port, "/health",
-                         [("/predict", body["one"], args.concurrency, 1)], False))
+            plan.append(
+                (
+                    "bare-fastapi-ort",
+                    [
+                        sys.executable,
+                        str(ROOT / "benchmarks/_serving/bare_fastapi.py"),
+                        "--model-dir",
+                        str(model_dir),
+                        "--port",
+                        str(port),
+                    ],
+                    {},
+                    port,
+                    "/health",
+                    [("/predict", body["one"], args.concurrency, 1)],
+                    False,
+                )
+            )
         if "mlflow" in args.only:
             port = free_port()
-            plan.append(("mlflow-serve",
-                         [venv_bin("mlflow"), "models", "serve", "-m", mlflow_info["uri"],
-                          "--env-manager", "local", "--workers", "1", "-h", "127.0.0.1",
-                          "-p", str(port)],
-                         # It execs `uvicorn` by name: the venv's bin must be on PATH.
-                         {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                          "MLFLOW_TRACKING_URI": mlflow_info["tracking_uri"],
-                          "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-                         port, "/ping",
-                         [("/invocations", body["mlflow_one"], args.concurrency, 1),
-                          ("/invocations", body["mlflow_batch"], args.batch_concurrency,
-                           BATCH_ROWS)], False))
+            plan.append(
+                (
+                    "mlflow-serve",
+                    [
+                        venv_bin("mlflow"),
+                        "models",
+                        "serve",
+                        "-m",
+                        mlflow_info["uri"],
+                        "--env-manager",
+                        "local",
+                        "--workers",
+                        "1",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                    ],
+                    # It execs `uvicorn` by name: the venv's bin must be on PATH.
+                    {
+                        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                        "MLFLOW_TRACKING_URI": mlflow_info["tracking_uri"],
+                        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                    },
+                    port,
+                    "/ping",
+                    [
+                        ("/invocations", body["mlflow_one"], args.concurrency, 1),
+                        ("/invocations", body["mlflow_batch"], args.batch_concurrency, BATCH_ROWS),
+                    ],
+                    False,
+                )
+            )
         for name, cmd, env, port, ready, routes, is_opsline in plan:
             base = f"http://127.0.0.1:{port}"
             try:
-                points += run_system(servers, name, cmd, env, base, ready, routes, args,
-                                     workdir, say, checks, base if is_opsline else None)
+                points += run_system(
+                    servers,
+                    name,
+                    cmd,
+                    env,
+                    base,
+                    ready,
+                    routes,
+                    args,
+                    workdir,
+                    say,
+                    checks,
+                    base if is_opsline else None,
+                )
             except (RuntimeError, OSError) as error:  # one broken server is a row, not a crash
                 failures[name] = str(error)
                 say(f"  {name} FAILED: {error}")
@@ -275,12 +380,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         servers.stop_all()
 
-    result = {"prices": prices(checks), "started": started, "elapsed_s": time.time() - started, "machine": machine,
-              "machine_after": report.machine_state(), "args": vars(args),
-              "command": shlex.join([os.path.relpath(sys.executable),
-                                     os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
-              "model_dir": str(model_dir), "mlflow": mlflow_info, "checks": checks,
-              "failures": failures, "points": points}
+    result = {
+        "prices": prices(checks),
+        "started": started,
+        "elapsed_s": time.time() - started,
+        "machine": machine,
+        "machine_after": report.machine_state(),
+        "args": vars(args),
+        "command": shlex.join(
+            [os.path.relpath(sys.executable), os.path.relpath(sys.argv[0]), *sys.argv[1:]]
+        ),
+        "model_dir": str(model_dir),
+        "mlflow": mlflow_info,
+        "checks": checks,
+        "failures": failures,
+        "points": points,
+    }
     text = report.render(result)
     print("\n" + report.summary_table(points))
     if args.json:

@@ -17,7 +17,8 @@ Method (``benchmarks/serving_translation.md`` holds the results and the reading)
   sentences; ``one``: the first sentence on every request (every row of a batch decodes
   the same number of steps — the best case for batching).
 * Server: ``OPSLINE_RECIPE=translation OPSLINE_MODEL_URI=<dir> opsline serve translation
-  --model <dir>`` (the CLI's ``--model`` overrides the variable, even when not given) pinned to CPU 0, ``OPSLINE_BACKEND=auto`` (int8 when the gate passed) or ``native``
+  --model <dir>`` (the CLI's ``--model`` overrides the variable, even when not given)
+  pinned to CPU 0, ``OPSLINE_BACKEND=auto`` (int8 when the gate passed) or ``native``
   (float32), ``OPSLINE_UI=false``, ``OPSLINE_RELOAD_INTERVAL_S=0``, every other setting
   default (one torch thread). ``/model`` is recorded; each sentence is posted once to record
   its translation (output words and tokens); then ``--warmup`` s at c=8 and wrk (one
@@ -54,21 +55,37 @@ BODIES = ("cycle", "one")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL,
-                   help=f"translation model directory ({DEFAULT_MODEL}); trained if missing")
-    p.add_argument("--home", type=Path, help="OPSLINE_HOME for the server (default: a temp "
-                                             "dir; the model is served from its directory)")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help=f"translation model directory ({DEFAULT_MODEL}); trained if missing",
+    )
+    p.add_argument(
+        "--home",
+        type=Path,
+        help="OPSLINE_HOME for the server (default: a temp "
+        "dir; the model is served from its directory)",
+    )
     p.add_argument("--duration", type=float, default=10, help="seconds per point (10)")
     p.add_argument("--warmup", type=float, default=3, help="warm-up seconds at c=8 (3)")
     p.add_argument("--backends", default="auto,native", help="OPSLINE_BACKEND values")
     p.add_argument("--concurrency", default="1,8", help="connections for /predict")
-    p.add_argument("--bodies", default="cycle,one", help="cycle (the sentences in turn), "
-                                                         "one (the first sentence only)")
+    p.add_argument(
+        "--bodies",
+        default="cycle,one",
+        help="cycle (the sentences in turn), one (the first sentence only)",
+    )
     p.add_argument("--sentences", type=int, default=32, help="10-word sentences to cycle (32)")
-    p.add_argument("--offline-seconds", type=float, default=None,
-                   help="seconds per offline measurement (default: --duration / 2)")
+    p.add_argument(
+        "--offline-seconds",
+        type=float,
+        default=None,
+        help="seconds per offline measurement (default: --duration / 2)",
+    )
     cli.add_common_args(p, ROOT / "benchmarks" / "serving_translation.md")
     args = p.parse_args(argv)
     args.backends = cli.names(args.backends)
@@ -84,11 +101,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def ensure_model(model_dir: Path, say) -> None:
     if (model_dir / "model.safetensors").is_file() and (model_dir / "parity.json").is_file():
         return
-    say(f"No trained model in {model_dir}: running benchmarks/translation_int8.py "
-        f"--model-dir {model_dir} (~6 min of one core) ...")
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "translation_int8.py"),
-                    "--model-dir", str(model_dir), "--rounds", "1", "--repeats", "2"],
-                   check=True)
+    say(
+        f"No trained model in {model_dir}: running benchmarks/translation_int8.py "
+        f"--model-dir {model_dir} (~6 min of one core) ..."
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "translation_int8.py"),
+            "--model-dir",
+            str(model_dir),
+            "--rounds",
+            "1",
+            "--repeats",
+            "2",
+        ],
+        check=True,
+    )
 
 
 def sentences(n: int) -> list[str]:
@@ -131,17 +160,21 @@ print("RESULT " + json.dumps(out))
 
 
 def offline(args, backend: str, texts: list[str], say) -> dict:
-    code = _OFFLINE.format(model_dir=str(args.model_dir), backend=backend, texts=texts,
-                           seconds=args.offline_seconds)
+    code = _OFFLINE.format(
+        model_dir=str(args.model_dir), backend=backend, texts=texts, seconds=args.offline_seconds
+    )
     cmd = ["taskset", "-c", args.server_cpu, sys.executable, "-W", "ignore", "-c", code]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode or line is None:
-        raise RuntimeError(f"offline measurement failed ({proc.returncode}):\n"
-                           f"{proc.stderr[-3000:]}")
-    out = json.loads(line[len("RESULT "):])
-    say(f"  offline {out['backend']}: " + ", ".join(
-        f"{k} {v:.1f} sent/s" for k, v in out.items() if k != "backend"))
+        raise RuntimeError(
+            f"offline measurement failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
+    out = json.loads(line[len("RESULT ") :])
+    say(
+        f"  offline {out['backend']}: "
+        + ", ".join(f"{k} {v:.1f} sent/s" for k, v in out.items() if k != "backend")
+    )
     return out
 
 
@@ -151,24 +184,51 @@ def output_lengths(base: str, texts: list[str], tokenizer) -> list[dict]:
     for text in texts:
         answer = post_json(base + "/predict", {"text": text})
         translation = answer["translation"]
-        out.append({"text": text, "translation": translation,
-                    "words": len(translation.split()),
-                    "tokens": len(tokenizer(translation)["input_ids"])})
+        out.append(
+            {
+                "text": text,
+                "translation": translation,
+                "words": len(translation.split()),
+                "tokens": len(tokenizer(translation)["input_ids"]),
+            }
+        )
     return out
 
 
-def run_backend(servers: Servers, backend: str, args, home: Path, workdir: Path,
-                texts: list[str], tokenizer, say) -> tuple[list[dict], dict]:
+def run_backend(
+    servers: Servers,
+    backend: str,
+    args,
+    home: Path,
+    workdir: Path,
+    texts: list[str],
+    tokenizer,
+    say,
+) -> tuple[list[dict], dict]:
     name = f"opsline-{backend}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # `opsline serve` passes its own --model (None) to the settings, which beats
     # OPSLINE_MODEL_URI: without --model it looks for models:/translation@production.
-    cmd = [venv_bin("opsline"), "serve", "translation", "--model", str(args.model_dir),
-           "--host", "127.0.0.1", "--port", str(port)]
-    env = {"OPSLINE_HOME": str(home), "OPSLINE_RECIPE": "translation",
-           "OPSLINE_MODEL_URI": str(args.model_dir), "OPSLINE_BACKEND": backend,
-           "OPSLINE_UI": "false", "OPSLINE_RELOAD_INTERVAL_S": "0"}
+    cmd = [
+        venv_bin("opsline"),
+        "serve",
+        "translation",
+        "--model",
+        str(args.model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    env = {
+        "OPSLINE_HOME": str(home),
+        "OPSLINE_RECIPE": "translation",
+        "OPSLINE_MODEL_URI": str(args.model_dir),
+        "OPSLINE_BACKEND": backend,
+        "OPSLINE_UI": "false",
+        "OPSLINE_RELOAD_INTERVAL_S": "0",
+    }
     say(f"Starting {name}: {' '.join(f'{k}={v}' for k, v in env.items())} {shlex.join(cmd)}")
     t0 = time.monotonic()
     proc = servers.start(name, cmd, env, base + "/ready", cpu=args.server_cpu)
@@ -177,27 +237,42 @@ def run_backend(servers: Servers, backend: str, args, home: Path, workdir: Path,
     try:
         model = json.loads(http("GET", f"{base}/model")[1])
         info["model"] = model.get("predictor", model)
-        say(f"  ready in {info['ready_s']} s; backend {info['model'].get('backend')}: "
-            f"{info['model'].get('backend_reason')}")
+        say(
+            f"  ready in {info['ready_s']} s; backend {info['model'].get('backend')}: "
+            f"{info['model'].get('backend_reason')}"
+        )
         info["outputs"] = output_lengths(base, texts, tokenizer)
         bodies = [json.dumps({"text": t}, ensure_ascii=False).encode() for t in texts]
-        luas = {"cycle": workload.write_cycling_lua(workdir, f"{name}-cycle", bodies,
-                                                    "benchmarks/serving_translation.py"),
-                "one": wrk.write_lua(workdir, f"{name}-one", bodies[0])}
+        luas = {
+            "cycle": workload.write_cycling_lua(
+                workdir, f"{name}-cycle", bodies, "benchmarks/serving_translation.py"
+            ),
+            "one": wrk.write_lua(workdir, f"{name}-one", bodies[0]),
+        }
         if args.warmup > 0:
-            wrk.run(base + "/predict", luas[args.bodies[0]], 8, args.warmup,
-                    cpu=args.client_cpu)
+            wrk.run(base + "/predict", luas[args.bodies[0]], 8, args.warmup, cpu=args.client_cpu)
         for mode in args.bodies:
             for c in args.concurrency:
-                point = workload.measure_point(f"{name} ({mode})", base + "/predict",
-                                               luas[mode], c, args.duration, args.client_cpu,
-                                               proc.pid, base, backend=backend, bodies=mode)
+                point = workload.measure_point(
+                    f"{name} ({mode})",
+                    base + "/predict",
+                    luas[mode],
+                    c,
+                    args.duration,
+                    args.client_cpu,
+                    proc.pid,
+                    base,
+                    backend=backend,
+                    bodies=mode,
+                )
                 points.append(point)
-                say(f"  {mode:<5} c={c:<2} {point['rps']:6.2f} sentences/s  p50 "
+                say(
+                    f"  {mode:<5} c={c:<2} {point['rps']:6.2f} sentences/s  p50 "
                     f"{point['p50_ms']:7.1f} ms  p99 {point['p99_ms']:7.1f} ms  rows/call "
                     f"{point['rows_per_model_call'] or 0:.2f}  server "
                     f"{point['server_cpu']:.2f} cores, others {point['other_cpu']:.2f}  "
-                    f"non-2xx {point['non_2xx']}")
+                    f"non-2xx {point['non_2xx']}"
+                )
                 time.sleep(0.5)
     finally:
         servers.stop(name)
@@ -226,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_tokenizer(args.model_dir)
     workdir = Path(tempfile.mkdtemp(prefix="serving-translation-"))
     say(f"Server logs and wrk scripts in {workdir}")
-    wait = (workload.wait_until_quiet(args.wait_for, args.wait_timeout, say)
-            if args.wait_for else None)
+    wait = (
+        workload.wait_until_quiet(args.wait_for, args.wait_timeout, say) if args.wait_for else None
+    )
     machine = report.machine_state()
     servers = Servers(workdir)
     points: list[dict] = []
@@ -238,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         cli.stop_like_ctrl_c()
         for backend in args.backends:
             try:
-                got, infos[backend] = run_backend(servers, backend, args, home, workdir,
-                                                  texts, tokenizer, say)
+                got, infos[backend] = run_backend(
+                    servers, backend, args, home, workdir, texts, tokenizer, say
+                )
                 points += got
                 say(f"Offline predictor ({backend}) on CPU {args.server_cpu} ...")
                 offline_runs[backend] = offline(args, backend, texts, say)
@@ -252,13 +329,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         servers.stop_all()
 
-    result = {"started": started, "elapsed_s": time.time() - started, "machine": machine,
-              "machine_after": report.machine_state(), "args": vars(args), "wait": wait,
-              "command": shlex.join([os.path.relpath(sys.executable),
-                                     os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
-              "model_card": json.loads((args.model_dir / "opsline_model.json").read_text()),
-              "sentences": texts, "servers": infos, "offline": offline_runs,
-              "failures": failures, "points": points}
+    result = {
+        "started": started,
+        "elapsed_s": time.time() - started,
+        "machine": machine,
+        "machine_after": report.machine_state(),
+        "args": vars(args),
+        "wait": wait,
+        "command": shlex.join(
+            [os.path.relpath(sys.executable), os.path.relpath(sys.argv[0]), *sys.argv[1:]]
+        ),
+        "model_card": json.loads((args.model_dir / "opsline_model.json").read_text()),
+        "sentences": texts,
+        "servers": infos,
+        "offline": offline_runs,
+        "failures": failures,
+        "points": points,
+    }
     text = render(result)
     print("\n" + text)
     if args.json:
@@ -272,10 +359,13 @@ def main(argv: list[str] | None = None) -> int:
 def _lengths(outputs: list[dict], mode: str) -> dict:
     rows = outputs[:1] if mode == "one" else outputs
     tokens = [o["tokens"] for o in rows]
-    batches = [max(tokens[i:i + 8]) for i in range(0, len(tokens), 8)]
-    return {"words": statistics.mean(o["words"] for o in rows),
-            "tokens": statistics.mean(tokens), "max_tokens": max(tokens),
-            "batch8_steps": statistics.mean(batches)}
+    batches = [max(tokens[i : i + 8]) for i in range(0, len(tokens), 8)]
+    return {
+        "words": statistics.mean(o["words"] for o in rows),
+        "tokens": statistics.mean(tokens),
+        "max_tokens": max(tokens),
+        "batch8_steps": statistics.mean(batches),
+    }
 
 
 def render(result: dict) -> str:
@@ -286,8 +376,10 @@ def render(result: dict) -> str:
     lines = [
         "# Translation serving: sentences/s at c=1 and c=8, int8 and float32 (one core)",
         "",
-        (f"Generated by `benchmarks/serving_translation.py` on {result['machine']['time']} "
-         f"({result['elapsed_s'] / 60:.1f} min). Command:"),
+        (
+            f"Generated by `benchmarks/serving_translation.py` on {result['machine']['time']} "
+            f"({result['elapsed_s'] / 60:.1f} min). Command:"
+        ),
         "",
         "```bash",
         result["command"],
@@ -295,32 +387,40 @@ def render(result: dict) -> str:
         "",
         "## Method",
         "",
-        (f"Model: `{args['model_dir']}` — {card.get('architecture', {}).get('summary', '?')}, "
-         f"{card.get('tokenizer', {}).get('vocab_size', '?')}-token BPE, **short-trained** "
-         f"({card.get('training', {}).get('steps', '?')} AdamW steps, "
-         f"{card.get('training', {}).get('cpu_seconds', '?')} CPU-s; see "
-         "`benchmarks/translation_int8.md`). Its speed per decoding step is the default "
-         "architecture's, but it has not learnt to stop: some translations loop to many more "
-         "tokens than a trained model's ~10-12, and a greedy batch decodes until its longest "
-         "row ends. Output lengths are listed below; read every number with them."),
+        (
+            f"Model: `{args['model_dir']}` — {card.get('architecture', {}).get('summary', '?')}, "
+            f"{card.get('tokenizer', {}).get('vocab_size', '?')}-token BPE, **short-trained** "
+            f"({card.get('training', {}).get('steps', '?')} AdamW steps, "
+            f"{card.get('training', {}).get('cpu_seconds', '?')} CPU-s; see "
+            "`benchmarks/translation_int8.md`). Its speed per decoding step is the default "
+            "architecture's, but it has not learnt to stop: some translations loop to many more "
+            "tokens than a trained model's ~10-12, and a greedy batch decodes until its longest "
+            "row ends. Output lengths are listed below; read every number with them."
+        ),
         "",
-        (f"* **Server**: `OPSLINE_RECIPE=translation OPSLINE_MODEL_URI={args['model_dir']} "
-         f"opsline serve translation --model {args['model_dir']}` (the CLI's `--model`, even "
-         "absent, overrides `OPSLINE_MODEL_URI`) pinned to **CPU {args['server_cpu']}**, "
-         "`OPSLINE_BACKEND=auto` (int8: the gate passed) or `native` (float32), "
-         "`OPSLINE_UI=false`, `OPSLINE_RELOAD_INTERVAL_S=0`, every other setting its default "
-         "(one torch thread, batcher 2 ms delay, predictor `max_batch_size` 32, greedy, "
-         "`max_new_tokens` 64). `wrk` pinned to **CPU "
-         f"{args['client_cpu']}** (`-t1 -cN -d{args['duration']:g}s --latency`), closed "
-         f"loop, after a {args['warmup']:g} s warm-up at c=8."),
-        (f"* **Bodies**: `{{\"text\": ...}}` with the first {len(result['sentences'])} distinct "
-         "10-word Danish sentences of the test split. *cycle*: a Lua `request()` posts them in "
-         "turn, so the 8 concurrent requests carry 8 different sentences; *one*: the first "
-         "sentence every time (all rows of a batch end together)."),
-        (f"* **Offline**: `TranslationPredictor.predict` in a child pinned to CPU "
-         f"{args['server_cpu']}, same backend, {args['offline_seconds']:g} s per cell: the "
-         "cycled sentences one per call (batch 1) or eight per call (batch 8), and the one "
-         "sentence alone or eight copies of it. No HTTP, no queueing: the ceiling."),
+        (
+            f"* **Server**: `OPSLINE_RECIPE=translation OPSLINE_MODEL_URI={args['model_dir']} "
+            f"opsline serve translation --model {args['model_dir']}` (the CLI's `--model`, even "
+            "absent, overrides `OPSLINE_MODEL_URI`) pinned to **CPU {args['server_cpu']}**, "
+            "`OPSLINE_BACKEND=auto` (int8: the gate passed) or `native` (float32), "
+            "`OPSLINE_UI=false`, `OPSLINE_RELOAD_INTERVAL_S=0`, every other setting its default "
+            "(one torch thread, batcher 2 ms delay, predictor `max_batch_size` 32, greedy, "
+            "`max_new_tokens` 64). `wrk` pinned to **CPU "
+            f"{args['client_cpu']}** (`-t1 -cN -d{args['duration']:g}s --latency`), closed "
+            f"loop, after a {args['warmup']:g} s warm-up at c=8."
+        ),
+        (
+            f'* **Bodies**: `{{"text": ...}}` with the first {len(result["sentences"])} distinct '
+            "10-word Danish sentences of the test split. *cycle*: a Lua `request()` posts them in "
+            "turn, so the 8 concurrent requests carry 8 different sentences; *one*: the first "
+            "sentence every time (all rows of a batch end together)."
+        ),
+        (
+            f"* **Offline**: `TranslationPredictor.predict` in a child pinned to CPU "
+            f"{args['server_cpu']}, same backend, {args['offline_seconds']:g} s per cell: the "
+            "cycled sentences one per call (batch 1) or eight per call (batch 8), and the one "
+            "sentence alone or eight copies of it. No HTTP, no queueing: the ceiling."
+        ),
         "",
         "## Machine",
         "",
@@ -329,10 +429,12 @@ def render(result: dict) -> str:
         "",
         "## Results",
         "",
-        ("| backend | bodies | c=1 sentences/s | c=8 sentences/s | c=8 / c=1 | c=1 p50 / p99 ms "
-         "| c=8 p50 / p99 ms | rows per model call (c=1 / c=8) | server cores (c=1 / c=8) "
-         "| offline batch 1 / 4 / 8 sentences/s | output words / tokens per sentence "
-         "(mean; max tokens) |"),
+        (
+            "| backend | bodies | c=1 sentences/s | c=8 sentences/s | c=8 / c=1 | c=1 p50 / p99 ms "
+            "| c=8 p50 / p99 ms | rows per model call (c=1 / c=8) | server cores (c=1 / c=8) "
+            "| offline batch 1 / 4 / 8 sentences/s | output words / tokens per sentence "
+            "(mean; max tokens) |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
@@ -342,8 +444,11 @@ def render(result: dict) -> str:
             continue
         shown = info["model"].get("backend", backend)
         for mode in args["bodies"]:
-            pts = {p["concurrency"]: p for p in points
-                   if p.get("backend") == backend and p.get("bodies") == mode}
+            pts = {
+                p["concurrency"]: p
+                for p in points
+                if p.get("backend") == backend and p.get("bodies") == mode
+            }
             p1, p8 = pts.get(1), pts.get(8)
             if not (p1 and p8):
                 continue
@@ -358,33 +463,63 @@ def render(result: dict) -> str:
                 f"{_f(p1['server_cpu'], 2)} / {_f(p8['server_cpu'], 2)} | "
                 f"{_f(off.get(f'{mode}_batch_1'), 1)} / {_f(off.get(f'{mode}_batch_4'), 1)} / "
                 f"{_f(off.get(f'{mode}_batch_8'), 1)} | "
-                f"{ln['words']:.1f} / {ln['tokens']:.1f} ({ln['max_tokens']}) |")
+                f"{ln['words']:.1f} / {ln['tokens']:.1f} ({ln['max_tokens']}) |"
+            )
             contended = max(p1["other_cpu"] or 0, p8["other_cpu"] or 0) > 0.1 or not (
-                result.get("wait") or {}).get("quiet", True)
-            verdicts.append(((f"{shown}, {mode} bodies: c=8 sentences/s >= "
-                             f"{TARGET_SPEEDUP:g}x c=1"),
-                             f"{speedup:.2f}x ({_f(p8['rps'], 2)} vs {_f(p1['rps'], 2)})",
-                             speedup >= TARGET_SPEEDUP, contended))
-    lines += ["", ("Model calls by rows per call (`opsline_batch_rows` buckets 1, 2, 4, 8 …; "
-              "the mean above cannot tell a 4 + 4 split from 1 + 7):"), ""]
-    lines += [f"- {p['system']} c={p['concurrency']}: {p.get('rows_per_call_spread', '-')} "
-              f"of {_f(p.get('model_calls'), 0)} calls" for p in points]
-    lines += ["", _contention(points), "",
-              ("Offline ceiling of the c=8 / c=1 ratio = offline batch 8 / batch 1 (same "
-               "sentences, same core): " + "; ".join(
-                   f"{result['servers'][b]['model'].get('backend', b)} {mode} "
-                   f"{o[f'{mode}_batch_8'] / o[f'{mode}_batch_1']:.2f}x"
-                   for b, o in result["offline"].items() for mode in args["bodies"]
-                   if o.get(f"{mode}_batch_1")) + "."), ""]
+                result.get("wait") or {}
+            ).get("quiet", True)
+            verdicts.append(
+                (
+                    (f"{shown}, {mode} bodies: c=8 sentences/s >= {TARGET_SPEEDUP:g}x c=1"),
+                    f"{speedup:.2f}x ({_f(p8['rps'], 2)} vs {_f(p1['rps'], 2)})",
+                    speedup >= TARGET_SPEEDUP,
+                    contended,
+                )
+            )
+    lines += [
+        "",
+        (
+            "Model calls by rows per call (`opsline_batch_rows` buckets 1, 2, 4, 8 …; "
+            "the mean above cannot tell a 4 + 4 split from 1 + 7):"
+        ),
+        "",
+    ]
+    lines += [
+        f"- {p['system']} c={p['concurrency']}: {p.get('rows_per_call_spread', '-')} "
+        f"of {_f(p.get('model_calls'), 0)} calls"
+        for p in points
+    ]
+    lines += [
+        "",
+        _contention(points),
+        "",
+        (
+            "Offline ceiling of the c=8 / c=1 ratio = offline batch 8 / batch 1 (same "
+            "sentences, same core): "
+            + "; ".join(
+                f"{result['servers'][b]['model'].get('backend', b)} {mode} "
+                f"{o[f'{mode}_batch_8'] / o[f'{mode}_batch_1']:.2f}x"
+                for b, o in result["offline"].items()
+                for mode in args["bodies"]
+                if o.get(f"{mode}_batch_1")
+            )
+            + "."
+        ),
+        "",
+    ]
     for backend, info in result["servers"].items():
         ln = _lengths(info["outputs"], "cycle")
-        lines.append(f"Decoding steps of a batch of 8 cycled sentences ({info['model'].get('backend', backend)}): "
-                     f"{ln['batch8_steps']:.1f} on average (the longest row of each group of "
-                     f"8), vs {ln['tokens']:.1f} tokens per sentence.")
+        lines.append(
+            "Decoding steps of a batch of 8 cycled sentences "
+            f"({info['model'].get('backend', backend)}): "
+            f"{ln['batch8_steps']:.1f} on average (the longest row of each group of "
+            f"8), vs {ln['tokens']:.1f} tokens per sentence."
+        )
     lines += ["", "## Target", "", "| target | measured | |", "|---|---|---|"]
-    lines += [f"| {what} | {measured} | {'pass' if ok else 'MISS'}"
-              f"{' (contended)' if contended else ''} |"
-              for what, measured, ok, contended in verdicts]
+    lines += [
+        f"| {what} | {measured} | {'pass' if ok else 'MISS'}{' (contended)' if contended else ''} |"
+        for what, measured, ok, contended in verdicts
+    ]
     lines += ["", "## Every point", "", points_table(points), ""]
     if result["failures"]:
         lines += ["## Servers that failed", ""]
@@ -392,15 +527,27 @@ def render(result: dict) -> str:
         lines.append("")
     lines += ["## Translations (each sentence posted once before the load)", ""]
     for backend, info in result["servers"].items():
-        lines += [f"`/model` ({backend}): `{json.dumps(info['model'], ensure_ascii=False)[:600]}`",
-                  "", (f"| # | Danish | {info['model'].get('backend', backend)} translation "
-                  "| words | tokens |"), "|---:|---|---|---:|---:|"]
+        lines += [
+            f"`/model` ({backend}): `{json.dumps(info['model'], ensure_ascii=False)[:600]}`",
+            "",
+            (
+                f"| # | Danish | {info['model'].get('backend', backend)} translation "
+                "| words | tokens |"
+            ),
+            "|---:|---|---|---:|---:|",
+        ]
         for i, o in enumerate(info["outputs"][:8]):
-            lines.append(f"| {i + 1} | {o['text']} | {o['translation']} | {o['words']} | "
-                         f"{o['tokens']} |")
-        lines += [(f"| | ({len(info['outputs'])} sentences in all) | | "
-                  f"{_lengths(info['outputs'], 'cycle')['words']:.1f} (mean) | "
-                  f"{_lengths(info['outputs'], 'cycle')['tokens']:.1f} (mean) |"), ""]
+            lines.append(
+                f"| {i + 1} | {o['text']} | {o['translation']} | {o['words']} | {o['tokens']} |"
+            )
+        lines += [
+            (
+                f"| | ({len(info['outputs'])} sentences in all) | | "
+                f"{_lengths(info['outputs'], 'cycle')['words']:.1f} (mean) | "
+                f"{_lengths(info['outputs'], 'cycle')['tokens']:.1f} (mean) |"
+            ),
+            "",
+        ]
     return "\n".join(lines)
 
 

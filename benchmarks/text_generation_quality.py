@@ -43,11 +43,14 @@ def main() -> None:
     total, total_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     mlflow = client()
     run = mlflow.get_run(result.run_id)
-    curve = {m.step: round(math.exp(m.value), 2)
-             for m in mlflow.get_metric_history(result.run_id, "steps/val_loss")}
+    curve = {
+        m.step: round(math.exp(m.value), 2)
+        for m in mlflow.get_metric_history(result.run_id, "steps/val_loss")
+    }
     m = result.metrics
     summary = {
-        "overrides": overrides[1:], "rows": rows,
+        "overrides": overrides[1:],
+        "rows": rows,
         "base_test_perplexity": round(m.get("test_base_perplexity", float("nan")), 2),
         "test_perplexity": round(m["test_perplexity"], 2),
         "test_reduction": round(m.get("test_perplexity_reduction", float("nan")), 3),
@@ -59,9 +62,9 @@ def main() -> None:
         "fit_minutes": round(run.data.metrics.get("fit_seconds", float("nan")) / 60, 2),
         "fit_cpu_minutes": round(run.data.metrics.get("fit_cpu_seconds", float("nan")) / 60, 2),
         "train_minutes": round(run.data.metrics.get("train_seconds", float("nan")) / 60, 2),
-        "train_cpu_minutes": round(run.data.metrics.get("train_cpu_seconds", float("nan")) / 60,
-                                   2),
-        "total_minutes": round(total / 60, 2), "total_cpu_minutes": round(total_cpu / 60, 2),
+        "train_cpu_minutes": round(run.data.metrics.get("train_cpu_seconds", float("nan")) / 60, 2),
+        "total_minutes": round(total / 60, 2),
+        "total_cpu_minutes": round(total_cpu / 60, 2),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }

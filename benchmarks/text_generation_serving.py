@@ -73,12 +73,25 @@ def start_server(home: Path, port: int, log_path: Path) -> subprocess.Popen:
     """``opsline serve text_generation`` with ``OPSLINE_HOME=home``, output to ``log_path``."""
     env = dict(os.environ, OPSLINE_HOME=str(home))
     opsline = Path(sys.executable).with_name("opsline")  # the venv's entry point
-    cmd = [str(opsline) if opsline.exists() else "opsline", "serve", "text_generation",
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        str(opsline) if opsline.exists() else "opsline",
+        "serve",
+        "text_generation",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the server
     # Own session: the server (and anything it spawns) is killed as one group at the end.
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=str(home.parent), start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(home.parent),
+        start_new_session=True,
+    )
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -124,8 +137,11 @@ def rows_histogram(client: Any) -> dict[str, float]:
 
 
 def body(i: int, args: argparse.Namespace) -> dict[str, Any]:
-    b: dict[str, Any] = {"prompt": PROMPTS[i % len(PROMPTS)],
-                         "max_new_tokens": args.max_new_tokens, "temperature": args.temperature}
+    b: dict[str, Any] = {
+        "prompt": PROMPTS[i % len(PROMPTS)],
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+    }
     if args.temperature > 0:
         b["seed"] = i
     return b
@@ -134,8 +150,10 @@ def body(i: int, args: argparse.Namespace) -> dict[str, Any]:
 def check(response: Any) -> None:
     """Fail with the server's explanation (e.g. a 422's field and reason)."""
     if response.status_code != 200:
-        raise RuntimeError(f"{response.request.method} {response.request.url.path}: "
-                           f"{response.status_code} {response.text[:500]}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {response.text[:500]}"
+        )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -186,12 +204,20 @@ def predict_level(client: Any, concurrency: int, args: argparse.Namespace) -> di
     reasons: dict[str, int] = {}
     for _, resp in results:
         reasons[resp["finish_reason"]] = reasons.get(resp["finish_reason"], 0) + 1
-    return {"concurrency": concurrency, "requests": args.requests, "wall_s": wall,
-            "requests_per_s": args.requests / wall, "tokens": tokens,
-            "tokens_per_s": tokens / wall, "p50_ms": 1000 * pct(latencies, 0.5),
-            "p95_ms": 1000 * pct(latencies, 0.95), "decode_steps": int(steps),
-            "mean_rows_per_step": rows / steps if steps else float("nan"),
-            "share_steps_over_half": full_share, "finish_reasons": reasons}
+    return {
+        "concurrency": concurrency,
+        "requests": args.requests,
+        "wall_s": wall,
+        "requests_per_s": args.requests / wall,
+        "tokens": tokens,
+        "tokens_per_s": tokens / wall,
+        "p50_ms": 1000 * pct(latencies, 0.5),
+        "p95_ms": 1000 * pct(latencies, 0.95),
+        "decode_steps": int(steps),
+        "mean_rows_per_step": rows / steps if steps else float("nan"),
+        "share_steps_over_half": full_share,
+        "finish_reasons": reasons,
+    }
 
 
 def stream_level(client: Any, concurrency: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -216,43 +242,64 @@ def stream_level(client: Any, concurrency: int, args: argparse.Namespace) -> dic
 
     wall, results = closed_loop(args.requests, concurrency, one)
     firsts = [f for f, _, _ in results]
-    return {"concurrency": concurrency, "requests": args.requests, "wall_s": wall,
-            "ttfd_p50_ms": 1000 * statistics.median(firsts),
-            "ttfd_p95_ms": 1000 * pct(firsts, 0.95),
-            "total_p50_ms": 1000 * statistics.median([t for _, t, _ in results]),
-            "deltas_mean": statistics.mean(d for _, _, d in results)}
+    return {
+        "concurrency": concurrency,
+        "requests": args.requests,
+        "wall_s": wall,
+        "ttfd_p50_ms": 1000 * statistics.median(firsts),
+        "ttfd_p95_ms": 1000 * pct(firsts, 0.95),
+        "total_p50_ms": 1000 * statistics.median([t for _, t, _ in results]),
+        "deltas_mean": statistics.mean(d for _, _, d in results),
+    }
 
 
-def markdown(info: dict[str, Any], levels: list[dict[str, Any]],
-             streams: list[dict[str, Any]]) -> str:
-    header = ("| concurrency | requests | wall (s) | req/s | gen tokens/s | p50 latency (ms) "
-              "| p95 latency (ms) | decode steps | mean rows/step | steps with > c/2 rows |")
+def markdown(
+    info: dict[str, Any], levels: list[dict[str, Any]], streams: list[dict[str, Any]]
+) -> str:
+    header = (
+        "| concurrency | requests | wall (s) | req/s | gen tokens/s | p50 latency (ms) "
+        "| p95 latency (ms) | decode steps | mean rows/step | steps with > c/2 rows |"
+    )
     lines = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in levels:
         share = "–" if r["share_steps_over_half"] is None else f"{r['share_steps_over_half']:.0%}"
-        lines.append(f"| {r['concurrency']} | {r['requests']} | {r['wall_s']:.1f} "
-                     f"| {r['requests_per_s']:.2f} | {r['tokens_per_s']:.1f} "
-                     f"| {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['decode_steps']} "
-                     f"| {r['mean_rows_per_step']:.2f} | {share} |")
-    header = ("| stream concurrency | streams | time to first delta p50 (ms) | p95 (ms) "
-              "| whole stream p50 (ms) |")
+        lines.append(
+            f"| {r['concurrency']} | {r['requests']} | {r['wall_s']:.1f} "
+            f"| {r['requests_per_s']:.2f} | {r['tokens_per_s']:.1f} "
+            f"| {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['decode_steps']} "
+            f"| {r['mean_rows_per_step']:.2f} | {share} |"
+        )
+    header = (
+        "| stream concurrency | streams | time to first delta p50 (ms) | p95 (ms) "
+        "| whole stream p50 (ms) |"
+    )
     lines += ["", header, "|---:|---:|---:|---:|---:|"]
     for s in streams:
-        lines.append(f"| {s['concurrency']} | {s['requests']} | {s['ttfd_p50_ms']:.0f} "
-                     f"| {s['ttfd_p95_ms']:.0f} | {s['total_p50_ms']:.0f} |")
+        lines.append(
+            f"| {s['concurrency']} | {s['requests']} | {s['ttfd_p50_ms']:.0f} "
+            f"| {s['ttfd_p95_ms']:.0f} | {s['total_p50_ms']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True,
-                        help="OPSLINE_HOME holding a promoted text_generation model")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        required=True,
+        help="OPSLINE_HOME holding a promoted text_generation model",
+    )
     parser.add_argument("--levels", default="1,2,4,8", help="concurrency levels, comma-separated")
     parser.add_argument("--stream-levels", default="1,4")
     parser.add_argument("--requests", type=int, default=16, help="requests per level")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--temperature", type=float, default=0.0,
-                        help="0 = greedy; > 0 samples with seed = request index")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0 = greedy; > 0 samples with seed = request index",
+    )
     parser.add_argument("--ready-timeout", type=float, default=300)
     parser.add_argument("--json", action="store_true", help="also print the raw results as JSON")
     args = parser.parse_args()
@@ -274,30 +321,40 @@ def main() -> None:
             for i in range(2):
                 check(client.post("/predict", json=body(i, args), timeout=600))
             levels = [predict_level(client, int(c), args) for c in args.levels.split(",")]
-            streams = [stream_level(client, int(c), args)
-                       for c in args.stream_levels.split(",")]
+            streams = [stream_level(client, int(c), args) for c in args.stream_levels.split(",")]
     finally:
         stop_server(proc)
 
     import torch  # only to report the machine
 
-    info = {"home": str(home), "ready_s": round(ready_s, 1), "cpus": os.cpu_count(),
-            "torch_threads_default": torch.get_num_threads(),
-            "load_average": os.getloadavg(), "model": model,
-            "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-            "server_log": str(log_path)}
-    print(f"server ready in {ready_s:.1f} s; model: "
-          f"{json.dumps({k: model.get(k) for k in ('name', 'version', 'alias')})}; "
-          f"cpus={os.cpu_count()}; load average after: "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"max_new_tokens={args.max_new_tokens} temperature={args.temperature} "
-          f"requests/level={args.requests}; finish reasons: "
-          + "; ".join(f"c={r['concurrency']} {r['finish_reasons']}" for r in levels))
+    info = {
+        "home": str(home),
+        "ready_s": round(ready_s, 1),
+        "cpus": os.cpu_count(),
+        "torch_threads_default": torch.get_num_threads(),
+        "load_average": os.getloadavg(),
+        "model": model,
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "server_log": str(log_path),
+    }
+    print(
+        f"server ready in {ready_s:.1f} s; model: "
+        f"{json.dumps({k: model.get(k) for k in ('name', 'version', 'alias')})}; "
+        f"cpus={os.cpu_count()}; load average after: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(
+        f"max_new_tokens={args.max_new_tokens} temperature={args.temperature} "
+        f"requests/level={args.requests}; finish reasons: "
+        + "; ".join(f"c={r['concurrency']} {r['finish_reasons']}" for r in levels)
+    )
     print()
     print(markdown(info, levels, streams))
     if args.json:
-        print(json.dumps({"info": info, "predict": levels, "stream": streams}, indent=2,
-                         default=str))
+        print(
+            json.dumps({"info": info, "predict": levels, "stream": streams}, indent=2, default=str)
+        )
 
 
 if __name__ == "__main__":

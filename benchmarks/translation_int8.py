@@ -54,21 +54,39 @@ def train_briefly(cfg, splits, out_dir: Path, steps: int, seed: int = 42) -> dic
 
     mcfg, train = cfg.model, splits["train"]
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(list(train["da"]) + list(train["en"]), int(mcfg.vocab_size),
-                                int(mcfg.min_frequency), max_length=int(mcfg.max_source_tokens))
-    pairs = encode_pairs(tokenizer, train["da"], train["en"], int(mcfg.max_source_tokens),
-                         int(mcfg.max_target_tokens), "")
+    tokenizer = train_tokenizer(
+        list(train["da"]) + list(train["en"]),
+        int(mcfg.vocab_size),
+        int(mcfg.min_frequency),
+        max_length=int(mcfg.max_source_tokens),
+    )
+    pairs = encode_pairs(
+        tokenizer,
+        train["da"],
+        train["en"],
+        int(mcfg.max_source_tokens),
+        int(mcfg.max_target_tokens),
+        "",
+    )
     network = build_network(mcfg, tokenizer).train()
-    optimizer = torch.optim.AdamW(network.parameters(), lr=float(mcfg.lr), betas=(0.9, 0.98),
-                                  weight_decay=float(mcfg.weight_decay))
+    optimizer = torch.optim.AdamW(
+        network.parameters(),
+        lr=float(mcfg.lr),
+        betas=(0.9, 0.98),
+        weight_decay=float(mcfg.weight_decay),
+    )
     warmup = min(int(mcfg.warmup_steps), steps // 4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_decay(s, warmup, steps))
+        optimizer, lambda s: warmup_decay(s, warmup, steps)
+    )
     pad_id, step, started, losses = int(tokenizer.pad_token_id), 0, time.process_time(), []
     while step < steps:
         for batch in loader(pairs, int(mcfg.batch_size), pad_id, True, seed + step):
-            loss = network(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           labels=batch["labels"]).loss  # pads are -100 already
+            loss = network(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                labels=batch["labels"],
+            ).loss  # pads are -100 already
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), float(mcfg.grad_clip))
@@ -77,23 +95,36 @@ def train_briefly(cfg, splits, out_dir: Path, steps: int, seed: int = 42) -> dic
             losses.append(float(loss))
             step += 1
             if step % 100 == 0:
-                print(f"  step {step}/{steps}: loss {statistics.mean(losses[-100:]):.2f}",
-                      flush=True)
+                print(
+                    f"  step {step}/{steps}: loss {statistics.mean(losses[-100:]):.2f}", flush=True
+                )
             if step >= steps:
                 break
     network.eval().save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     params = sum(p.numel() for p in network.parameters())
-    write_card(out_dir, "marian", model_name="marian", source_prefix="",
-               max_source_tokens=int(mcfg.max_source_tokens),
-               max_new_tokens=int(mcfg.max_target_tokens),
-               tokenizer={"vocab_size": len(tokenizer), "pad_id": pad_id,
-                          "eos_id": int(tokenizer.eos_token_id)},
-               architecture={"summary": f"marian, d_model {mcfg.d_model}, {params:,} parameters"},
-               data={"source": "tatoeba", "train_pairs": len(train)},
-               training={"steps": steps, "cpu_seconds": round(time.process_time() - started, 1)})
-    return {"steps": steps, "final_loss": statistics.mean(losses[-50:]), "parameters": params,
-            "train_cpu_s": time.process_time() - started}
+    write_card(
+        out_dir,
+        "marian",
+        model_name="marian",
+        source_prefix="",
+        max_source_tokens=int(mcfg.max_source_tokens),
+        max_new_tokens=int(mcfg.max_target_tokens),
+        tokenizer={
+            "vocab_size": len(tokenizer),
+            "pad_id": pad_id,
+            "eos_id": int(tokenizer.eos_token_id),
+        },
+        architecture={"summary": f"marian, d_model {mcfg.d_model}, {params:,} parameters"},
+        data={"source": "tatoeba", "train_pairs": len(train)},
+        training={"steps": steps, "cpu_seconds": round(time.process_time() - started, 1)},
+    )
+    return {
+        "steps": steps,
+        "final_loss": statistics.mean(losses[-50:]),
+        "parameters": params,
+        "train_cpu_s": time.process_time() - started,
+    }
 
 
 def ten_word_sentences(splits, n: int = 8) -> list[str]:
@@ -177,17 +208,38 @@ def main() -> None:
                 per[name] += times
         for name, times in per.items():
             median = statistics.median(times)
-            rows.append({"batch": batch, "backend": name, "median_ms": median * 1000,
-                         "sentences_per_s": batch / median, "target_tokens": tokens[name],
-                         "tokens_per_s": tokens[name] / median})
-        print(f"batch {batch}: " + ", ".join(f"{r['backend']} {r['sentences_per_s']:.1f} sent/s"
-                                              for r in rows[-2:]), flush=True)
-    result = {"torch": torch.__version__, "engine": torch.backends.quantized.engine,
-              "core": args.core, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-              "training": training, "gate": record.to_dict(), "gate_seconds": gate_s,
-              "int8_load_seconds": load_int8_s, "sentences": sentences[:8],
-              "example": {"float32": native.translate(sentences[:1])[0],
-                          "int8": int8.translate(sentences[:1])[0]}, "rows": rows}
+            rows.append(
+                {
+                    "batch": batch,
+                    "backend": name,
+                    "median_ms": median * 1000,
+                    "sentences_per_s": batch / median,
+                    "target_tokens": tokens[name],
+                    "tokens_per_s": tokens[name] / median,
+                }
+            )
+        print(
+            f"batch {batch}: "
+            + ", ".join(f"{r['backend']} {r['sentences_per_s']:.1f} sent/s" for r in rows[-2:]),
+            flush=True,
+        )
+    result = {
+        "torch": torch.__version__,
+        "engine": torch.backends.quantized.engine,
+        "core": args.core,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "training": training,
+        "gate": record.to_dict(),
+        "gate_seconds": gate_s,
+        "int8_load_seconds": load_int8_s,
+        "sentences": sentences[:8],
+        "example": {
+            "float32": native.translate(sentences[:1])[0],
+            "int8": int8.translate(sentences[:1])[0],
+        },
+        "rows": rows,
+    }
     print(json.dumps(result, indent=2, ensure_ascii=False))
 
 

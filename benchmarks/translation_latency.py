@@ -23,8 +23,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (the server default, OPSLINE_TRANSLATION_THREADS)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (the server default, OPSLINE_TRANSLATION_THREADS)",
+    )
     parser.add_argument("--beams", type=int, default=1)
     args = parser.parse_args()
 
@@ -49,9 +53,11 @@ def main() -> None:
     print(f"input: {SENTENCE!r}\noutput: {response.translation!r}")
     import torch
 
-    print(f"threads={torch.get_num_threads()} beams={args.beams} repeats={args.repeats}: "
-          f"median {statistics.median(times):.1f} ms, p90 {times[int(0.9 * len(times))]:.1f} ms, "
-          f"min {times[0]:.1f} ms")
+    print(
+        f"threads={torch.get_num_threads()} beams={args.beams} repeats={args.repeats}: "
+        f"median {statistics.median(times):.1f} ms, p90 {times[int(0.9 * len(times))]:.1f} ms, "
+        f"min {times[0]:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/tatoeba-da-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA.resolve()),
-                        help="Tatoeba dan-eng.tsv (default: the shared copy)")
+    parser.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA.resolve()),
+        help="Tatoeba dan-eng.tsv (default: the shared copy)",
+    )
     parser.add_argument("--home", default=None, help="workspace (default: a temp dir)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.lr=5e-4")
     args = parser.parse_args()
@@ -35,8 +38,11 @@ def main() -> None:
     from opsline import pipeline
     from opsline.tracking.runs import client
 
-    overrides = [f"recipe.data.path={args.data}", "trainer.enable_progress_bar=false",
-                 *args.overrides]
+    overrides = [
+        f"recipe.data.path={args.data}",
+        "trainer.enable_progress_bar=false",
+        *args.overrides,
+    ]
     started = time.perf_counter()
     dataset = pipeline.prepare("translation", overrides)
     rows = {s: dataset.manifest["splits"][s]["rows"] for s in dataset.splits}
@@ -49,10 +55,10 @@ def main() -> None:
             history.setdefault(m.step, {})[key] = round(m.value, 3)
     run = mlflow.get_run(result.run_id)
     summary = {
-        "overrides": overrides[1:], "rows": rows,
+        "overrides": overrides[1:],
+        "rows": rows,
         "train_minutes": round(run.data.metrics.get("train_seconds", float("nan")) / 60, 1),
-        "train_cpu_minutes": round(run.data.metrics.get("train_cpu_seconds", float("nan")) / 60,
-                                   1),
+        "train_cpu_minutes": round(run.data.metrics.get("train_cpu_seconds", float("nan")) / 60, 1),
         "total_minutes": round(total / 60, 1),
         "epochs": {int(k): v for k, v in sorted(history.items())},
         "metrics": {k: round(v, 2) for k, v in result.metrics.items()},

@@ -56,8 +56,7 @@ def prepared_home(isolated_home: Path, _prepared_data: Path) -> Path:
 
 
 @pytest.fixture
-def trained_workspace(_trained_home: Path, monkeypatch: pytest.MonkeyPatch,
-                      tmp_path: Path) -> Path:
+def trained_workspace(_trained_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Point OPSLINE_HOME at the session's trained workspace (read it, don't retrain); the
     prediction log is the test's own, so no test sees another's predictions."""
     monkeypatch.setenv("OPSLINE_HOME", str(_trained_home))
@@ -67,8 +66,14 @@ def trained_workspace(_trained_home: Path, monkeypatch: pytest.MonkeyPatch,
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling Google on a closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,14 @@ import pytest
 
 def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPSLINE_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "opsline", *args], capture_output=True,
-                          text=True, env=env, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "opsline", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_help_lists_the_lifecycle(isolated_home: Path) -> None:
@@ -29,13 +35,17 @@ def test_recipes_lists_house_price(isolated_home: Path) -> None:
     assert result.returncode == 0 and result.stdout.startswith("house_price")
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["train", "nope"], "Valid recipes: house_price"),
-    (["train", "house_price", "experiment=nope"], "Valid experiments: baseline, high_lr"),
-    (["data", "validate", "house_price", "model=nope"], "Valid models: gbm, mlp"),
-])
-def test_unknown_names_exit_2_with_choices(args: list[str], expected: str,
-                                           isolated_home: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "nope"], "Valid recipes: house_price"),
+        (["train", "house_price", "experiment=nope"], "Valid experiments: baseline, high_lr"),
+        (["data", "validate", "house_price", "model=nope"], "Valid models: gbm, mlp"),
+    ],
+)
+def test_unknown_names_exit_2_with_choices(
+    args: list[str], expected: str, isolated_home: Path
+) -> None:
     result = opsline(*args, home=isolated_home)
     assert result.returncode == 2
     assert expected in result.stderr
@@ -53,8 +63,9 @@ def test_evaluate_json_prints_the_production_metrics(trained_workspace: Path) ->
     result = opsline("evaluate", "house_price", "--json", home=trained_workspace)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
-    assert {"rmse", "mae", "rmsle", "mape", "within_5pct", "within_10pct",
-            "within_20pct"} <= set(metrics)
+    assert {"rmse", "mae", "rmsle", "mape", "within_5pct", "within_10pct", "within_20pct"} <= set(
+        metrics
+    )
     assert 0 < metrics["rmsle"] < 0.2
 
 

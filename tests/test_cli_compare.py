@@ -13,14 +13,25 @@ from opsline.cli import app
 from opsline.monitoring.prediction_log import LogRow, PredictionLog
 
 # request id -> (served model's price, shadow's price); feedback on a and d only.
-PRICES = {"a": (100_000.0, 105_000.0), "b": (200_000.0, 260_000.0),
-          "c": (300_000.0, 300_000.0), "d": (400_000.0, 360_000.0)}
+PRICES = {
+    "a": (100_000.0, 105_000.0),
+    "b": (200_000.0, 260_000.0),
+    "c": (300_000.0, 300_000.0),
+    "d": (400_000.0, 360_000.0),
+}
 
 
 def row(request_id: str, price: float, version: str, role: str) -> LogRow:
-    return LogRow(request_id, time.time(), "house_price", version, {},
-                  json.dumps({"predicted_price": price, "price_per_sqft": 1.0,
-                              "model_kind": "gbm"}), price, role=role)
+    return LogRow(
+        request_id,
+        time.time(),
+        "house_price",
+        version,
+        {},
+        json.dumps({"predicted_price": price, "price_per_sqft": 1.0, "model_kind": "gbm"}),
+        price,
+        role=role,
+    )
 
 
 @pytest.fixture
@@ -33,8 +44,10 @@ def log_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_compare_prints_agreement_and_each_models_error(log_uri: str) -> None:
     store = PredictionLog.open(log_uri)
     store.write([row(i, p, "3", "primary") for i, (p, _) in PRICES.items()])
-    store.write([row(i, s, "4", "shadow") for i, (_, s) in PRICES.items()]
-                + [row("lonely", 1.0, "3", "primary")])  # no shadow row: not compared
+    store.write(
+        [row(i, s, "4", "shadow") for i, (_, s) in PRICES.items()]
+        + [row("lonely", 1.0, "3", "primary")]
+    )  # no shadow row: not compared
     store.add_feedback([("a", 105_000.0), ("d", 360_000.0)])
     store.close()
 
@@ -47,8 +60,9 @@ def test_compare_prints_agreement_and_each_models_error(log_uri: str) -> None:
     assert "Median relative difference 7.5%" in result.output
     assert "On the 2 with feedback" in result.output and "within_10pct" in result.output
 
-    as_json = CliRunner().invoke(app, ["monitor", "compare", "house_price", "--json",
-                                       "--window", "24h"])
+    as_json = CliRunner().invoke(
+        app, ["monitor", "compare", "house_price", "--json", "--window", "24h"]
+    )
     assert as_json.exit_code == 0, as_json.output
     summary = json.loads(as_json.output)
     assert (summary["compared"], summary["agreeing"], summary["labelled"]) == (4, 3, 2)

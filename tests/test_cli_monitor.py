@@ -27,8 +27,14 @@ REQUIRED = ["neighborhood", "gr_liv_area", "overall_qual", "year_built"]
 def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     # OPSLINE_PREDICTION_LOG_URI is the test's own log (set by trained_workspace).
     env = {**os.environ, "OPSLINE_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "opsline", *args], capture_output=True,
-                          text=True, env=env, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "opsline", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
 
 
 def fill_log(rows: int, *, shifted: bool = False) -> None:
@@ -40,22 +46,37 @@ def fill_log(rows: int, *, shifted: bool = False) -> None:
     requests = recipe.requests_from_frame(train[REQUIRED].sample(rows, random_state=11))
     features: list[dict[str, Any]] = recipe.monitored_features(requests, [None] * rows)
     if shifted:
-        features = [{**f, "gr_liv_area": f["gr_liv_area"] * 1.8,
-                     "year_built": f["year_built"] + 25} for f in features]
+        features = [
+            {**f, "gr_liv_area": f["gr_liv_area"] * 1.8, "year_built": f["year_built"] + 25}
+            for f in features
+        ]
     log = PredictionLog.open()
     try:
-        log.write([LogRow(request_id=f"r{i}", ts=time.time(), model="house_price", version="1",
-                          features=f, prediction="{}") for i, f in enumerate(features)])
+        log.write(
+            [
+                LogRow(
+                    request_id=f"r{i}",
+                    ts=time.time(),
+                    model="house_price",
+                    version="1",
+                    features=f,
+                    prediction="{}",
+                )
+                for i, f in enumerate(features)
+            ]
+        )
     finally:
         log.close()
 
 
-def test_reference_like_requests_exit_0_with_the_table(trained_workspace: Path,
-                                                       tmp_path: Path) -> None:
+def test_reference_like_requests_exit_0_with_the_table(
+    trained_workspace: Path, tmp_path: Path
+) -> None:
     fill_log(300)
     report = tmp_path / "reports" / "drift.html"
-    result = opsline("monitor", "drift", "house_price", "--no-log", "--html", str(report),
-                     home=trained_workspace)
+    result = opsline(
+        "monitor", "drift", "house_price", "--no-log", "--html", str(report), home=trained_workspace
+    )
     assert result.returncode == 0, result.stderr
     verdict, header, *rows = result.stdout.splitlines()
     assert verdict.startswith("house_price v") and ": no data drift: " in verdict
@@ -74,12 +95,10 @@ def test_drift_exits_1_and_logs_the_reports_to_the_version_run(trained_workspace
     from opsline.tracking.runs import client
 
     fill_log(300, shifted=True)
-    result = opsline("monitor", "drift", "house_price", "--window", "24h",
-                     home=trained_workspace)
+    result = opsline("monitor", "drift", "house_price", "--window", "24h", home=trained_workspace)
     assert result.returncode == 1, result.stderr
     assert ": DATA DRIFT: " in result.stdout and "(last 24h)" in result.stdout
-    drifted = {line.split()[0] for line in result.stdout.splitlines()[2:]
-               if line.endswith(" yes")}
+    drifted = {line.split()[0] for line in result.stdout.splitlines()[2:] if line.endswith(" yes")}
     assert {"gr_liv_area", "year_built"} <= drifted
     run_id = resolve_model("house_price").run_id
     assert f"Reports logged to run {run_id}: drift/drift-" in result.stderr
@@ -95,11 +114,13 @@ def test_too_few_requests_exit_2_with_one_sentence(trained_workspace: Path) -> N
     assert result.stdout == ""
     assert result.stderr.strip() == (
         "Error: not enough data (37 of 100 requests) logged for house_price in the last 1000 "
-        "requests; wait for more requests or lower --min-rows")
+        "requests; wait for more requests or lower --min-rows"
+    )
 
 
-def test_a_version_without_reference_exits_2_saying_retrain(trained_workspace: Path,
-                                                            tmp_path: Path) -> None:
+def test_a_version_without_reference_exits_2_saying_retrain(
+    trained_workspace: Path, tmp_path: Path
+) -> None:
     from opsline.tracking.registry import resolve_model
 
     ref = resolve_model("house_price")  # its files in the cache, copied below
@@ -112,17 +133,27 @@ def test_a_version_without_reference_exits_2_saying_retrain(trained_workspace: P
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"Error: model version {ref.version} has no drift reference (registered before drift "
-        "detection); retrain to add one")
+        "detection); retrain to add one"
+    )
     assert "Traceback" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--window", "5x"], "Error: Invalid drift window '5x': give a number of requests"),
-    ([], ("Error: No model 'house_price' has the alias 'production' yet: train one with "
-          "`opsline run house_price`.")),
-])
-def test_no_model_or_a_bad_window_exit_2(isolated_home: Path, args: list[str],
-                                         expected: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--window", "5x"], "Error: Invalid drift window '5x': give a number of requests"),
+        (
+            [],
+            (
+                "Error: No model 'house_price' has the alias 'production' yet: train one with "
+                "`opsline run house_price`."
+            ),
+        ),
+    ],
+)
+def test_no_model_or_a_bad_window_exit_2(
+    isolated_home: Path, args: list[str], expected: str
+) -> None:
     result = opsline("monitor", "drift", "house_price", *args, home=isolated_home)
     assert result.returncode == 2
     # (An empty workspace's first MLflow access logs its table creation before.)
@@ -134,8 +165,10 @@ def test_no_model_or_a_bad_window_exit_2(isolated_home: Path, args: list[str],
 # first drifted check (the shipped ones wait for 3 in a row, which ``--once`` never sees).
 def eager_policy(directory: Path) -> Path:
     policy = directory / "eager.yaml"
-    policy.write_text("drift: {consecutive_checks: 1}\ncooldown_minutes: 0\n"
-                      "max_failures: 1\ntrain_overrides: [model=gbm]\n")
+    policy.write_text(
+        "drift: {consecutive_checks: 1}\ncooldown_minutes: 0\n"
+        "max_failures: 1\ntrain_overrides: [model=gbm]\n"
+    )
     return policy
 
 
@@ -147,38 +180,69 @@ def jobs_in(home: Path) -> list[Any]:
 
 @pytest.mark.parametrize(("shifted", "decision"), [(False, "wait"), (True, "RETRAIN")])
 def test_watch_dry_run_says_what_it_would_do_and_starts_nothing(
-        trained_workspace: Path, tmp_path: Path, shifted: bool, decision: str) -> None:
+    trained_workspace: Path, tmp_path: Path, shifted: bool, decision: str
+) -> None:
     fill_log(300, shifted=shifted)
     before = len(jobs_in(trained_workspace))
-    result = opsline("monitor", "watch", "house_price", "--policy",
-                     str(eager_policy(tmp_path)), "--dry-run", "--once",
-                     home=trained_workspace)
+    result = opsline(
+        "monitor",
+        "watch",
+        "house_price",
+        "--policy",
+        str(eager_policy(tmp_path)),
+        "--dry-run",
+        "--once",
+        home=trained_workspace,
+    )
     assert result.returncode == 0, result.stderr
     status, verdict, *notes = result.stdout.splitlines()
     assert status.startswith("house_price v")
-    assert ("drift: DRIFT (50% of features, 300 requests)" if shifted
-            else "drift: none (0% of features, 300 requests)") in status
+    assert (
+        "drift: DRIFT (50% of features, 300 requests)"
+        if shifted
+        else "drift: none (0% of features, 300 requests)"
+    ) in status
     assert "live quality: no feedback yet" in status
     assert verdict.startswith(f"  decision: {decision} — ")
     if shifted:
-        assert notes == [("  dry run: would start a retrain job (model=gbm, feedback rows "
-                         "included) and let the gate decide")]
+        assert notes == [
+            (
+                "  dry run: would start a retrain job (model=gbm, feedback rows "
+                "included) and let the gate decide"
+            )
+        ]
     else:
         assert notes == []
     assert "(dry run); one check." in result.stderr
     assert len(jobs_in(trained_workspace)) == before
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--policy", "nope"], ("Error: Unknown retrain policy 'nope'. Valid policies: default, "
-                           "house_price")),
-    (["--policy", "off"], ("Error: The policy `off` retrains nothing, so there is nothing "
-                          "to watch: name a policy with --policy (or leave it out).")),
-    ([], ("Error: No model 'house_price' has the alias 'production' yet: train one with "
-         "`opsline run house_price`.")),
-])
-def test_watch_without_a_model_or_policy_exits_2(isolated_home: Path, args: list[str],
-                                                  expected: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--policy", "nope"],
+            ("Error: Unknown retrain policy 'nope'. Valid policies: default, house_price"),
+        ),
+        (
+            ["--policy", "off"],
+            (
+                "Error: The policy `off` retrains nothing, so there is nothing "
+                "to watch: name a policy with --policy (or leave it out)."
+            ),
+        ),
+        (
+            [],
+            (
+                "Error: No model 'house_price' has the alias 'production' yet: train one with "
+                "`opsline run house_price`."
+            ),
+        ),
+    ],
+)
+def test_watch_without_a_model_or_policy_exits_2(
+    isolated_home: Path, args: list[str], expected: str
+) -> None:
     result = opsline("monitor", "watch", "house_price", "--once", *args, home=isolated_home)
     assert result.returncode == 2
     assert expected in result.stderr
@@ -186,7 +250,8 @@ def test_watch_without_a_model_or_policy_exits_2(isolated_home: Path, args: list
 
 
 def test_watch_once_retrains_through_a_job_and_the_gate_decides(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Its own workspace: the retrain registers a version, which the shared one must not."""
     from opsline import pipeline
     from opsline.jobs.actions import ActionLog
@@ -196,8 +261,15 @@ def test_watch_once_retrains_through_a_job_and_the_gate_decides(
     monkeypatch.setenv("OPSLINE_PREDICTION_LOG_URI", f"sqlite:///{tmp_path / 'log.db'}")
     pipeline.run("house_price", ["model=gbm"])
     fill_log(300, shifted=True)
-    result = opsline("monitor", "watch", "house_price", "--policy",
-                     str(eager_policy(tmp_path)), "--once", home=home)
+    result = opsline(
+        "monitor",
+        "watch",
+        "house_price",
+        "--policy",
+        str(eager_policy(tmp_path)),
+        "--once",
+        home=home,
+    )
     assert "Traceback" not in result.stderr
     [job] = jobs_in(home)
     [action] = ActionLog(home).recent("house_price")
@@ -206,6 +278,7 @@ def test_watch_once_retrains_through_a_job_and_the_gate_decides(
     # No feedback yet, so the same data: the same model, and the gate lets an equal one in.
     assert (action.outcome, action.old_version, action.new_version) == ("promoted", "1", "2")
     assert result.stdout.splitlines()[-1] == (
-        f"retrain job {job.id}: promoted (v1 → v2): {action.result}")
+        f"retrain job {job.id}: promoted (v1 → v2): {action.result}"
+    )
     assert action.result.startswith("test_rmsle ") and "at least as good as v1" in action.result
     assert result.returncode == 0

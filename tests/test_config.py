@@ -31,13 +31,16 @@ def test_trainer_group() -> None:
     assert load_config("house_price", ["trainer=gpu"]).trainer.accelerator == "gpu"
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    (["experiment=nope"], "Valid experiments: baseline, high_lr, large_batch"),
-    (["model=nope"], "Valid models: gbm, mlp"),
-    (["trainer=tpu"], "Valid trainers: cpu, ddp, debug, gpu"),
-    (["no_such_key=1"], "no_such_key"),
-    (["lonely"], "key=value"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["experiment=nope"], "Valid experiments: baseline, high_lr, large_batch"),
+        (["model=nope"], "Valid models: gbm, mlp"),
+        (["trainer=tpu"], "Valid trainers: cpu, ddp, debug, gpu"),
+        (["no_such_key=1"], "no_such_key"),
+        (["lonely"], "key=value"),
+    ],
+)
 def test_bad_overrides_name_the_problem(overrides: list[str], expected: str) -> None:
     with pytest.raises(UsageError, match=expected) as error:
         load_config("house_price", overrides)

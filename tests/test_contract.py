@@ -36,27 +36,33 @@ def test_recipe_walks_the_whole_path(recipe_name: str) -> None:
     assert decision.promoted, decision.reason
 
     ref = resolve_model(recipe_name, f"models:/{model_name}@production")
-    assert (ref.version, ref.alias, ref.data_version) == (result.version, "production",
-                                                          dataset.version)
+    assert (ref.version, ref.alias, ref.data_version) == (
+        result.version,
+        "production",
+        dataset.version,
+    )
 
     samples = recipe.sample_requests()
     assert samples, "a recipe must provide sample requests"
-    with TestClient(create_app(ServingSettings(recipe=recipe_name,
-                                               model_name=model_name))) as client:
+    with TestClient(
+        create_app(ServingSettings(recipe=recipe_name, model_name=model_name))
+    ) as client:
         assert client.get("/ready").status_code == 200
         body = samples[0].model_dump(mode="json")
         response = client.post("/predict", json=body)
         assert response.status_code == 200, response.text
         # The server's answer must be a valid Response of the recipe, field for field.
         recipe.Response.model_validate(response.json())
-        batch = client.post("/predict/batch",
-                            json={"items": [s.model_dump(mode="json") for s in samples]})
+        batch = client.post(
+            "/predict/batch", json={"items": [s.model_dump(mode="json") for s in samples]}
+        )
         assert batch.status_code == 200, batch.text
         assert len(batch.json()["items"]) == len(samples)
         # Both routes went through the batcher (one batch each, at least).
         metrics = client.get("/metrics").text
-        rows = [line for line in metrics.splitlines()
-                if line.startswith("opsline_batch_rows_count")]
+        rows = [
+            line for line in metrics.splitlines() if line.startswith("opsline_batch_rows_count")
+        ]
         assert rows and float(rows[0].split()[-1]) >= 2, rows
         # The same model answers the Open Inference Protocol, and /model says which backend.
         meta = client.get(f"/v2/models/{model_name}")

@@ -77,8 +77,7 @@ def parse_dockerfile(path: Path) -> list[Stage]:
         keyword = keyword.upper()
         if keyword == "FROM":
             words = args.split()
-            stages.append(Stage(words[2] if len(words) > 2 and words[1].upper() == "AS"
-                                else None))
+            stages.append(Stage(words[2] if len(words) > 2 and words[1].upper() == "AS" else None))
         elif stages:
             stages[-1].instructions.append((keyword, args.strip()))
     return stages
@@ -101,9 +100,13 @@ def exec_form(args: str) -> list[str]:
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
-    result = subprocess.run([venv_tool("hadolint"), "--failure-threshold", "info",
-                             str(dockerfile)],
-                            capture_output=True, text=True, check=False, timeout=60)
+    result = subprocess.run(
+        [venv_tool("hadolint"), "--failure-threshold", "info", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -111,16 +114,24 @@ def test_hadolint_really_lints() -> None:
     # Guards the test above: a Dockerfile with known faults (root user implied, unpinned
     # latest tag, shell-form CMD) must fail, or a silently broken hadolint would pass all.
     bad = "FROM python:latest\nRUN cd /tmp && pip install requests\nCMD opsline serve\n"
-    result = subprocess.run([venv_tool("hadolint"), "--failure-threshold", "info", "-"],
-                            input=bad, capture_output=True, text=True, check=False,
-                            timeout=60)
+    result = subprocess.run(
+        [venv_tool("hadolint"), "--failure-threshold", "info", "-"],
+        input=bad,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "DL3007" in result.stdout and "DL3025" in result.stdout
 
 
 def dockerignore_patterns() -> list[str]:
-    return [line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_docker_context_excludes_local_state() -> None:
@@ -139,7 +150,7 @@ def test_every_copied_file_exists_in_the_context(dockerfile: Path) -> None:
         for args in stage.all("COPY"):
             words = args.split()
             if any(w.startswith("--from=") for w in words):
-                source = next(w for w in words if w.startswith("--from="))[len("--from="):]
+                source = next(w for w in words if w.startswith("--from="))[len("--from=") :]
                 assert source in names, f"COPY --from={source}: no such stage"
                 continue
             sources = [w for w in words if not w.startswith("--")][:-1]
@@ -188,8 +199,11 @@ def test_serve_image_exposes_the_port_it_listens_on() -> None:
     assert final.all("EXPOSE") == [env["OPSLINE_PORT"]] == ["8000"]
     # 127.0.0.1 (the CLI default) would be unreachable from outside the container.
     assert env["OPSLINE_HOST"] == "0.0.0.0"
-    assert all(key in {"OPSLINE_HOME", "OPSLINE_RECIPE", "OPSLINE_HOST", "OPSLINE_PORT"}
-               for key in env if key.startswith("OPSLINE_"))
+    assert all(
+        key in {"OPSLINE_HOME", "OPSLINE_RECIPE", "OPSLINE_HOST", "OPSLINE_PORT"}
+        for key in env
+        if key.startswith("OPSLINE_")
+    )
 
 
 def healthcheck_command() -> list[str]:
@@ -227,12 +241,20 @@ def entrypoint_server(tmp_path_factory: pytest.TempPathFactory):
     entrypoint = exec_form(final.all("ENTRYPOINT")[-1])
     cmd = exec_form(final.all("CMD")[-1])
     port = free_port()
-    env = {**os.environ, **image_env(SERVE), "OPSLINE_HOST": "127.0.0.1", "OPSLINE_PORT": str(port),
-           "OPSLINE_HOME": str(tmp_path_factory.mktemp("workspace")), "OPSLINE_UI": "false",
-           "OPSLINE_RELOAD_INTERVAL_S": "0", "OPSLINE_DRIFT_INTERVAL_S": "0"}
+    env = {
+        **os.environ,
+        **image_env(SERVE),
+        "OPSLINE_HOST": "127.0.0.1",
+        "OPSLINE_PORT": str(port),
+        "OPSLINE_HOME": str(tmp_path_factory.mktemp("workspace")),
+        "OPSLINE_UI": "false",
+        "OPSLINE_RELOAD_INTERVAL_S": "0",
+        "OPSLINE_DRIFT_INTERVAL_S": "0",
+    }
     env["PATH"] = f"{Path(venv_tool('opsline')).parent}:{os.environ['PATH']}"
-    process = subprocess.Popen(entrypoint + cmd, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        entrypoint + cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
@@ -240,11 +262,16 @@ def entrypoint_server(tmp_path_factory: pytest.TempPathFactory):
             try:
                 get(base + "/health")
                 break
-            except OSError:
+            except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the entrypoint did not start a server:\n"
-                                         + (process.communicate(timeout=5)[0] if
-                                            process.poll() is not None else "(timeout)"))
+                    raise AssertionError(
+                        "the entrypoint did not start a server:\n"
+                        + (
+                            process.communicate(timeout=5)[0]
+                            if process.poll() is not None
+                            else "(timeout)"
+                        )
+                    ) from error
                 time.sleep(0.2)
         yield base, process
     finally:
@@ -267,19 +294,33 @@ def test_serve_entrypoint_passes_extra_arguments_on() -> None:
     # run the same sh line with `echo` in place of opsline.
     entrypoint = exec_form(runtime(SERVE).all("ENTRYPOINT")[-1])
     line = entrypoint[2].replace("exec opsline ", "exec echo opsline ", 1)
-    out = subprocess.run([*entrypoint[:2], line, *entrypoint[3:], "data=grapevine"],
-                         env={**os.environ, **image_env(SERVE)}, capture_output=True,
-                         text=True, check=True, timeout=10).stdout.split()
-    assert out == ["opsline", "serve", "house_price", "--host", "0.0.0.0", "--port", "8000",
-                   "data=grapevine"]
+    out = subprocess.run(
+        [*entrypoint[:2], line, *entrypoint[3:], "data=grapevine"],
+        env={**os.environ, **image_env(SERVE)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout.split()
+    assert out == [
+        "opsline",
+        "serve",
+        "house_price",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "data=grapevine",
+    ]
 
 
 def test_healthcheck_fails_until_a_model_is_loaded(entrypoint_server) -> None:
     base, _ = entrypoint_server
     env = {**os.environ, "OPSLINE_PORT": base.rsplit(":", 1)[1]}
     command = [sys.executable if c == "python" else c for c in healthcheck_command()]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30,
-                            check=False)
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=30, check=False
+    )
     assert result.returncode != 0
     assert "503" in result.stderr
 
@@ -292,14 +333,16 @@ def test_healthcheck_passes_on_a_ready_server(tmp_path: Path) -> None:
     model_dir = tmp_path / "stub-model"
     model_dir.mkdir()
     (model_dir / "stub.json").write_text(json.dumps({"slope": 2.0}))
-    app = create_app(ServingSettings(recipe="stub", model_uri=str(model_dir), ui=False,
-                                     prediction_log=False),
-                     recipe=StubRecipe())
+    app = create_app(
+        ServingSettings(recipe="stub", model_uri=str(model_dir), ui=False, prediction_log=False),
+        recipe=StubRecipe(),
+    )
     command = [sys.executable if c == "python" else c for c in healthcheck_command()]
     with live_server(app) as base:
         env = {**os.environ, "OPSLINE_PORT": base.rsplit(":", 1)[1]}
-        result = subprocess.run(command, env=env, capture_output=True, text=True,
-                                timeout=30, check=False)
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=30, check=False
+        )
     assert result.returncode == 0, result.stderr
 
 
@@ -311,13 +354,15 @@ def test_train_entrypoint_commands_exist_in_the_cli() -> None:
     assert not final.all("EXPOSE") and not final.all("HEALTHCHECK")  # a batch job
     opsline = venv_tool("opsline")
     for command in ("run", "train"):  # the default and the one the docs show
-        result = subprocess.run([opsline, command, "--help"], capture_output=True, text=True,
-                                timeout=60, check=False)
+        result = subprocess.run(
+            [opsline, command, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "RECIPE" in result.stdout.upper()
     # The default recipe is a registered one.
-    result = subprocess.run([opsline, "recipes"], capture_output=True, text=True, timeout=60,
-                            check=True)
+    result = subprocess.run(
+        [opsline, "recipes"], capture_output=True, text=True, timeout=60, check=True
+    )
     assert cmd[1] in result.stdout
 
 

@@ -40,8 +40,14 @@ KUBE_VERSIONS = ["1.30.0", "1.37.0"]
 def image_uid() -> int:
     """The numeric USER both images run as (deploy/docker/*.Dockerfile): the pods' runAsUser
     must be the same, or the workspace the image prepared is not theirs."""
-    uids = {int(re.findall(r"^USER (\d+)", (ROOT / "deploy" / "docker" / f).read_text(),
-                           re.MULTILINE)[-1]) for f in ("serve.Dockerfile", "train.Dockerfile")}
+    uids = {
+        int(
+            re.findall(r"^USER (\d+)", (ROOT / "deploy" / "docker" / f).read_text(), re.MULTILINE)[
+                -1
+            ]
+        )
+        for f in ("serve.Dockerfile", "train.Dockerfile")
+    }
     assert len(uids) == 1, uids
     return uids.pop()
 
@@ -58,8 +64,13 @@ def venv_tool(name: str) -> str:
 
 
 def kustomize(path: Path) -> list[dict[str, Any]]:
-    result = subprocess.run([venv_tool("kubectl"), "kustomize", str(path)],
-                            capture_output=True, text=True, check=False, timeout=60)
+    result = subprocess.run(
+        [venv_tool("kubectl"), "kustomize", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -67,13 +78,16 @@ def kustomize(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict[str, Any]]]:
     # The base too: an overlay may override a base value, which must still be valid.
-    return {"base": kustomize(K8S / "base"),
-            **{name: kustomize(K8S / "overlays" / name) for name in OVERLAYS}}
+    return {
+        "base": kustomize(K8S / "base"),
+        **{name: kustomize(K8S / "overlays" / name) for name in OVERLAYS},
+    }
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind
-             and (name is None or d["metadata"]["name"] == name)]
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
     assert len(found) == 1, f"{len(found)} {kind} {name or ''} rendered"
     return found[0]
 
@@ -107,9 +121,10 @@ def empty_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     seconds."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPSLINE_HOME", str(tmp_path_factory.mktemp("empty-workspace")))
-        with TestClient(create_app(ServingSettings(ui=False, drift_interval_s=0,
-                                                   reload_interval_s=0)),
-                        raise_server_exceptions=False) as client:
+        with TestClient(
+            create_app(ServingSettings(ui=False, drift_interval_s=0, reload_interval_s=0)),
+            raise_server_exceptions=False,
+        ) as client:
             yield client
 
 
@@ -119,16 +134,18 @@ def test_overlay_renders_the_whole_application(rendered, overlay: str) -> None:
     kinds = {d["kind"] for d in docs}
     assert {"Namespace", "ConfigMap", "Secret", "Deployment", "Service", "Job"} <= kinds
     namespace = one(docs, "Namespace")["metadata"]["name"]
-    assert all(d["metadata"].get("namespace") == namespace for d in docs
-               if d["kind"] != "Namespace")
+    assert all(
+        d["metadata"].get("namespace") == namespace for d in docs if d["kind"] != "Namespace"
+    )
     # The generated ConfigMap carries a content hash, and the pods refer to that name.
     assert re.fullmatch(r"opsline-config-[a-z0-9]{10}", one(docs, "ConfigMap")["metadata"]["name"])
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rendered_documents_pass_the_kubernetes_schemas(rendered, overlay: str,
-                                                        version: str) -> None:
+def test_rendered_documents_pass_the_kubernetes_schemas(
+    rendered, overlay: str, version: str
+) -> None:
     for doc in rendered[overlay]:
         kubernetes_validate.validate(doc, version, strict=True)
 
@@ -147,8 +164,9 @@ def test_schema_validation_rejects_a_broken_manifest(rendered) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_probes_hit_routes_that_answer_as_the_probe_needs(rendered, overlay: str,
-                                                          empty_app: TestClient) -> None:
+def test_probes_hit_routes_that_answer_as_the_probe_needs(
+    rendered, overlay: str, empty_app: TestClient
+) -> None:
     container = serve_container(rendered[overlay])
     port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
     served = routes(empty_app)
@@ -171,24 +189,32 @@ def test_readiness_passes_once_a_model_is_loaded(rendered, tmp_path: Path) -> No
     model_dir = tmp_path / "stub-model"
     model_dir.mkdir()
     (model_dir / "stub.json").write_text(json.dumps({"slope": 2.0}))
-    app = create_app(ServingSettings(recipe="stub", model_uri=str(model_dir), ui=False,
-                                     prediction_log=False), recipe=StubRecipe())
+    app = create_app(
+        ServingSettings(recipe="stub", model_uri=str(model_dir), ui=False, prediction_log=False),
+        recipe=StubRecipe(),
+    )
     path = serve_container(rendered["prod"])["readinessProbe"]["httpGet"]["path"]
     with TestClient(app) as client:
         assert client.get(path).status_code == 200
 
 
 @pytest.mark.parametrize("overlay", ["base", *OVERLAYS])
-def test_every_opsline_setting_is_real_and_parses(rendered, overlay: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_opsline_setting_is_real_and_parses(
+    rendered, overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     docs = rendered[overlay]
     settings = {**config(docs), **secret_data(docs)}
     for key in settings:
         assert key.startswith("OPSLINE_"), f"{key}: not an opsline setting"
         # pydantic-settings ignores unknown names: a typo would silently do nothing.
         assert key.removeprefix("OPSLINE_").lower() in SETTINGS, f"{key}: no such setting"
-    for name in {e["name"] for spec in pod_specs(docs) for c in spec["containers"]
-                 for e in c.get("env", []) if e["name"].startswith("OPSLINE_")}:
+    for name in {
+        e["name"]
+        for spec in pod_specs(docs)
+        for c in spec["containers"]
+        for e in c.get("env", [])
+        if e["name"].startswith("OPSLINE_")
+    }:
         assert name.removeprefix("OPSLINE_").lower() in SETTINGS or name in OTHER_OPSLINE_ENV
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
@@ -200,26 +226,31 @@ def test_every_opsline_setting_is_real_and_parses(rendered, overlay: str,
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_secrets_stay_out_of_the_configmap_and_are_marked_placeholders(rendered,
-                                                                      overlay: str) -> None:
+def test_secrets_stay_out_of_the_configmap_and_are_marked_placeholders(
+    rendered, overlay: str
+) -> None:
     docs = rendered[overlay]
     assert "OPSLINE_API_KEY" not in config(docs)
     assert not any("@" in v for v in config(docs).values())  # no credentials in URIs
     secrets = secret_data(docs)
-    assert secrets and all(v.startswith("CHANGE-ME") or "CHANGE-ME" in v
-                           for v in secrets.values())
+    assert secrets and all(v.startswith("CHANGE-ME") or "CHANGE-ME" in v for v in secrets.values())
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_prometheus_annotations_match_the_served_port_and_path(rendered, overlay: str,
-                                                               empty_app: TestClient) -> None:
+def test_prometheus_annotations_match_the_served_port_and_path(
+    rendered, overlay: str, empty_app: TestClient
+) -> None:
     docs = rendered[overlay]
     annotations = one(docs, "Deployment", "opsline-serve")["spec"]["template"]["metadata"][
-        "annotations"]
+        "annotations"
+    ]
     assert annotations["prometheus.io/scrape"] == "true"
     (port,) = serve_container(docs)["ports"]
-    assert int(annotations["prometheus.io/port"]) == port["containerPort"] \
+    assert (
+        int(annotations["prometheus.io/port"])
+        == port["containerPort"]
         == int(config(docs)["OPSLINE_PORT"])
+    )
     response = empty_app.get(annotations["prometheus.io/path"])
     assert response.status_code == 200
     assert "opsline_model_loaded" in response.text
@@ -228,10 +259,14 @@ def test_prometheus_annotations_match_the_served_port_and_path(rendered, overlay
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_references_between_objects_resolve(rendered, overlay: str) -> None:
     docs = rendered[overlay]
-    configmaps = {d["metadata"]["name"]: d.get("data", {}) for d in docs
-                  if d["kind"] == "ConfigMap"}
-    secrets = {d["metadata"]["name"]: {**d.get("data", {}), **d.get("stringData", {})}
-               for d in docs if d["kind"] == "Secret"}
+    configmaps = {
+        d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"
+    }
+    secrets = {
+        d["metadata"]["name"]: {**d.get("data", {}), **d.get("stringData", {})}
+        for d in docs
+        if d["kind"] == "Secret"
+    }
     claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
     for spec in pod_specs(docs):
         for container in spec["containers"]:
@@ -278,14 +313,16 @@ def test_pods_meet_the_restricted_pod_security_standard(rendered, overlay: str) 
             assert ctx["allowPrivilegeEscalation"] is False
             assert ctx["capabilities"]["drop"] == ["ALL"]
             assert ctx.get("seccompProfile", pod.get("seccompProfile")) == {
-                "type": "RuntimeDefault"}
+                "type": "RuntimeDefault"
+            }
         allowed = {"emptyDir", "persistentVolumeClaim", "configMap", "secret", "projected"}
         assert all(set(v) - {"name"} <= allowed for v in spec.get("volumes", []))
 
 
 def cli_commands() -> str:
-    return subprocess.run([venv_tool("opsline"), "--help"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
+    return subprocess.run(
+        [venv_tool("opsline"), "--help"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -299,9 +336,11 @@ def test_train_job_runs_a_command_the_cli_and_hydra_accept(rendered, overlay: st
     (container,) = spec["containers"]
     assert container["image"].rsplit("/", 1)[-1].startswith("opsline-train:")
     assert "command" not in container  # the image's `opsline` entrypoint
-    environment = {k: v for source in container["envFrom"]
-                   for k, v in one(docs, "ConfigMap", source["configMapRef"]["name"])[
-                       "data"].items()}
+    environment = {
+        k: v
+        for source in container["envFrom"]
+        for k, v in one(docs, "ConfigMap", source["configMapRef"]["name"])["data"].items()
+    }
     environment.update({e["name"]: e.get("value", "<secret>") for e in container["env"]})
     # Kubernetes leaves an undefined $(VAR) in place, literally: every one must be defined.
     args = []
@@ -348,12 +387,13 @@ def test_prod_scales_out_and_dev_does_not(rendered) -> None:
     assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
     assert one(prod, "PodDisruptionBudget")["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
     assert one(dev, "Deployment", "opsline-serve")["spec"]["replicas"] == 1
-    assert not [d for d in dev if d["kind"] in {"HorizontalPodAutoscaler",
-                                                "PodDisruptionBudget"}]
+    assert not [d for d in dev if d["kind"] in {"HorizontalPodAutoscaler", "PodDisruptionBudget"}]
     # Dev brings its own tracking server, and the ConfigMap points at its Service.
     service = one(dev, "Service", "mlflow")
-    assert config(dev)["OPSLINE_TRACKING_URI"] == \
-        f"http://mlflow:{service['spec']['ports'][0]['port']}"
+    assert (
+        config(dev)["OPSLINE_TRACKING_URI"]
+        == f"http://mlflow:{service['spec']['ports'][0]['port']}"
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -403,8 +443,12 @@ def test_kserve_inferenceservice_structure(rendered) -> None:
         if ref:
             assert ref["name"] == "opsline-secrets" and ref["key"] in secret_data(prod)
     assert container["securityContext"]["runAsUser"] == image_uid()
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-predictor"},
-           "spec": {"containers": [container]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kserve-predictor"},
+        "spec": {"containers": [container]},
+    }
     for version in KUBE_VERSIONS:
         kubernetes_validate.validate(pod, version, strict=True)
 

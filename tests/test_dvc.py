@@ -24,20 +24,36 @@ from opsline.config import load_config
 BIN = Path(sys.executable).parent
 RAW = "raw/ames.csv"
 # model.n_estimators/early_stopping_rounds: the smallest GBM that still trains in ~1 s.
-INIT = ["house_price", "model=gbm", f"recipe.data.path={RAW}", "model.n_estimators=40",
-        "model.early_stopping_rounds=10"]
+INIT = [
+    "house_price",
+    "model=gbm",
+    f"recipe.data.path={RAW}",
+    "model.n_estimators=40",
+    "model.early_stopping_rounds=10",
+]
 ALL = ["prepare", "validate", "train", "evaluate"]
 
 
 def env_for(project: Path) -> dict[str, str]:
     # The stages call `opsline` by name, as in an activated venv.
-    return {**os.environ, "OPSLINE_HOME": str(project / ".opsline"), "DVC_NO_ANALYTICS": "1",
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "OPSLINE_HOME": str(project / ".opsline"),
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
 
 def run(args: list[str], project: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=project, env=env_for(project), capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        args,
+        cwd=project,
+        env=env_for(project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -71,8 +87,12 @@ def git_project(path: Path) -> Path:
 
 
 def file_hashes(*folders: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +152,7 @@ def test_raw_data_change_reruns_everything(project: Path) -> None:
     version = json.loads((project / "reports/validation.json").read_text())["data_version"]
     assert changed_stages(project) == {"prepare"}  # the rest follows from its new output
     assert repro(project) == ALL
-    assert json.loads((project / "reports/validation.json").read_text())["data_version"] \
-        != version
+    assert json.loads((project / "reports/validation.json").read_text())["data_version"] != version
 
 
 def test_push_wipe_pull_restores_outputs_byte_identical(project: Path) -> None:
@@ -159,7 +178,9 @@ def test_each_stage_gets_only_the_params_it_reads() -> None:
     params = dp.select_params(_resolved(["model=gbm"]))
     keys = dp.stage_keys(params)
     assert "model.params.learning_rate" in keys["train"] == keys["evaluate"]
-    assert not [k for k in keys["prepare"] + keys["validate"] if k.startswith(("model.", "trainer."))]
+    assert not [
+        k for k in keys["prepare"] + keys["validate"] if k.startswith(("model.", "trainer."))
+    ]
     # Thresholds are checked, not used to prepare: tightening them leaves prepare alone.
     assert "recipe.data.min_rows.train" in keys["validate"]
     assert "recipe.data.min_rows.train" not in keys["prepare"]
@@ -171,16 +192,23 @@ def test_nulls_and_lists_survive_the_trip_through_a_command() -> None:
     assert params["recipe"]["data"]["path"] == "null"
     assert params["model"]["hidden"] == "[256,128]"
     # What DVC puts into the command, Hydra reads back as the original values.
-    cfg = load_config("house_price", ["model=mlp", "recipe.data.path=null",
-                                      f"model.hidden={params['model']['hidden']}"])
+    cfg = load_config(
+        "house_price",
+        ["model=mlp", "recipe.data.path=null", f"model.hidden={params['model']['hidden']}"],
+    )
     assert cfg.recipe.data.path is None and list(cfg.model.hidden) == [256, 128]
 
 
 def test_added_keys_are_added_again_in_the_commands() -> None:
     overrides = ["model=gbm", "+model.params.max_bin=63"]
     params = dp.select_params(_resolved(overrides))
-    stages = dp.build_stages("house_price", overrides, params,
-                             dp.default_layout(".opsline/data/house_price", "house_price"), {})
+    stages = dp.build_stages(
+        "house_price",
+        overrides,
+        params,
+        dp.default_layout(".opsline/data/house_price", "house_price"),
+        {},
+    )
     train = stages["train"]["cmd"]
     assert '"++model.params.max_bin=${model.params.max_bin}"' in train
     assert "+model.params.max_bin=63" not in train  # the value comes from params.yaml
@@ -198,13 +226,28 @@ def _resolved(overrides: list[str]) -> dict:
 
 def test_s3_remote_with_endpoint_keeps_keys_out_of_git(tmp_path: Path) -> None:
     root = git_project(tmp_path / "s3project")
-    opsline("dvc", "init", "house_price", "model=gbm", "--remote", "s3://models/dvc",
-            "--endpoint-url", "http://127.0.0.1:8333", "--access-key-id", "AKID",
-            "--secret-access-key", "SECRET", project=root)
+    opsline(
+        "dvc",
+        "init",
+        "house_price",
+        "model=gbm",
+        "--remote",
+        "s3://models/dvc",
+        "--endpoint-url",
+        "http://127.0.0.1:8333",
+        "--access-key-id",
+        "AKID",
+        "--secret-access-key",
+        "SECRET",
+        project=root,
+    )
     config = (root / ".dvc/config").read_text()
     assert "remote = opsline" in config
-    assert re.search(r"\['remote \"opsline\"'\]\s+url = s3://models/dvc\s+"
-                     r"endpointurl = http://127.0.0.1:8333", config)
+    assert re.search(
+        r"\['remote \"opsline\"'\]\s+url = s3://models/dvc\s+"
+        r"endpointurl = http://127.0.0.1:8333",
+        config,
+    )
     assert "AKID" not in config and "SECRET" not in config
     local = (root / ".dvc/config.local").read_text()
     assert "access_key_id = AKID" in local and "secret_access_key = SECRET" in local
@@ -214,8 +257,9 @@ def test_s3_remote_with_endpoint_keeps_keys_out_of_git(tmp_path: Path) -> None:
     assert "analytics = false" in config
 
 
-@pytest.mark.parametrize("case", ["unknown recipe", "not a git repo", "dvc.yaml exists",
-                                  "bad remote"])
+@pytest.mark.parametrize(
+    "case", ["unknown recipe", "not a git repo", "dvc.yaml exists", "bad remote"]
+)
 def test_bad_input_is_one_sentence_and_exit_2(case: str, tmp_path: Path) -> None:
     root = tmp_path / "p"
     root.mkdir()
@@ -231,8 +275,12 @@ def test_bad_input_is_one_sentence_and_exit_2(case: str, tmp_path: Path) -> None
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    expected = {"unknown recipe": "Valid recipes:", "not a git repo": "git init",
-                "dvc.yaml exists": "--force", "bad remote": "s3://bucket/prefix"}[case]
+    expected = {
+        "unknown recipe": "Valid recipes:",
+        "not a git repo": "git init",
+        "dvc.yaml exists": "--force",
+        "bad remote": "s3://bucket/prefix",
+    }[case]
     assert expected in result.stderr
     if case == "dvc.yaml exists":
         assert (root / "dvc.yaml").read_text() == "stages: {}\n"  # untouched

@@ -28,8 +28,7 @@ def test_invalid_data_is_reported_and_nothing_is_registered(isolated_home: Path)
     with pytest.raises(DataValidationError, match=target):
         pipeline.train("house_price", ["model=gbm"])
     assert list_versions("house_price") == []
-    assert client().search_runs(
-        [e.experiment_id for e in client().search_experiments()]) == []
+    assert client().search_runs([e.experiment_id for e in client().search_experiments()]) == []
 
 
 def test_production_run_carries_config_metrics_and_lineage(trained_workspace: Path) -> None:

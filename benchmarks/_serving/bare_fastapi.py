@@ -30,8 +30,9 @@ def build_app(model_dir: Path) -> FastAPI:
     options.intra_op_num_threads = 1  # one core for the whole server, as opsline's default
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(model_dir / "model.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     input_name = session.get_inputs()[0].name
     app = FastAPI(title="bare house_price")
 
@@ -44,9 +45,11 @@ def build_app(model_dir: Path) -> FastAPI:
         x = plan.gbm_matrix([request.model_dump(exclude_none=True)])
         log_price = session.run(None, {input_name: x})[0].reshape(-1)[0]
         price = math.exp(float(log_price))  # exp in float64, as opsline's to_prices
-        return HousePriceResponse(predicted_price=round(price, 2),
-                                  price_per_sqft=round(price / request.gr_liv_area, 2),
-                                  model_kind="gbm")
+        return HousePriceResponse(
+            predicted_price=round(price, 2),
+            price_per_sqft=round(price / request.gr_liv_area, 2),
+            model_kind="gbm",
+        )
 
     return app
 

@@ -14,12 +14,18 @@ def add_common_args(p: argparse.ArgumentParser, report: Path, *, wait: bool = Tr
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--client-cpu", default="1")
     if wait:
-        p.add_argument("--wait-for", type=Path, help="measure only once this file exists and "
-                                                     "no pytest process runs")
-        p.add_argument("--wait-timeout", type=float, default=2700,
-                       help="seconds to wait for quiet, then measure anyway (flagged) (2700)")
-    p.add_argument("--out", type=Path, default=report,
-                   help="markdown report ('-' = do not write)")
+        p.add_argument(
+            "--wait-for",
+            type=Path,
+            help="measure only once this file exists and no pytest process runs",
+        )
+        p.add_argument(
+            "--wait-timeout",
+            type=float,
+            default=2700,
+            help="seconds to wait for quiet, then measure anyway (flagged) (2700)",
+        )
+    p.add_argument("--out", type=Path, default=report, help="markdown report ('-' = do not write)")
     p.add_argument("--json", type=Path, help="also dump the result as JSON here")
 
 

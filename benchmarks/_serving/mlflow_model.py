@@ -19,9 +19,16 @@ from typing import Any
 
 from opsline.recipes.house_price.features import NOMINAL, ORDINAL, RAW_COLUMNS, RAW_NUMERIC
 
-GBM_PARAMS = {"learning_rate": 0.02, "num_leaves": 15, "min_child_samples": 10,
-              "subsample": 0.7, "subsample_freq": 1, "colsample_bytree": 0.5,
-              "reg_lambda": 1.0, "verbose": -1}
+GBM_PARAMS = {
+    "learning_rate": 0.02,
+    "num_leaves": 15,
+    "min_child_samples": 10,
+    "subsample": 0.7,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.5,
+    "reg_lambda": 1.0,
+    "verbose": -1,
+}
 
 
 def raw_frame(frame: Any) -> Any:
@@ -31,9 +38,17 @@ def raw_frame(frame: Any) -> Any:
     out = frame.reindex(columns=RAW_COLUMNS).copy()
     out[RAW_NUMERIC] = out[RAW_NUMERIC].astype("float64")
     for column in [*ORDINAL, *NOMINAL]:
-        out[column] = out[column].map(
-            lambda v: np.nan if v is None or (isinstance(v, float) and math.isnan(v))
-            else (str(int(v)) if isinstance(v, (int, float)) else str(v))).astype(object)
+        out[column] = (
+            out[column]
+            .map(
+                lambda v: (
+                    np.nan
+                    if v is None or (isinstance(v, float) and math.isnan(v))
+                    else (str(int(v)) if isinstance(v, (int, float)) else str(v))
+                )
+            )
+            .astype(object)
+        )
     return out
 
 
@@ -46,8 +61,11 @@ def full_record(defaults: dict[str, Any], request: dict[str, Any]) -> dict[str, 
         if column in RAW_NUMERIC:
             record[column] = float(value)
         else:
-            record[column] = "NA" if value is None else (
-                str(int(value)) if isinstance(value, (int, float)) else str(value))
+            record[column] = (
+                "NA"
+                if value is None
+                else (str(int(value)) if isinstance(value, (int, float)) else str(value))
+            )
     return record
 
 
@@ -59,19 +77,36 @@ def pipeline(n_estimators: int) -> Any:
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
     ordinal_levels = [["NA", *sorted(levels, key=levels.get)] for levels in ORDINAL.values()]
-    features = ColumnTransformer([
-        ("numbers", SimpleImputer(strategy="median"), RAW_NUMERIC),
-        ("ordinal", make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="NA"),
-            OrdinalEncoder(categories=ordinal_levels, handle_unknown="use_encoded_value",
-                           unknown_value=-1)), list(ORDINAL)),
-        ("nominal", make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="NA"),
-            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
-                          sparse_output=False)), NOMINAL),
-    ])
-    return Pipeline([("features", features),
-                     ("model", LGBMRegressor(n_estimators=n_estimators, **GBM_PARAMS))])
+    features = ColumnTransformer(
+        [
+            ("numbers", SimpleImputer(strategy="median"), RAW_NUMERIC),
+            (
+                "ordinal",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="NA"),
+                    OrdinalEncoder(
+                        categories=ordinal_levels,
+                        handle_unknown="use_encoded_value",
+                        unknown_value=-1,
+                    ),
+                ),
+                list(ORDINAL),
+            ),
+            (
+                "nominal",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="NA"),
+                    OneHotEncoder(
+                        handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
+                    ),
+                ),
+                NOMINAL,
+            ),
+        ]
+    )
+    return Pipeline(
+        [("features", features), ("model", LGBMRegressor(n_estimators=n_estimators, **GBM_PARAMS))]
+    )
 
 
 def build(home: Path, model_dir: Path, request: dict[str, Any], say=print) -> dict[str, str]:
@@ -108,17 +143,30 @@ def build(home: Path, model_dir: Path, request: dict[str, Any], say=print) -> di
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipe))
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.create_experiment("serving-benchmark",
-                                          artifact_location=(root / "artifacts").as_uri())
+    experiment = mlflow.create_experiment(
+        "serving-benchmark", artifact_location=(root / "artifacts").as_uri()
+    )
     with mlflow.start_run(experiment_id=experiment):
         mlflow.log_metric("test_rmsle", rmsle)
         logged = mlflow.sklearn.log_model(
-            pipe, name="model", signature=signature, input_example=example,
-            serialization_format="skops", skops_trusted_types=trusted,
-            pip_requirements=[f"mlflow=={mlflow.__version__}",
-                              f"scikit-learn=={sklearn.__version__}",
-                              f"lightgbm=={lightgbm.__version__}"])
-    info = {"uri": logged.model_uri, "tracking_uri": tracking_uri, "trees": trees,
-            "test_rmsle": rmsle, "trusted_types": trusted}
+            pipe,
+            name="model",
+            signature=signature,
+            input_example=example,
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            pip_requirements=[
+                f"mlflow=={mlflow.__version__}",
+                f"scikit-learn=={sklearn.__version__}",
+                f"lightgbm=={lightgbm.__version__}",
+            ],
+        )
+    info = {
+        "uri": logged.model_uri,
+        "tracking_uri": tracking_uri,
+        "trees": trees,
+        "test_rmsle": rmsle,
+        "trusted_types": trusted,
+    }
     info_path.write_text(json.dumps(info, indent=1))
     return info

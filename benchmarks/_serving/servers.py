@@ -20,11 +20,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 10
-         ) -> tuple[int, bytes]:
+def http(
+    method: str, url: str, body: bytes | None = None, timeout: float = 10
+) -> tuple[int, bytes]:
     """(status, body) of one request; connection errors raise ``OSError``."""
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -47,22 +49,36 @@ class Servers:
         self.logdir = logdir
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, cmd: list[str], env: dict[str, str], ready_url: str,
-              cpu: str | None = "0", timeout_s: float = 180) -> subprocess.Popen:
+    def start(
+        self,
+        name: str,
+        cmd: list[str],
+        env: dict[str, str],
+        ready_url: str,
+        cpu: str | None = "0",
+        timeout_s: float = 180,
+    ) -> subprocess.Popen:
         """Run ``cmd`` (under ``taskset -c cpu``), wait for ``ready_url`` to answer 200."""
         if cpu is not None:
             cmd = ["taskset", "-c", cpu, *cmd]
         log_path = self.logdir / f"{name}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()  # the child holds its own descriptor
         self.procs[name] = proc
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode} before it was ready; "
-                                   f"log {log_path}:\n{_tail(log_path)}")
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode} before it was ready; "
+                    f"log {log_path}:\n{_tail(log_path)}"
+                )
             try:
                 if http("GET", ready_url, timeout=2)[0] == 200:
                     return proc
@@ -70,8 +86,9 @@ class Servers:
                 pass
             time.sleep(0.3)
         self.stop(name)
-        raise RuntimeError(f"{name} was not ready within {timeout_s:.0f} s; log {log_path}:\n"
-                           f"{_tail(log_path)}")
+        raise RuntimeError(
+            f"{name} was not ready within {timeout_s:.0f} s; log {log_path}:\n{_tail(log_path)}"
+        )
 
     def stop(self, name: str) -> None:
         """SIGTERM the server's process group, SIGKILL it after 10 s."""
@@ -116,8 +133,8 @@ def cpu_snapshot() -> dict[int, tuple[int, int, str]]:
                 raw = f.read()
         except OSError:
             continue
-        name = raw[raw.find("(") + 1:raw.rfind(")")]
-        fields = raw[raw.rfind(")") + 2:].split()
+        name = raw[raw.find("(") + 1 : raw.rfind(")")]
+        fields = raw[raw.rfind(")") + 2 :].split()
         # after the name: state ppid pgrp session ... utime (14th field) stime (15th)
         out[int(entry.name)] = (int(fields[11]) + int(fields[12]), int(fields[2]), name)
     return out

@@ -111,9 +111,18 @@ def group_cpu(before: dict, after: dict, seconds: float, group: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK") / max(seconds, 1e-9)
 
 
-def measure_point(system: str, url: str, lua: Path, concurrency: int, duration: float,
-                  client_cpu: str, server_group: int, base: str, rows: int = 1,
-                  **extra) -> dict:
+def measure_point(
+    system: str,
+    url: str,
+    lua: Path,
+    concurrency: int,
+    duration: float,
+    client_cpu: str,
+    server_group: int,
+    base: str,
+    rows: int = 1,
+    **extra,
+) -> dict:
     """One closed-loop wrk run; the point in ``report.points_table``'s format plus
     ``server_cpu`` (cores of the server's group) and whatever ``extra`` says."""
     before, buckets = metric_sums(base, _ROWS), batch_size_buckets(base)
@@ -123,25 +132,35 @@ def measure_point(system: str, url: str, lua: Path, concurrency: int, duration: 
     after = metric_sums(base, _ROWS)
     spread = batch_size_spread(buckets, batch_size_buckets(base))
     calls = after["opsline_batch_rows_count"] - before["opsline_batch_rows_count"]
-    return {"system": system, "route": url.split("/", 3)[-1], "rows": rows,
-            **result.as_dict(), "rows_per_s": result.rps * rows,
-            "rows_per_model_call": ((after["opsline_batch_rows_sum"]
-                                     - before["opsline_batch_rows_sum"]) / calls
-                                    if calls else None),
-            "model_calls": calls, "rows_per_call_spread": spread,
-            "server_cpu": group_cpu(cpu_before, cpu_after, seconds, server_group),
-            "other_cpu": other_cpu(cpu_before, cpu_after, seconds, {server_group}),
-            **extra}
+    return {
+        "system": system,
+        "route": url.split("/", 3)[-1],
+        "rows": rows,
+        **result.as_dict(),
+        "rows_per_s": result.rps * rows,
+        "rows_per_model_call": (
+            (after["opsline_batch_rows_sum"] - before["opsline_batch_rows_sum"]) / calls
+            if calls
+            else None
+        ),
+        "model_calls": calls,
+        "rows_per_call_spread": spread,
+        "server_cpu": group_cpu(cpu_before, cpu_after, seconds, server_group),
+        "other_cpu": other_cpu(cpu_before, cpu_after, seconds, {server_group}),
+        **extra,
+    }
 
 
 def pytest_running() -> list[str]:
-    out = subprocess.run(["pgrep", "-fa", "pytest"], capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run(
+        ["pgrep", "-fa", "pytest"], capture_output=True, text=True, check=False
+    ).stdout
     return [line for line in out.splitlines() if line.strip()]
 
 
-def wait_until_quiet(flag: Path | None, timeout_s: float, say: Callable[[str], None],
-                     poll_s: float = 30) -> dict:
+def wait_until_quiet(
+    flag: Path | None, timeout_s: float, say: Callable[[str], None], poll_s: float = 30
+) -> dict:
     """Wait until ``flag`` exists (if given) and no pytest process runs, at most ``timeout_s``.
 
     Returns what happened, for the report: ``{"flag", "waited_s", "quiet"}`` (``quiet``
@@ -152,16 +171,28 @@ def wait_until_quiet(flag: Path | None, timeout_s: float, say: Callable[[str], N
         flag_ok = flag is None or flag.exists()
         tests = pytest_running()
         if flag_ok and not tests:
-            return {"flag": str(flag) if flag else None,
-                    "waited_s": time.monotonic() - started, "quiet": True}
+            return {
+                "flag": str(flag) if flag else None,
+                "waited_s": time.monotonic() - started,
+                "quiet": True,
+            }
         if time.monotonic() - started >= timeout_s:
-            say(f"Still busy after {timeout_s / 60:.0f} min (flag {'present' if flag_ok else 'absent'}, "
-                f"{len(tests)} pytest processes): measuring anyway, numbers flagged contended.")
-            return {"flag": str(flag) if flag else None,
-                    "waited_s": time.monotonic() - started, "quiet": False,
-                    "pytest": len(tests), "flag_present": flag_ok}
-        say(f"  waiting for quiet: flag {flag} {'present' if flag_ok else 'absent'}, "
-            f"{len(tests)} pytest processes ({(time.monotonic() - started) / 60:.1f} min)")
+            say(
+                f"Still busy after {timeout_s / 60:.0f} min "
+                f"(flag {'present' if flag_ok else 'absent'}, "
+                f"{len(tests)} pytest processes): measuring anyway, numbers flagged contended."
+            )
+            return {
+                "flag": str(flag) if flag else None,
+                "waited_s": time.monotonic() - started,
+                "quiet": False,
+                "pytest": len(tests),
+                "flag_present": flag_ok,
+            }
+        say(
+            f"  waiting for quiet: flag {flag} {'present' if flag_ok else 'absent'}, "
+            f"{len(tests)} pytest processes ({(time.monotonic() - started) / 60:.1f} min)"
+        )
         time.sleep(poll_s)
 
 
@@ -170,9 +201,13 @@ def quiet_note(wait: dict | None) -> str:
     if not wait:
         return "The run did not wait for other jobs (no `--wait-for`)."
     if wait["quiet"]:
-        return (f"The run waited {wait['waited_s'] / 60:.1f} min for "
-                + (f"`{wait['flag']}` and " if wait["flag"] else "")
-                + "no pytest process before measuring.")
-    return (f"**CONTENDED**: after {wait['waited_s'] / 60:.0f} min the machine was still busy "
-            f"(flag present: {wait.get('flag_present')}, {wait.get('pytest', 0)} pytest "
-            "processes); measured anyway.")
+        return (
+            f"The run waited {wait['waited_s'] / 60:.1f} min for "
+            + (f"`{wait['flag']}` and " if wait["flag"] else "")
+            + "no pytest process before measuring."
+        )
+    return (
+        f"**CONTENDED**: after {wait['waited_s'] / 60:.0f} min the machine was still busy "
+        f"(flag present: {wait.get('flag_present')}, {wait.get('pytest', 0)} pytest "
+        "processes); measured anyway."
+    )

@@ -31,16 +31,25 @@ from opsline.cli_watch import watch  # typer only; the loop itself is imported l
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.drift import DriftResult
 
-monitor_app = typer.Typer(help="Monitor the production model: data drift of logged requests, "
-                               "the served model against a shadow candidate.",
-                          no_args_is_help=True)
+monitor_app = typer.Typer(
+    help="Monitor the production model: data drift of logged requests, "
+    "the served model against a shadow candidate.",
+    no_args_is_help=True,
+)
 
 RecipeArg = Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")]
-OverridesArg = Annotated[list[str] | None, typer.Argument(
-    help="Hydra overrides, e.g. data=grapevine (which registered model).")]
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a folder. "
-                    "Default: models:/RECIPE@production.")]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Hydra overrides, e.g. data=grapevine (which registered model)."),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a folder. "
+        "Default: models:/RECIPE@production.",
+    ),
+]
 
 
 def _say(message: str) -> None:
@@ -48,25 +57,43 @@ def _say(message: str) -> None:
 
 
 @monitor_app.command("drift")
-def drift(recipe: RecipeArg,
-          window: Annotated[str, typer.Option(
-              help="Logged requests to compare: the last N (1000) or a time span "
-                   "(30m, 24h, 7d).")] = "1000",
-          html: Annotated[Path | None, typer.Option(
-              help="Also write Evidently's HTML report to this file.")] = None,
-          model: ModelOpt = None,
-          min_rows: Annotated[int, typer.Option(
-              min=1, help="Fewer logged requests than this: no verdict (exit 2).")] = 100,
-          drift_share: Annotated[float | None, typer.Option(
-              min=0.0, max=1.0, help="Drift when at least this share of the monitored "
-                                     "features drifted. Default: more than chance "
-                                     "explains (2 of 4 features, 5 of 33).")] = None,
-          log_reports: Annotated[bool, typer.Option(
-              "--log/--no-log", help="Log the JSON and HTML reports to the model "
-                                     "version's MLflow run.")] = True,
-          as_json: Annotated[bool, typer.Option(
-              "--json", help="Print the summary as one JSON object.")] = False,
-          overrides: OverridesArg = None) -> None:
+def drift(
+    recipe: RecipeArg,
+    window: Annotated[
+        str,
+        typer.Option(
+            help="Logged requests to compare: the last N (1000) or a time span (30m, 24h, 7d)."
+        ),
+    ] = "1000",
+    html: Annotated[
+        Path | None, typer.Option(help="Also write Evidently's HTML report to this file.")
+    ] = None,
+    model: ModelOpt = None,
+    min_rows: Annotated[
+        int, typer.Option(min=1, help="Fewer logged requests than this: no verdict (exit 2).")
+    ] = 100,
+    drift_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Drift when at least this share of the monitored "
+            "features drifted. Default: more than chance "
+            "explains (2 of 4 features, 5 of 33).",
+        ),
+    ] = None,
+    log_reports: Annotated[
+        bool,
+        typer.Option(
+            "--log/--no-log",
+            help="Log the JSON and HTML reports to the model version's MLflow run.",
+        ),
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+    ] = False,
+    overrides: OverridesArg = None,
+) -> None:
     """Data drift of logged requests against the model's reference.
 
     Exit 0: no drift; 1: drift detected; 2: no verdict (too few requests, no reference,
@@ -90,14 +117,23 @@ def drift(recipe: RecipeArg,
         raise DriftUnavailableError(str(error)) from None
     reference = read_reference(ref.local_dir, ref.version)
     current, where = _logged_features(ref.name, last, since)
-    result = compute_drift(reference, current, min_rows=min_rows, drift_share=drift_share,
-                           html=html is not None or log_reports,
-                           window=describe_window(window), model=ref.name, version=ref.version)
+    result = compute_drift(
+        reference,
+        current,
+        min_rows=min_rows,
+        drift_share=drift_share,
+        html=html is not None or log_reports,
+        window=describe_window(window),
+        model=ref.name,
+        version=ref.version,
+    )
     if not result.verdict:
         hint = f" at {where}" if result.rows == 0 else ""
-        raise DriftUnavailableError(f"{result.message} logged for {ref.name}{hint} in the "
-                                    f"{result.window}; wait for more requests or lower "
-                                    "--min-rows")
+        raise DriftUnavailableError(
+            f"{result.message} logged for {ref.name}{hint} in the "
+            f"{result.window}; wait for more requests or lower "
+            "--min-rows"
+        )
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(result.report_html or "", encoding="utf-8")
@@ -140,30 +176,45 @@ def format_result(result: DriftResult) -> str:
     version = f" v{result.version}" if result.version else ""
     verdict = "DATA DRIFT" if result.detected else "no data drift"
     drifted = len(result.drifted_features)
-    lines = [(f"{result.model}{version}: {verdict}: {drifted} of {len(result.features)} "
-              f"features drifted ({result.share:.0%}; drift from {result.drift_share:.0%}), "
-              f"{result.rows} requests ({result.window}) against {result.reference_rows} "
-              "reference rows")]
+    lines = [
+        (
+            f"{result.model}{version}: {verdict}: {drifted} of {len(result.features)} "
+            f"features drifted ({result.share:.0%}; drift from {result.drift_share:.0%}), "
+            f"{result.rows} requests ({result.window}) against {result.reference_rows} "
+            "reference rows"
+        )
+    ]
     width = max([len("feature"), *(len(f.name) for f in result.features)])
     method_width = max([len("method"), *(len(f.method) for f in result.features)])
-    lines.append(f"  {'feature':<{width}}  {'method':<{method_width}}  {'score':>10}  "
-                 f"{'threshold':>9}  drifted")
+    lines.append(
+        f"  {'feature':<{width}}  {'method':<{method_width}}  {'score':>10}  "
+        f"{'threshold':>9}  drifted"
+    )
     for f in result.features:
-        lines.append(f"  {f.name:<{width}}  {f.method:<{method_width}}  {f.score:>10.4g}  "
-                     f"{f.threshold:>9.4g}  {'yes' if f.drifted else 'no'}")
+        lines.append(
+            f"  {f.name:<{width}}  {f.method:<{method_width}}  {f.score:>10.4g}  "
+            f"{f.threshold:>9.4g}  {'yes' if f.drifted else 'no'}"
+        )
     if result.skipped:
         lines.append(f"  not tested (no values on one side): {', '.join(result.skipped)}")
     return "\n".join(lines)
 
 
 @monitor_app.command("compare")
-def compare_models(recipe: RecipeArg,
-                   window: Annotated[str, typer.Option(
-                       help="Requests to compare: the last N answered by both models (1000) "
-                            "or a time span (30m, 24h, 7d).")] = "1000",
-                   as_json: Annotated[bool, typer.Option(
-                       "--json", help="Print the comparison as one JSON object.")] = False,
-                   overrides: OverridesArg = None) -> None:
+def compare_models(
+    recipe: RecipeArg,
+    window: Annotated[
+        str,
+        typer.Option(
+            help="Requests to compare: the last N answered by both models (1000) "
+            "or a time span (30m, 24h, 7d)."
+        ),
+    ] = "1000",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as one JSON object.")
+    ] = False,
+    overrides: OverridesArg = None,
+) -> None:
     """Served model vs shadow on the same logged requests: agreement and, where feedback
     exists, each model's error (start the server with OPSLINE_SHADOW_MODEL_URI).
 
@@ -188,7 +239,8 @@ def compare_models(recipe: RecipeArg,
         raise NothingToCompareError(
             f"No shadow predictions logged for {name} in the {describe_window(window)} at "
             f"{where}; start the server with OPSLINE_SHADOW_MODEL_URI=models:/{name}/VERSION "
-            "(the candidate) and send it traffic.")
+            "(the candidate) and send it traffic."
+        )
     typer.echo(json.dumps(result.to_dict()) if as_json else result.summary())
 
 

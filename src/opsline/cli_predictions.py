@@ -19,19 +19,29 @@ import typer
 
 predictions_app = typer.Typer(help="Export or prune the prediction log.", no_args_is_help=True)
 
-LogOpt = Annotated[str | None, typer.Option(
-    "--log", help="SQLAlchemy URL of the log. Default: $OPSLINE_PREDICTION_LOG_URI or "
-                  "sqlite:///.opsline/predictions.db.")]
+LogOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log",
+        help="SQLAlchemy URL of the log. Default: $OPSLINE_PREDICTION_LOG_URI or "
+        "sqlite:///.opsline/predictions.db.",
+    ),
+]
 
 
 @predictions_app.command("export")
-def export(recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")],
-           output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
-           overrides: Annotated[list[str] | None, typer.Argument(
-               help="Hydra overrides, e.g. data=grapevine (which registered model).")] = None,
-           since: Annotated[str | None, typer.Option(
-               help="Only rows from the last span: 30m, 24h, 7d.")] = None,
-           log: LogOpt = None) -> None:
+def export(
+    recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline recipes`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Hydra overrides, e.g. data=grapevine (which registered model)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only rows from the last span: 30m, 24h, 7d.")
+    ] = None,
+    log: LogOpt = None,
+) -> None:
     """Write the logged predictions of RECIPE's model (and their feedback) to Parquet."""
     from opsline.config import load_config
     from opsline.errors import UsageError
@@ -53,8 +63,10 @@ def export(recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline
     finally:
         store.close()
     if frame.empty:
-        raise UsageError(f"No predictions of {name!r} are logged"
-                         f"{' in the last ' + since if since else ''} ({safe_uri(store.uri)}).")
+        raise UsageError(
+            f"No predictions of {name!r} are logged"
+            f"{' in the last ' + since if since else ''} ({safe_uri(store.uri)})."
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(output, index=False)
     labelled = int(frame["actual"].notna().sum())
@@ -62,11 +74,15 @@ def export(recipe: Annotated[str, typer.Argument(help="Recipe name (see `opsline
 
 
 @predictions_app.command("prune")
-def prune(days: Annotated[float, typer.Option(help="Delete rows older than this many days "
-                                                   "(0 = no age limit).")] = 30,
-          max_rows: Annotated[int, typer.Option(help="Keep at most this many rows, newest "
-                                                     "first (0 = no limit).")] = 1_000_000,
-          log: LogOpt = None) -> None:
+def prune(
+    days: Annotated[
+        float, typer.Option(help="Delete rows older than this many days (0 = no age limit).")
+    ] = 30,
+    max_rows: Annotated[
+        int, typer.Option(help="Keep at most this many rows, newest first (0 = no limit).")
+    ] = 1_000_000,
+    log: LogOpt = None,
+) -> None:
     """Delete old predictions (and feedback left without one)."""
     from opsline.errors import UsageError
     from opsline.monitoring.prediction_log import PredictionLog, safe_uri

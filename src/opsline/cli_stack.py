@@ -13,13 +13,22 @@ from typing import Annotated
 
 import typer
 
-stack_app = typer.Typer(help="Run PostgreSQL, S3 and an MLflow server on this machine.",
-                        no_args_is_help=True)
+stack_app = typer.Typer(
+    help="Run PostgreSQL, S3 and an MLflow server on this machine.", no_args_is_help=True
+)
 
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", help="Stack config (default: $OPSLINE_STACK_CONFIG or configs/stack.yaml).")]
-DirOpt = Annotated[Path | None, typer.Option(
-    "--dir", help="Data, logs and pids (default: the config's dir, or $OPSLINE_HOME/stack).")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Stack config (default: $OPSLINE_STACK_CONFIG or configs/stack.yaml)."
+    ),
+]
+DirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir", help="Data, logs and pids (default: the config's dir, or $OPSLINE_HOME/stack)."
+    ),
+]
 
 
 def _say(message: str) -> None:
@@ -36,8 +45,9 @@ def _print_status(settings) -> bool:
     typer.echo(f"# data: {settings.dir}\n# to use it from this shell:")
     for line in env_lines(settings):
         typer.echo(line)
-    typer.echo(f"# sweeps: opsline sweep RECIPE --storage "
-               f"{settings.pg_uri(settings.opsline_db)} ...")
+    typer.echo(
+        f"# sweeps: opsline sweep RECIPE --storage {settings.pg_uri(settings.opsline_db)} ..."
+    )
     return all(row.healthy for row in rows)
 
 
@@ -71,6 +81,8 @@ def status(config: ConfigOpt = None, stack_dir: DirOpt = None) -> None:
     from opsline.stack.settings import load_settings
 
     if not _print_status(load_settings(config, stack_dir)):
-        _say("Not every server is healthy: `opsline stack up` starts the stopped ones; the "
-             "logs are listed above.")
+        _say(
+            "Not every server is healthy: `opsline stack up` starts the stopped ones; the "
+            "logs are listed above."
+        )
         raise typer.Exit(1)

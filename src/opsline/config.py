@@ -56,8 +56,10 @@ def _translate(recipe: str, override: str) -> str:
         valid = options(bare, recipe)
         if value not in valid:
             plural = "data sources" if bare == "data" else f"{bare}s"
-            raise UsageError(f"Unknown {bare} {value!r} for recipe {recipe!r}. "
-                             f"Valid {plural}: {', '.join(valid) or '(none)'}.")
+            raise UsageError(
+                f"Unknown {bare} {value!r} for recipe {recipe!r}. "
+                f"Valid {plural}: {', '.join(valid) or '(none)'}."
+            )
         return f"{key}={recipe}/{value}"
     if bare == "trainer":
         valid = options("trainer")

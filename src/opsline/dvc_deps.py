@@ -31,8 +31,9 @@ def _existing(paths: list[Path]) -> list[str]:
     return seen
 
 
-def stage_code_deps(recipe: str, overrides: Sequence[str], resolved: dict[str, Any]
-                    ) -> dict[str, list[str]]:
+def stage_code_deps(
+    recipe: str, overrides: Sequence[str], resolved: dict[str, Any]
+) -> dict[str, list[str]]:
     """Absolute paths per stage: the recipe package, the core modules the stage runs and
     the config files it composes (recipe, chosen model/data/experiment, trainer)."""
     package = Path(importlib.import_module("opsline").__file__).parent
@@ -53,7 +54,8 @@ def stage_code_deps(recipe: str, overrides: Sequence[str], resolved: dict[str, A
     return {
         "prepare": _existing([recipe_dir, package / "data" / "dataset.py", *data_configs]),
         "validate": _existing([recipe_dir, package / "data" / "validation.py"]),
-        "train": _existing([recipe_dir, package / "pipeline.py", package / "training",
-                            *train_configs]),
+        "train": _existing(
+            [recipe_dir, package / "pipeline.py", package / "training", *train_configs]
+        ),
         "evaluate": _existing([recipe_dir, package / "pipeline.py"]),
     }

@@ -42,10 +42,10 @@ _PATH_SUFFIXES = ("_path", "_dir", "_dirs", "_file", "_files")
 class Layout:
     """Where the stages write, relative to the project (POSIX style, as dvc.yaml wants)."""
 
-    data: str        # the prepared dataset folder (opsline's workspace: .opsline/data/NAME)
-    model: str       # the trained model folder the train stage copies out
-    metrics: str     # folder of metrics/<stage>.json
-    reports: str     # folder of reports/validation.json
+    data: str  # the prepared dataset folder (opsline's workspace: .opsline/data/NAME)
+    model: str  # the trained model folder the train stage copies out
+    metrics: str  # folder of metrics/<stage>.json
+    reports: str  # folder of reports/validation.json
 
 
 def default_layout(data_dir: str, name: str) -> Layout:
@@ -103,6 +103,7 @@ def select_params(resolved: dict[str, Any]) -> dict[str, Any]:
 
 def stage_keys(params: dict[str, Any]) -> dict[str, list[str]]:
     """The params.yaml keys each stage passes to its command (and DVC tracks for it)."""
+
     def keys(sections: Iterable[str]) -> list[str]:
         out: list[str] = []
         for section in sections:
@@ -134,8 +135,9 @@ def added_keys(overrides: Sequence[str]) -> tuple[str, ...]:
     return tuple(o.partition("=")[0].lstrip("+") for o in overrides if o.startswith("+"))
 
 
-def _command(words: Sequence[str], keys: Sequence[str], extra: Sequence[str],
-             added: Sequence[str] = ()) -> str:
+def _command(
+    words: Sequence[str], keys: Sequence[str], extra: Sequence[str], added: Sequence[str] = ()
+) -> str:
     def override(key: str) -> str:
         plus = "++" if any(key == a or key.startswith(f"{a}.") for a in added) else ""
         # Double-quoted: a value with a space or a bracket stays one argument and is not
@@ -145,20 +147,32 @@ def _command(words: Sequence[str], keys: Sequence[str], extra: Sequence[str],
     return " ".join([*words, *(override(k) for k in keys), *extra])
 
 
-def build_stages(recipe: str, overrides: Sequence[str], params: dict[str, Any],
-                 layout: Layout, deps: dict[str, list[str]]) -> dict[str, Any]:
+def build_stages(
+    recipe: str,
+    overrides: Sequence[str],
+    params: dict[str, Any],
+    layout: Layout,
+    deps: dict[str, list[str]],
+) -> dict[str, Any]:
     """The ``stages:`` mapping of dvc.yaml; ``deps`` are per stage, before the chaining."""
     keys = stage_keys(params)
     fixed = [recipe, *fixed_overrides(overrides, params)]
     validation = f"{layout.reports}/validation.json"
-    train_metrics, eval_metrics = (f"{layout.metrics}/train.json",
-                                   f"{layout.metrics}/evaluate.json")
+    train_metrics, eval_metrics = (
+        f"{layout.metrics}/train.json",
+        f"{layout.metrics}/evaluate.json",
+    )
 
-    def stage(words: list[str], name: str, extra: list[str], chained: list[str],
-              outs: list[Any], metrics: list[Any] | None = None) -> dict[str, Any]:
+    def stage(
+        words: list[str],
+        name: str,
+        extra: list[str],
+        chained: list[str],
+        outs: list[Any],
+        metrics: list[Any] | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "cmd": _command(["opsline", *words, *fixed], keys[name], extra,
-                            added_keys(overrides)),
+            "cmd": _command(["opsline", *words, *fixed], keys[name], extra, added_keys(overrides)),
             "deps": [*chained, *deps.get(name, [])],
             "params": keys[name],
         }
@@ -170,18 +184,31 @@ def build_stages(recipe: str, overrides: Sequence[str], params: dict[str, Any],
 
     return {
         "prepare": stage(["data", "prepare"], "prepare", [], [], [layout.data]),
-        "validate": stage(["data", "validate"], "validate", ["--report-file", validation],
-                          [layout.data], [{validation: {"cache": False}}]),
+        "validate": stage(
+            ["data", "validate"],
+            "validate",
+            ["--report-file", validation],
+            [layout.data],
+            [{validation: {"cache": False}}],
+        ),
         # The validation record is a dep, so train waits for validate and a failed
         # validation stops the pipeline before anything is fitted.
-        "train": stage(["train"], "train",
-                       ["--metrics-file", train_metrics, "--model-dir", layout.model],
-                       [layout.data, validation], [layout.model],
-                       [{train_metrics: {"cache": False}}]),
-        "evaluate": stage(["evaluate"], "evaluate",
-                          ["--model", layout.model, "--metrics-file", eval_metrics],
-                          [layout.data, layout.model], [],
-                          [{eval_metrics: {"cache": False}}]),
+        "train": stage(
+            ["train"],
+            "train",
+            ["--metrics-file", train_metrics, "--model-dir", layout.model],
+            [layout.data, validation],
+            [layout.model],
+            [{train_metrics: {"cache": False}}],
+        ),
+        "evaluate": stage(
+            ["evaluate"],
+            "evaluate",
+            ["--model", layout.model, "--metrics-file", eval_metrics],
+            [layout.data, layout.model],
+            [],
+            [{eval_metrics: {"cache": False}}],
+        ),
     }
 
 

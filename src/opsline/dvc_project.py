@@ -21,9 +21,11 @@ DVC_FILE, PARAMS_FILE = "dvc.yaml", "params.yaml"
 REMOTE = "opsline"  # the name of the remote `opsline dvc init` sets (as DVC's default)
 DEFAULT_LOCAL_REMOTE = ".opsline/dvc-remote"
 
-_HEADER = ("# Written by `opsline dvc init {args}`; edit values here, then `dvc repro`.\n"
-           "# Keys mirror the Hydra config. A null is the string 'null' and a list is\n"
-           "# written in Hydra's syntax ('[256,128]'): DVC can pass only scalars to a command.\n")
+_HEADER = (
+    "# Written by `opsline dvc init {args}`; edit values here, then `dvc repro`.\n"
+    "# Keys mirror the Hydra config. A null is the string 'null' and a list is\n"
+    "# written in Hydra's syntax ('[256,128]'): DVC can pass only scalars to a command.\n"
+)
 
 
 @dataclass
@@ -41,25 +43,38 @@ def _env() -> dict[str, str]:
 def git_toplevel(cwd: Path) -> Path:
     """The git work tree ``cwd`` is in; DVC pipelines live in git."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, text=True,
-                             capture_output=True, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=cwd,
+            text=True,
+            capture_output=True,
+            check=False,
+        )
     except FileNotFoundError:
-        raise UsageError("git is not installed; DVC pipelines live in a git repository.") \
-            from None
+        raise UsageError("git is not installed; DVC pipelines live in a git repository.") from None
     if out.returncode != 0:
-        raise UsageError(f"{cwd} is not inside a git repository: run `git init` first "
-                         f"(DVC records pipeline state next to your code in git).")
+        raise UsageError(
+            f"{cwd} is not inside a git repository: run `git init` first "
+            f"(DVC records pipeline state next to your code in git)."
+        )
     return Path(out.stdout.strip()).resolve()
 
 
 def dvc(args: Sequence[str], cwd: Path) -> str:
     """Run one ``dvc`` command; a failure becomes one sentence with DVC's own message."""
-    out = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, text=True,
-                         capture_output=True, env=_env(), check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        env=_env(),
+        check=False,
+    )
     if out.returncode != 0:
         reason = (out.stderr.strip() or out.stdout.strip()).splitlines()
-        raise OpslineError(f"`dvc {' '.join(args)}` failed: "
-                           f"{reason[-1] if reason else 'no message'}")
+        raise OpslineError(
+            f"`dvc {' '.join(args)}` failed: {reason[-1] if reason else 'no message'}"
+        )
     return out.stdout
 
 
@@ -75,8 +90,12 @@ def ensure_dvc(project: Path, toplevel: Path) -> bool:
     return created
 
 
-def check_remote(url: str, endpoint_url: str | None = None, access_key_id: str | None = None,
-                 secret_access_key: str | None = None) -> None:
+def check_remote(
+    url: str,
+    endpoint_url: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+) -> None:
     """Refuse a remote DVC could not use, before anything is written."""
     is_s3 = url.startswith("s3://")
     if not is_s3 and "://" in url:
@@ -84,12 +103,19 @@ def check_remote(url: str, endpoint_url: str | None = None, access_key_id: str |
     if not is_s3 and (endpoint_url or access_key_id or secret_access_key):
         raise UsageError("--endpoint-url and the S3 keys apply to an s3:// remote only.")
     if bool(access_key_id) != bool(secret_access_key):
-        raise UsageError("Give both --access-key-id and --secret-access-key, or neither "
-                         "(then boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).")
+        raise UsageError(
+            "Give both --access-key-id and --secret-access-key, or neither "
+            "(then boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."
+        )
 
 
-def set_remote(project: Path, url: str, endpoint_url: str | None = None,
-               access_key_id: str | None = None, secret_access_key: str | None = None) -> str:
+def set_remote(
+    project: Path,
+    url: str,
+    endpoint_url: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+) -> str:
     """Point the default remote at ``url``: a local folder or ``s3://bucket/prefix``.
 
     The endpoint (not a secret) goes into ``.dvc/config``, which is committed; keys go into
@@ -106,8 +132,9 @@ def set_remote(project: Path, url: str, endpoint_url: str | None = None,
         dvc(["remote", "modify", REMOTE, "endpointurl", endpoint_url], project)
     if access_key_id and secret_access_key:
         dvc(["remote", "modify", "--local", REMOTE, "access_key_id", access_key_id], project)
-        dvc(["remote", "modify", "--local", REMOTE, "secret_access_key", secret_access_key],
-            project)
+        dvc(
+            ["remote", "modify", "--local", REMOTE, "secret_access_key", secret_access_key], project
+        )
     return url
 
 
@@ -119,8 +146,9 @@ def ignore_workspace(project: Path) -> None:
     if not {".opsline", ".opsline/", "/.opsline", "/.opsline/"} & {x.strip() for x in lines}:
         prefix = "\n" if lines and lines[-1].strip() else ""
         with gitignore.open("a") as handle:
-            handle.write(f"{prefix}# opsline's workspace (DVC tracks the data in it by hash)\n"
-                         "/.opsline/\n")
+            handle.write(
+                f"{prefix}# opsline's workspace (DVC tracks the data in it by hash)\n/.opsline/\n"
+            )
 
 
 def write_yaml(path: Path, tree: dict, header: str = "") -> None:
@@ -134,11 +162,19 @@ def write_yaml(path: Path, tree: dict, header: str = "") -> None:
     path.write_text(header + yaml.dump(tree, Dumper=_Plain, sort_keys=False, width=100))
 
 
-def init_project(recipe: str, overrides: Sequence[str], *, cwd: Path, remote: str | None,
-                 endpoint_url: str | None = None, access_key_id: str | None = None,
-                 secret_access_key: str | None = None, force: bool = False,
-                 code_deps: bool = True, say: Callable[[str], None] = lambda _: None
-                 ) -> InitResult:
+def init_project(
+    recipe: str,
+    overrides: Sequence[str],
+    *,
+    cwd: Path,
+    remote: str | None,
+    endpoint_url: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    force: bool = False,
+    code_deps: bool = True,
+    say: Callable[[str], None] = lambda _: None,
+) -> InitResult:
     """Check everything first, then ``dvc init``, the remote, params.yaml and dvc.yaml."""
     from omegaconf import OmegaConf
 
@@ -151,25 +187,27 @@ def init_project(recipe: str, overrides: Sequence[str], *, cwd: Path, remote: st
     project = cwd.resolve()
     toplevel = git_toplevel(project)
     if (project / DVC_FILE).exists() and not force:
-        raise UsageError(f"{project / DVC_FILE} exists; pass --force to overwrite it "
-                         f"(and {PARAMS_FILE}).")
+        raise UsageError(
+            f"{project / DVC_FILE} exists; pass --force to overwrite it (and {PARAMS_FILE})."
+        )
     cfg = load_config(recipe, overrides)  # unknown recipe / model / key: UsageError here
     resolved = OmegaConf.to_container(cfg, resolve=True)
     name = get_recipe(recipe).model_name(cfg)
     prepared = data_dir(name)
     if not dp.is_inside(prepared, project):
-        raise UsageError(f"The prepared data would go to {prepared} (OPSLINE_HOME), outside "
-                         f"{project}; DVC tracks outputs inside the project only, so unset "
-                         f"OPSLINE_HOME or point it inside the project.")
-    check_remote(remote or DEFAULT_LOCAL_REMOTE, endpoint_url, access_key_id,
-                 secret_access_key)
+        raise UsageError(
+            f"The prepared data would go to {prepared} (OPSLINE_HOME), outside "
+            f"{project}; DVC tracks outputs inside the project only, so unset "
+            f"OPSLINE_HOME or point it inside the project."
+        )
+    check_remote(remote or DEFAULT_LOCAL_REMOTE, endpoint_url, access_key_id, secret_access_key)
     if importlib.util.find_spec("dvc") is None:
-        raise OpslineError("DVC is not installed in this environment: `pip install dvc "
-                           "dvc-s3`.")
+        raise OpslineError("DVC is not installed in this environment: `pip install dvc dvc-s3`.")
 
     params = dp.select_params(resolved)
-    deps: dict[str, list[str]] = {"prepare": [dp.project_path(p, project)
-                                              for p in dp.raw_inputs(recipe, resolved)]}
+    deps: dict[str, list[str]] = {
+        "prepare": [dp.project_path(p, project) for p in dp.raw_inputs(recipe, resolved)]
+    }
     if code_deps:
         for stage, paths in stage_code_deps(recipe, overrides, resolved).items():
             deps.setdefault(stage, []).extend(dp.project_path(p, project) for p in paths)
@@ -178,8 +216,9 @@ def init_project(recipe: str, overrides: Sequence[str], *, cwd: Path, remote: st
 
     created = ensure_dvc(project, toplevel)
     say("Initialised DVC (analytics off)." if created else "DVC already initialised.")
-    url = set_remote(project, remote or DEFAULT_LOCAL_REMOTE, endpoint_url, access_key_id,
-                     secret_access_key)
+    url = set_remote(
+        project, remote or DEFAULT_LOCAL_REMOTE, endpoint_url, access_key_id, secret_access_key
+    )
     ignore_workspace(project)
     header = _HEADER.format(args=" ".join([recipe, *overrides]))
     write_yaml(project / PARAMS_FILE, params, header)

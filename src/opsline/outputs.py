@@ -35,8 +35,12 @@ def validation_record(result: ValidationResult) -> dict[str, Any]:
     Thresholds are left out on purpose: tightening ``min_rows`` on data that still passes
     leaves the record, and so everything trained on it, unchanged.
     """
-    return {"ok": result.ok, "data_version": result.data_version, "rows": dict(result.rows),
-            "failures": [failure.line().strip() for failure in result.failures]}
+    return {
+        "ok": result.ok,
+        "data_version": result.data_version,
+        "rows": dict(result.rows),
+        "failures": [failure.line().strip() for failure in result.failures],
+    }
 
 
 def copy_model(recipe: str, run_id: str, tracking_uri: str | None, dest: Path) -> Path:

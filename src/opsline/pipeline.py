@@ -65,8 +65,12 @@ def prepare(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet) 
 
         splits, added = add_feedback_rows(recipe, cfg, splits)
         say(f"Added {added} labelled production rows from the prediction log.")
-    return write_dataset(splits, data_dir(recipe.model_name(cfg)), recipe_name,
-                         extras=recipe.manifest_extras(cfg, splits))
+    return write_dataset(
+        splits,
+        data_dir(recipe.model_name(cfg)),
+        recipe_name,
+        extras=recipe.manifest_extras(cfg, splits),
+    )
 
 
 def _dataset(recipe_name: str, name: str | None = None) -> Dataset:
@@ -79,12 +83,12 @@ def _dataset(recipe_name: str, name: str | None = None) -> Dataset:
 
 def validate(recipe_name: str, overrides: Sequence[str] = ()) -> ValidationResult:
     """Run the recipe's checks on the prepared dataset (never raises on failed checks)."""
-    return _run_checks(recipe_name, load_config(recipe_name, overrides),
-                       get_recipe(recipe_name))[1]
+    return _run_checks(recipe_name, load_config(recipe_name, overrides), get_recipe(recipe_name))[1]
 
 
-def _run_checks(recipe_name: str, cfg: DictConfig, recipe: Recipe
-                ) -> tuple[Dataset, ValidationResult]:
+def _run_checks(
+    recipe_name: str, cfg: DictConfig, recipe: Recipe
+) -> tuple[Dataset, ValidationResult]:
     """The prepared dataset and its validation result, also recorded for Prometheus (the
     server's /metrics exposes it)."""
     from opsline.data.validation import validate_dataset
@@ -100,8 +104,9 @@ def _run_checks(recipe_name: str, cfg: DictConfig, recipe: Recipe
 def _validated_dataset(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> Dataset:
     dataset, result = _run_checks(recipe_name, cfg, recipe)
     if not result.ok:
-        raise DataValidationError("Training refused: the dataset failed validation.\n"
-                                  + result.report())
+        raise DataValidationError(
+            "Training refused: the dataset failed validation.\n" + result.report()
+        )
     return dataset
 
 
@@ -130,10 +135,17 @@ class _EpochTap:
         return getattr(self._run, name)
 
 
-def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
-          stage: Stage = _quiet, on_epoch: EpochHook | None = None,
-          parent_run_id: str | None = None, register: bool = True,
-          tags: dict[str, str] | None = None) -> TrainResult:
+def train(
+    recipe_name: str,
+    overrides: Sequence[str] = (),
+    say: Say = _quiet,
+    *,
+    stage: Stage = _quiet,
+    on_epoch: EpochHook | None = None,
+    parent_run_id: str | None = None,
+    register: bool = True,
+    tags: dict[str, str] | None = None,
+) -> TrainResult:
     """Validate, train, evaluate on val and test, log everything, register a version.
 
     ``stage`` hears ``validating``, ``training``, ``evaluating``, ``registering`` as they
@@ -158,27 +170,45 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
     dataset = _validated_dataset(recipe_name, cfg, recipe)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     kind = str(cfg.model.name)
-    lineage = {"recipe": recipe_name, "kind": kind, "data_version": dataset.version,
-               "git_commit": git_commit(), "overrides": " ".join(overrides) or "(none)"}
+    lineage = {
+        "recipe": recipe_name,
+        "kind": kind,
+        "data_version": dataset.version,
+        "git_commit": git_commit(),
+        "overrides": " ".join(overrides) or "(none)",
+    }
     say(f"Training {recipe_name} model={kind} on data {dataset.version[:12]} ...")
     work = home() / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     out_dir = tempfile.mkdtemp(prefix=f"{recipe_name}-", dir=work)
-    run_tags = {**lineage, **({"world_size": str(world.size)} if world.size > 1 else {}),
-                **(tags or {})}
+    run_tags = {
+        **lineage,
+        **({"world_size": str(world.size)} if world.size > 1 else {}),
+        **(tags or {}),
+    }
     try:
         # Ranks 1..N-1 of a one-node ddp run start here, before the run, so their start-up
         # overlaps rank 0's; they are stopped (if still alive) however this ends.
-        with LocalRanks(world, recipe_name, overrides, home() / "logs" / "ddp") as ranks, \
-                start_run(cfg.tracking.experiment or recipe_name, run_name=f"{recipe_name}-{kind}",
-                          uri=cfg.tracking.uri, tags=run_tags,
-                          parent_run_id=parent_run_id) as run:
+        with (
+            LocalRanks(world, recipe_name, overrides, home() / "logs" / "ddp") as ranks,
+            start_run(
+                cfg.tracking.experiment or recipe_name,
+                run_name=f"{recipe_name}-{kind}",
+                uri=cfg.tracking.uri,
+                tags=run_tags,
+                parent_run_id=parent_run_id,
+            ) as run,
+        ):
             run.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
             run.log_params(_flatten(resolved))
             stage("training")
             try:
-                trained = recipe.train(cfg, dataset, run if on_epoch is None
-                                       else _EpochTap(run, on_epoch), out_dir=Path(out_dir))
+                trained = recipe.train(
+                    cfg,
+                    dataset,
+                    run if on_epoch is None else _EpochTap(run, on_epoch),
+                    out_dir=Path(out_dir),
+                )
             except Exception as error:
                 _blame_rank(ranks, error)
                 raise
@@ -188,8 +218,7 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
             # record travels in the directory and onto the version (a failed export still
             # registers the native model, and the server never serves that ONNX file).
             # Unregistered runs (sweep trials) skip it: nothing will serve them as they are.
-            parity = (export_onnx(recipe, cfg, trained.model_dir, dataset, say) if register
-                      else None)
+            parity = export_onnx(recipe, cfg, trained.model_dir, dataset, say) if register else None
             stage("evaluating")
             # Evaluate what `auto` will serve (ONNX / int8 when its gate passed), so the
             # version's registered metrics are the served model's own.
@@ -207,25 +236,38 @@ def train(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet, *,
             if register:  # the drift reference travels with the version (reference.parquet)
                 from opsline.monitoring.reference import write_reference
 
-                write_reference(recipe, predictor, dataset.frame("train"), trained.model_dir,
-                                say)
+                write_reference(recipe, predictor, dataset.frame("train"), trained.model_dir, say)
             stage("registering")
             run.log_artifacts(trained.model_dir, "model")
             model_uri = run.artifact_uri("model")
-            version_tags = {**lineage, "kind": trained.kind,
-                            **(parity.tags() if parity is not None else {})}
+            version_tags = {
+                **lineage,
+                "kind": trained.kind,
+                **(parity.tags() if parity is not None else {}),
+            }
             version = None
             if register:
-                version = registry.register(model_name, run.run_id, model_uri,
-                                            tags=version_tags, metrics=metrics,
-                                            uri=cfg.tracking.uri)
+                version = registry.register(
+                    model_name,
+                    run.run_id,
+                    model_uri,
+                    tags=version_tags,
+                    metrics=metrics,
+                    uri=cfg.tracking.uri,
+                )
                 run.set_tags({"registered_model": model_name, "registered_version": version})
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     if version is not None:
         say(f"Registered {model_name} version {version} (run {run.run_id}).")
-    return TrainResult(run.run_id, version, trained.kind, metrics, model_uri,
-                       {k: str(v) for k, v in version_tags.items()})
+    return TrainResult(
+        run.run_id,
+        version,
+        trained.kind,
+        metrics,
+        model_uri,
+        {k: str(v) for k, v in version_tags.items()},
+    )
 
 
 def _train_rank(recipe_name: str, cfg: DictConfig, recipe: Recipe) -> TrainResult:
@@ -255,8 +297,9 @@ def _blame_rank(ranks: Any, error: Exception) -> None:
         raise DistributedTrainingError(f"Training failed: {failed}.") from error
 
 
-def export_onnx(recipe: Recipe, cfg: DictConfig, model_dir: Path, dataset: Dataset,
-                say: Say = _quiet) -> ParityRecord | None:
+def export_onnx(
+    recipe: Recipe, cfg: DictConfig, model_dir: Path, dataset: Dataset, say: Say = _quiet
+) -> ParityRecord | None:
     """Run the recipe's ONNX export + parity check and write the record into ``model_dir``.
 
     Never fails the training run: an exporter crash becomes a failed record with its reason
@@ -282,16 +325,19 @@ def _close(figure: Any) -> None:
     plt.close(figure)
 
 
-def evaluate(recipe_name: str, model_uri: str | None = None, overrides: Sequence[str] = (),
-             split: str = "test") -> dict[str, float]:
+def evaluate(
+    recipe_name: str,
+    model_uri: str | None = None,
+    overrides: Sequence[str] = (),
+    split: str = "test",
+) -> dict[str, float]:
     """Task metrics of a registered (default: production) model on one split."""
     from opsline.tracking.registry import resolve_model
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
     name = recipe.model_name(cfg)
-    ref = resolve_model(recipe_name, model_uri or f"models:/{name}@production",
-                        cfg.tracking.uri)
+    ref = resolve_model(recipe_name, model_uri or f"models:/{name}@production", cfg.tracking.uri)
     predictor = recipe.load_predictor(ref.local_dir)
     evaluation = recipe.evaluate(cfg, predictor, _dataset(recipe_name, name).frame(split))
     for figure in evaluation.figures.values():
@@ -299,21 +345,33 @@ def evaluate(recipe_name: str, model_uri: str | None = None, overrides: Sequence
     return {k: float(v) for k, v in evaluation.metrics.items()}
 
 
-def promote(recipe_name: str, version: str, force: bool = False,
-            overrides: Sequence[str] = ()) -> Promotion:
+def promote(
+    recipe_name: str, version: str, force: bool = False, overrides: Sequence[str] = ()
+) -> Promotion:
     """Move the production alias to ``version`` if the gate holds (or ``force``)."""
     from opsline.tracking.registry import promote as gate
 
     cfg = load_config(recipe_name, overrides)
     recipe = get_recipe(recipe_name)
     name = recipe.model_name(cfg)
-    current_value, basis = (None, None) if force else _production_on_candidate_data(
-        recipe_name, recipe, cfg, name, str(version), overrides)
-    return gate(name, str(version), recipe.primary_metric,
-                recipe.greater_is_better, alias=cfg.promotion.alias, force=force,
-                uri=cfg.tracking.uri, current_value=current_value, basis=basis,
-                shadow=lambda: _shadow_count(name, str(version)),
-                shadow_required=int(cfg.promotion.get("shadow_min_requests") or 0))
+    current_value, basis = (
+        (None, None)
+        if force
+        else _production_on_candidate_data(recipe_name, recipe, cfg, name, str(version), overrides)
+    )
+    return gate(
+        name,
+        str(version),
+        recipe.primary_metric,
+        recipe.greater_is_better,
+        alias=cfg.promotion.alias,
+        force=force,
+        uri=cfg.tracking.uri,
+        current_value=current_value,
+        basis=basis,
+        shadow=lambda: _shadow_count(name, str(version)),
+        shadow_required=int(cfg.promotion.get("shadow_min_requests") or 0),
+    )
 
 
 def _shadow_count(name: str, version: str) -> int:
@@ -327,9 +385,14 @@ def _shadow_count(name: str, version: str) -> int:
         log.close()
 
 
-def _production_on_candidate_data(recipe_name: str, recipe: Recipe, cfg: DictConfig,
-                                  name: str, version: str, overrides: Sequence[str]
-                                  ) -> tuple[float | None, str | None]:
+def _production_on_candidate_data(
+    recipe_name: str,
+    recipe: Recipe,
+    cfg: DictConfig,
+    name: str,
+    version: str,
+    overrides: Sequence[str],
+) -> tuple[float | None, str | None]:
     """Production's primary metric re-measured on the candidate's test split, when the two
     were trained on different data (e.g. a retrain with production feedback rows): the
     registered figures would compare two different test sets. ``(None, None)`` when they
@@ -337,13 +400,18 @@ def _production_on_candidate_data(recipe_name: str, recipe: Recipe, cfg: DictCon
     from opsline.tracking.registry import data_versions
 
     candidate_data, production, production_data = data_versions(
-        name, version, cfg.promotion.alias, cfg.tracking.uri)
-    if production is None or production == version or not candidate_data \
-            or candidate_data == production_data:
+        name, version, cfg.promotion.alias, cfg.tracking.uri
+    )
+    if (
+        production is None
+        or production == version
+        or not candidate_data
+        or candidate_data == production_data
+    ):
         return None, None
     try:
         prepared = _dataset(recipe_name, name).version
-    except Exception:  # no prepared dataset here: fall back to the registered figures
+    except Exception:  # noqa: BLE001 (no prepared dataset here: use the registered figures)
         return None, None
     if prepared != candidate_data:
         return None, None
@@ -354,8 +422,9 @@ def _production_on_candidate_data(recipe_name: str, recipe: Recipe, cfg: DictCon
     return float(value), f"re-evaluated on the candidate's test split, data {prepared[:12]}"
 
 
-def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
-        ) -> tuple[list[TrainResult], Promotion]:
+def run(
+    recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
+) -> tuple[list[TrainResult], Promotion]:
     """The whole path: prepare → validate → train each candidate → promote the best on val.
 
     Candidates are ``recipe.run_models`` unless the overrides pick a ``model=``.
@@ -366,16 +435,19 @@ def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
     recipe = get_recipe(recipe_name)
     world = plan(cfg.trainer)
     if world.size > 1 and world.launch == 0:  # every rank would prepare and promote
-        raise UsageError("Under torchrun, prepare the data first and run `opsline train`; "
-                         "`opsline run` launches its own ranks (trainer=ddp).")
+        raise UsageError(
+            "Under torchrun, prepare the data first and run `opsline train`; "
+            "`opsline run` launches its own ranks (trainer=ddp)."
+        )
     dataset = prepare(recipe_name, overrides)
     rows = ", ".join(f"{s}={dataset.manifest['splits'][s]['rows']}" for s in dataset.splits)
     say(f"Prepared {recipe_name} data {dataset.version[:12]} ({rows}).")
     result = validate(recipe_name, overrides)
     say(result.report())
     if not result.ok:
-        raise DataValidationError("Training refused: the dataset failed validation.\n"
-                                  + result.report())
+        raise DataValidationError(
+            "Training refused: the dataset failed validation.\n" + result.report()
+        )
     picked = any(o.lstrip("+").startswith("model=") for o in overrides)
     candidates = [None] if picked else list(cfg.recipe.get("run_models") or [None])
     results = []
@@ -389,7 +461,9 @@ def run(recipe_name: str, overrides: Sequence[str] = (), say: Say = _quiet
         raise UsageError(f"Recipe {recipe_name!r} did not report {key}; cannot pick a model.")
     best = sorted(results, key=lambda r: r.metrics[key], reverse=recipe.greater_is_better)[0]
     decision = promote(recipe_name, best.version, overrides=overrides)
-    say(f"Promotion of version {best.version} ({best.kind}): "
+    say(
+        f"Promotion of version {best.version} ({best.kind}): "
         f"{'promoted' if decision.promoted else 'kept the current production model'} "
-        f"— {decision.reason}.")
+        f"— {decision.reason}."
+    )
     return results, decision

@@ -12,8 +12,10 @@ from opsline.errors import NoDatasetError
 
 
 def _splits(price: float = 1.0) -> dict[str, pd.DataFrame]:
-    return {name: pd.DataFrame({"id": [i, i + 10], "price": [price, 2.0]})
-            for i, name in enumerate(["train", "val", "test"])}
+    return {
+        name: pd.DataFrame({"id": [i, i + 10], "price": [price, 2.0]})
+        for i, name in enumerate(["train", "val", "test"])
+    }
 
 
 def test_hash_is_deterministic_and_content_sensitive() -> None:

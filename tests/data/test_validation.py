@@ -15,9 +15,11 @@ SCHEMA = pa.DataFrameSchema({"id": pa.Column(int), "price": pa.Column(float, pa.
 
 
 def _write(tmp_path: Path, train: pd.DataFrame, test_ids: list[int]):
-    frames = {"train": train,
-              "val": pd.DataFrame({"id": [100], "price": [1.0]}),
-              "test": pd.DataFrame({"id": test_ids, "price": [1.0] * len(test_ids)})}
+    frames = {
+        "train": train,
+        "val": pd.DataFrame({"id": [100], "price": [1.0]}),
+        "test": pd.DataFrame({"id": test_ids, "price": [1.0] * len(test_ids)}),
+    }
     return write_dataset(frames, tmp_path / "ds", "demo")
 
 

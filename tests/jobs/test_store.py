@@ -59,8 +59,9 @@ except JobLimitError:
 
 def test_limit_holds_across_processes(store: JobStore) -> None:
     # Four processes race for one slot: exactly one may win.
-    racers = [subprocess.Popen([sys.executable, "-c", _TAKE_SLOT, str(store.root)])
-              for _ in range(4)]
+    racers = [
+        subprocess.Popen([sys.executable, "-c", _TAKE_SLOT, str(store.root)]) for _ in range(4)
+    ]
     codes = sorted(p.wait(timeout=60) for p in racers)
     assert codes == [0, 3, 3, 3]
     assert len(store.active()) == 1
@@ -81,8 +82,12 @@ def test_history_is_capped_and_only_while_running(store: JobStore) -> None:
     store.add_history(job.id, [{"step": 0}], 0.2, "ignored: not running yet")
     assert store.get(job.id).history == []
     store.update(job.id, status="running")
-    store.add_history(job.id, [{"step": i, "loss": 1.0} for i in range(HISTORY_LIMIT + 5)],
-                      0.5, "training: step x")
+    store.add_history(
+        job.id,
+        [{"step": i, "loss": 1.0} for i in range(HISTORY_LIMIT + 5)],
+        0.5,
+        "training: step x",
+    )
     got = store.get(job.id)
     assert len(got.history) == HISTORY_LIMIT and got.history[-1]["step"] == HISTORY_LIMIT + 4
     assert got.progress == 0.5 and got.message == "training: step x"

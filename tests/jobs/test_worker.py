@@ -11,13 +11,20 @@ from opsline.jobs.store import JobStore
 
 
 def run_worker(home: Path, job_id: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "opsline.jobs.worker", job_id], cwd=cwd,
-                          env=worker_env(home), capture_output=True, text=True, timeout=180,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "opsline.jobs.worker", job_id],
+        cwd=cwd,
+        env=worker_env(home),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
-def test_failed_job_records_the_readable_error_in_the_workspace(isolated_home: Path,
-                                                                tmp_path: Path) -> None:
+def test_failed_job_records_the_readable_error_in_the_workspace(
+    isolated_home: Path, tmp_path: Path
+) -> None:
     store = JobStore(isolated_home)
     job = store.create("evaluate", "house_price")  # nothing registered yet
     elsewhere = tmp_path / "elsewhere"
@@ -34,8 +41,9 @@ def test_failed_job_records_the_readable_error_in_the_workspace(isolated_home: P
     assert list(elsewhere.iterdir()) == []
 
 
-def test_job_cancelled_before_its_worker_starts_never_runs(isolated_home: Path,
-                                                          tmp_path: Path) -> None:
+def test_job_cancelled_before_its_worker_starts_never_runs(
+    isolated_home: Path, tmp_path: Path
+) -> None:
     store = JobStore(isolated_home)
     job = store.create("train", "house_price", ["model=gbm"])
     store.finish(job.id, "cancelled", error="Cancelled by request.")

@@ -19,8 +19,14 @@ from opsline.loadtest import report
 
 def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPSLINE_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "opsline", *args], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "opsline", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
 
 
 def _free_port() -> int:
@@ -53,15 +59,33 @@ def server(trained_workspace: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def test_loose_slo_passes_writes_reports_and_attaches(server: str, trained_workspace: Path,
-                                                      tmp_path: Path) -> None:
+def test_loose_slo_passes_writes_reports_and_attaches(
+    server: str, trained_workspace: Path, tmp_path: Path
+) -> None:
     from opsline.tracking.runs import client
 
     out = tmp_path / "report"
-    result = opsline("loadtest", "house_price", "--host", server, "--users", "4",
-                     "--spawn-rate", "4", "--duration", "6", "--slo-p95-ms", "60000",
-                     "--max-error-rate", "0.2", "--batch-size", "8", "--out", str(out),
-                     home=trained_workspace)
+    result = opsline(
+        "loadtest",
+        "house_price",
+        "--host",
+        server,
+        "--users",
+        "4",
+        "--spawn-rate",
+        "4",
+        "--duration",
+        "6",
+        "--slo-p95-ms",
+        "60000",
+        "--max-error-rate",
+        "0.2",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        home=trained_workspace,
+    )
     assert result.returncode == 0, result.stderr
     assert "SLO: pass" in result.stdout
     for name in ("locust_stats.csv", "report.html", "summary.json"):
@@ -76,16 +100,33 @@ def test_loose_slo_passes_writes_reports_and_attaches(server: str, trained_works
     tags = client().get_model_version(name, version).tags
     assert float(tags["loadtest.p95_ms"]) == predict["p95_ms"]
     assert tags["loadtest.slo"].startswith("pass")
-    artifacts = [a.path for a in client().list_artifacts(summary["model"]["run_id"],
-                                                          tags["loadtest.report"])]
+    artifacts = [
+        a.path for a in client().list_artifacts(summary["model"]["run_id"], tags["loadtest.report"])
+    ]
     assert f"{tags['loadtest.report']}/summary.json" in artifacts
 
 
-def test_impossible_slo_exits_1_with_one_sentence(server: str, trained_workspace: Path,
-                                                  tmp_path: Path) -> None:
-    result = opsline("loadtest", "house_price", "--host", server, "--users", "2",
-                     "--spawn-rate", "2", "--duration", "4", "--slo-p95-ms", "0.001",
-                     "--no-attach", "--out", str(tmp_path / "r"), home=trained_workspace)
+def test_impossible_slo_exits_1_with_one_sentence(
+    server: str, trained_workspace: Path, tmp_path: Path
+) -> None:
+    result = opsline(
+        "loadtest",
+        "house_price",
+        "--host",
+        server,
+        "--users",
+        "2",
+        "--spawn-rate",
+        "2",
+        "--duration",
+        "4",
+        "--slo-p95-ms",
+        "0.001",
+        "--no-attach",
+        "--out",
+        str(tmp_path / "r"),
+        home=trained_workspace,
+    )
     assert result.returncode == 1, result.stderr
     assert "Error: SLO broken: /predict p95" in result.stderr
     assert "> 0.001 ms" in result.stderr
@@ -94,12 +135,15 @@ def test_impossible_slo_exits_1_with_one_sentence(server: str, trained_workspace
 
 def test_unreachable_host_exits_2_with_one_sentence(isolated_home: Path) -> None:
     host = f"http://127.0.0.1:{_free_port()}"
-    result = opsline("loadtest", "house_price", "--host", host, "--duration", "2",
-                     home=isolated_home)
+    result = opsline(
+        "loadtest", "house_price", "--host", host, "--duration", "2", home=isolated_home
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"Error: Cannot reach {host}: connection refused. Is the "
-                                     "server running? Start one with `opsline serve "
-                                     "house_price`.")
+    assert result.stderr.strip() == (
+        f"Error: Cannot reach {host}: connection refused. Is the "
+        "server running? Start one with `opsline serve "
+        "house_price`."
+    )
 
 
 STATS = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
@@ -112,14 +156,18 @@ POST,/predict/batch,0,0,0,0,0,0,0,0,0,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/
 """
 
 
-@pytest.mark.parametrize(("slo", "max_errors", "passed", "broken"), [
-    (None, None, True, []),
-    (30, 0.05, True, []),
-    (29, 0.05, False, ["/predict p95 30 ms > 29 ms"]),
-    (30, 0.01, False, ["error rate 3.00% > 1.00%"]),
-])
-def test_verdict_judges_predict_p95_and_overall_errors(tmp_path: Path, slo, max_errors,
-                                                       passed, broken) -> None:
+@pytest.mark.parametrize(
+    ("slo", "max_errors", "passed", "broken"),
+    [
+        (None, None, True, []),
+        (30, 0.05, True, []),
+        (29, 0.05, False, ["/predict p95 30 ms > 29 ms"]),
+        (30, 0.01, False, ["error rate 3.00% > 1.00%"]),
+    ],
+)
+def test_verdict_judges_predict_p95_and_overall_errors(
+    tmp_path: Path, slo, max_errors, passed, broken
+) -> None:
     (tmp_path / "s.csv").write_text(STATS)
     rows = report.parse_stats(tmp_path / "s.csv")
     assert rows["/predict/batch"].p95_ms is None and rows["Aggregated"].requests == 100

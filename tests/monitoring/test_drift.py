@@ -28,17 +28,24 @@ from opsline.monitoring.reference import (
 CITIES = ["north", "south", "east", "west"]
 
 
-def houses(rows: int, seed: int, *, area_factor: float = 1.0,
-           cities: Sequence[float] = (0.25, 0.25, 0.25, 0.25)) -> pd.DataFrame:
+def houses(
+    rows: int,
+    seed: int,
+    *,
+    area_factor: float = 1.0,
+    cities: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+) -> pd.DataFrame:
     """Monitored features as the prediction log returns them: floats, strings, Nones."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "area": rng.normal(1500, 300, rows) * area_factor,
-        "year": rng.integers(1950, 2010, rows).astype(float),
-        "rooms": rng.normal(6, 1.5, rows).round(),
-        "city": rng.choice(CITIES, rows, p=list(cities)),
-        "pool": [None] * rows,  # an optional field nobody sends
-    })
+    return pd.DataFrame(
+        {
+            "area": rng.normal(1500, 300, rows) * area_factor,
+            "year": rng.integers(1950, 2010, rows).astype(float),
+            "rooms": rng.normal(6, 1.5, rows).round(),
+            "city": rng.choice(CITIES, rows, p=list(cities)),
+            "pool": [None] * rows,  # an optional field nobody sends
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +105,9 @@ def test_the_default_share_is_what_chance_cannot_explain(features: int, needed: 
     assert chance_share(features) * features == pytest.approx(needed)
 
     def by_chance(k: int) -> float:  # P(at least k of n features flagged at p 0.05)
-        return sum(comb(features, i) * 0.05 ** i * 0.95 ** (features - i)
-                   for i in range(k, features + 1))
+        return sum(
+            comb(features, i) * 0.05**i * 0.95 ** (features - i) for i in range(k, features + 1)
+        )
 
     assert by_chance(needed) <= 0.05 and (needed == 1 or by_chance(needed - 1) > 0.05)
 
@@ -144,20 +152,30 @@ def test_no_shared_feature_is_not_enough_data(reference: pd.DataFrame) -> None:
     assert "no monitored feature has values in both" in result.message
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1000", (1000, None)), (" 250 ", (250, None)), (5000, (5000, None)),
-    ("24h", (None, 1_000_000 - 86_400)), ("30m", (None, 1_000_000 - 1_800)),
-    ("7d", (None, 1_000_000 - 7 * 86_400)), ("90s", (None, 1_000_000 - 90)),
-    ("1.5H", (None, 1_000_000 - 5_400)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1000", (1000, None)),
+        (" 250 ", (250, None)),
+        (5000, (5000, None)),
+        ("24h", (None, 1_000_000 - 86_400)),
+        ("30m", (None, 1_000_000 - 1_800)),
+        ("7d", (None, 1_000_000 - 7 * 86_400)),
+        ("90s", (None, 1_000_000 - 90)),
+        ("1.5H", (None, 1_000_000 - 5_400)),
+    ],
+)
 def test_parse_window(text: Any, expected: tuple) -> None:
     assert parse_window(text, now=1_000_000) == expected
 
 
 @pytest.mark.parametrize("text", ["0", "-5", "24x", "h", "", "1000 rows", "1e3"])
 def test_a_bad_window_says_which_forms_work(text: str) -> None:
-    with pytest.raises(UsageError, match=r"number of requests \(e\.g\. 1000\) or a time "
-                                         r"span \(e\.g\. 30m, 24h, 7d\)"):
+    with pytest.raises(
+        UsageError,
+        match=r"number of requests \(e\.g\. 1000\) or a time "
+        r"span \(e\.g\. 30m, 24h, 7d\)",
+    ):
         parse_window(text)
 
 
@@ -192,10 +210,13 @@ class FakeRecipe:
     def requests_from_frame(self, frame: pd.DataFrame) -> list[Req]:
         return [Req(r) for r in frame.to_dict("records")]
 
-    def monitored_features(self, requests: Sequence[Req], responses: Sequence[float]
-                           ) -> list[dict[str, Any]]:
-        return [{"area": r.row["area"], "city": r.row["city"], "sold": r.row["area"] > 1500,
-                 "price": p} for r, p in zip(requests, responses)]
+    def monitored_features(
+        self, requests: Sequence[Req], responses: Sequence[float]
+    ) -> list[dict[str, Any]]:
+        return [
+            {"area": r.row["area"], "city": r.row["city"], "sold": r.row["area"] > 1500, "price": p}
+            for r, p in zip(requests, responses, strict=True)
+        ]
 
 
 class NoReferenceRecipe(FakeRecipe):
@@ -219,8 +240,10 @@ def test_build_reference_samples_predicts_in_chunks_and_is_reproducible() -> Non
 def test_a_recipe_without_a_reference_gives_none(tmp_path: Path) -> None:
     assert build_reference(NoReferenceRecipe(), FakePredictor(), houses(10, 0)) is None
     said: list[str] = []
-    assert write_reference(NoReferenceRecipe(), FakePredictor(), houses(10, 0), tmp_path,
-                           said.append) is None
+    assert (
+        write_reference(NoReferenceRecipe(), FakePredictor(), houses(10, 0), tmp_path, said.append)
+        is None
+    )
     assert not (tmp_path / REFERENCE_FILE).exists()
     assert said == ["No drift reference: recipe 'fake' monitors no features yet."]
 
@@ -237,14 +260,23 @@ def test_the_reference_round_trips_through_parquet(tmp_path: Path) -> None:
 def test_a_missing_reference_is_one_sentence_with_exit_code_2(tmp_path: Path) -> None:
     with pytest.raises(NoReferenceError) as caught:
         read_reference(tmp_path, "3")
-    assert str(caught.value) == ("model version 3 has no drift reference (registered before "
-                                 "drift detection); retrain to add one")
+    assert str(caught.value) == (
+        "model version 3 has no drift reference (registered before "
+        "drift detection); retrain to add one"
+    )
     assert isinstance(caught.value, OpslineError) and caught.value.exit_code == 2
 
 
 def test_normalize_features_gives_one_type_per_column() -> None:
-    frame = pd.DataFrame({"n": [1, None, 3], "mixed": [1, "a", None], "flag": [True, False, True],
-                          "empty": [None, None, None], "f": [1.5, float("nan"), 2.0]})
+    frame = pd.DataFrame(
+        {
+            "n": [1, None, 3],
+            "mixed": [1, "a", None],
+            "flag": [True, False, True],
+            "empty": [None, None, None],
+            "f": [1.5, float("nan"), 2.0],
+        }
+    )
     out = normalize_features(frame)
     assert out["n"].dtype == "float64" and out["f"].dtype == "float64"
     assert out["mixed"].tolist() == ["1", "a", None]

@@ -28,8 +28,11 @@ opsline_training_loss{model="b"} 0.25
 
 
 def parse(text: str) -> dict[tuple[str, tuple], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def scrape(directory: Path, **kwargs) -> tuple[str, dict[tuple[str, tuple], float]]:
@@ -70,8 +73,7 @@ def test_garbage_and_half_written_files_are_skipped(tmp_path: Path, caplog) -> N
     assert "garbage.prom" in caplog.text and "half.prom" in caplog.text
 
 
-def test_each_file_version_is_parsed_once_and_replacements_are_seen(tmp_path: Path,
-                                                                    caplog) -> None:
+def test_each_file_version_is_parsed_once_and_replacements_are_seen(tmp_path: Path, caplog) -> None:
     registry = CollectorRegistry()
     registry.register(FilesCollector(lambda: tmp_path))
     (tmp_path / "garbage.prom").write_text("{{{ not prometheus\n")
@@ -93,8 +95,9 @@ def test_each_file_version_is_parsed_once_and_replacements_are_seen(tmp_path: Pa
 
 
 def test_excluded_names_cannot_shadow_the_servers_own(tmp_path: Path) -> None:
-    (tmp_path / "evil.prom").write_text("# TYPE opsline_model_loaded gauge\n"
-                                        "opsline_model_loaded 1\n" + LOSS_B)
+    (tmp_path / "evil.prom").write_text(
+        "# TYPE opsline_model_loaded gauge\nopsline_model_loaded 1\n" + LOSS_B
+    )
     _, s = scrape(tmp_path, exclude={"opsline_model_loaded"})
     assert ("opsline_model_loaded", ()) not in s
     assert s[("opsline_training_loss", (("model", "b"),))] == 0.25
@@ -109,8 +112,9 @@ def test_serving_app_metrics_include_workspace_files() -> None:
     metrics = ServingMetrics()
     metrics.set_model("house_price", "1", "production", "gbm")
     (metrics_dir() / "training-a.prom").write_text(LOSS_A)
-    (metrics_dir() / "clash.prom").write_text("# TYPE opsline_model_loaded gauge\n"
-                                              "opsline_model_loaded 0\n")
+    (metrics_dir() / "clash.prom").write_text(
+        "# TYPE opsline_model_loaded gauge\nopsline_model_loaded 0\n"
+    )
     text = metrics.render().decode()
     s = parse(text)
     assert s[("opsline_training_loss", (("model", "a"),))] == 0.5

@@ -25,8 +25,11 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 def dashboard_queries() -> dict[str, list[str]]:
     dashboard = json.loads((GRAFANA / "dashboards" / "opsline.json").read_text())
     assert dashboard["uid"] == "opsline"
-    queries = {p["title"]: [t["expr"] for t in p["targets"]]
-               for p in dashboard["panels"] if p["type"] != "row"}
+    queries = {
+        p["title"]: [t["expr"] for t in p["targets"]]
+        for p in dashboard["panels"]
+        if p["type"] != "row"
+    }
     assert all(queries.values()), "a panel without a query"
     return queries
 
@@ -63,13 +66,21 @@ def test_dashboard_queries_reference_exported_metrics() -> None:
 
 def test_dashboard_covers_the_issue_figures() -> None:
     text = json.dumps(dashboard_queries())
-    for metric in ("opsline_http_requests_total", "opsline_http_request_duration_seconds_bucket",
-                   "opsline_inference_duration_seconds_bucket", "opsline_generated_tokens_total",
-                   "opsline_generation_batch_rows", "opsline_system_cpu_percent",
-                   "opsline_gpu_memory_allocated_bytes", "opsline_training_loss",
-                   "opsline_validation_loss", "opsline_training_epoch_progress",
-                   "opsline_training_steps_total", "opsline_data_validation_failed_checks",
-                   "opsline_model_loaded"):
+    for metric in (
+        "opsline_http_requests_total",
+        "opsline_http_request_duration_seconds_bucket",
+        "opsline_inference_duration_seconds_bucket",
+        "opsline_generated_tokens_total",
+        "opsline_generation_batch_rows",
+        "opsline_system_cpu_percent",
+        "opsline_gpu_memory_allocated_bytes",
+        "opsline_training_loss",
+        "opsline_validation_loss",
+        "opsline_training_epoch_progress",
+        "opsline_training_steps_total",
+        "opsline_data_validation_failed_checks",
+        "opsline_model_loaded",
+    ):
         assert metric in text, metric
 
 
@@ -78,8 +89,12 @@ def test_provisioning_points_at_the_dashboard_and_datasource() -> None:
     (prometheus,) = datasource["datasources"]
     provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/opsline.yml").read_text())
     dashboard = json.loads((GRAFANA / "dashboards" / "opsline.json").read_text())
-    uids = {t["datasource"]["uid"] for p in dashboard["panels"] if p["type"] != "row"
-            for t in p["targets"]}
+    uids = {
+        t["datasource"]["uid"]
+        for p in dashboard["panels"]
+        if p["type"] != "row"
+        for t in p["targets"]
+    }
     assert uids == {prometheus["uid"]}
     compose = yaml.safe_load((GRAFANA.parent / "compose.yaml").read_text())
     mounts = compose["services"]["grafana"]["volumes"]

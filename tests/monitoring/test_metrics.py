@@ -43,8 +43,15 @@ class WithoutValue(BaseModel):
 
 def test_predicted_values_observed_from_property_and_bad_values_skipped() -> None:
     m = ServingMetrics(value_buckets=(10, 100))
-    m.observe_predictions([WithValue(price=5), WithValue(price=50), WithValue(price=math.nan),
-                           WithValue(price=math.inf), WithoutValue(label="x")])
+    m.observe_predictions(
+        [
+            WithValue(price=5),
+            WithValue(price=50),
+            WithValue(price=math.nan),
+            WithValue(price=math.inf),
+            WithoutValue(label="x"),
+        ]
+    )
     s = samples(m)
     assert s[("opsline_predicted_value_count", ())] == 2
     assert s[("opsline_predicted_value_sum", ())] == 55
@@ -58,8 +65,12 @@ def test_model_info_replaced_and_cleared() -> None:
     m.set_model("house_price", "2", "production", "mlp")
     s = samples(m)
     info = {k: v for k, v in s.items() if k[0] == "opsline_model_info"}
-    assert info == {("opsline_model_info", (("alias", "production"), ("kind", "mlp"),
-                                            ("name", "house_price"), ("version", "2"))): 1}
+    assert info == {
+        (
+            "opsline_model_info",
+            (("alias", "production"), ("kind", "mlp"), ("name", "house_price"), ("version", "2")),
+        ): 1
+    }
     assert s[("opsline_model_loaded", ())] == 1
     m.clear_model()
     s = samples(m)
@@ -95,13 +106,25 @@ def test_middleware_labels_route_templates_status_and_errors(app_and_metrics) ->
     s = samples(metrics)
 
     def count(route: str, status: str) -> float:
-        return s.get(("opsline_http_requests_total",
-                      (("method", "GET"), ("route", route), ("status", status))), 0)
+        return s.get(
+            (
+                "opsline_http_requests_total",
+                (("method", "GET"), ("route", route), ("status", status)),
+            ),
+            0,
+        )
 
     assert count("/items/{item_id}", "200") == 3  # the template, not three raw paths
     assert count("/items/{item_id}", "422") == 1
     assert count("unmatched", "404") == 1
     assert count("/boom", "500") == 1
     assert count("/openapi.json", "200") == 1
-    assert s[("opsline_http_request_duration_seconds_count",
-              (("method", "GET"), ("route", "/items/{item_id}")))] == 4
+    assert (
+        s[
+            (
+                "opsline_http_request_duration_seconds_count",
+                (("method", "GET"), ("route", "/items/{item_id}")),
+            )
+        ]
+        == 4
+    )

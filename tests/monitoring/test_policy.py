@@ -29,20 +29,20 @@ def test_drift_must_persist_for_k_consecutive_checks() -> None:
         observe_drift(state, "drift")
     decision = decide(policy, state, drift={"share": 0.5}, now=NOW)
     assert decision.retrain and decision.trigger == "drift"
-    assert decision.reason == "drift detected on 3 consecutive checks (share of drifted features 50%)"
+    assert (
+        decision.reason == "drift detected on 3 consecutive checks (share of drifted features 50%)"
+    )
 
 
 def test_live_error_above_its_threshold_triggers_only_with_enough_labels() -> None:
-    policy = Policy(quality_metric="rmsle", quality_above=0.25, quality_min_rows=50,
-                    cooldown_s=0)
+    policy = Policy(quality_metric="rmsle", quality_above=0.25, quality_min_rows=50, cooldown_s=0)
     state = LoopState()
     assert not decide(policy, state, quality={"rmsle": 0.4}, quality_rows=49, now=NOW).retrain
     assert not decide(policy, state, quality={"rmsle": 0.2}, quality_rows=80, now=NOW).retrain
     decision = decide(policy, state, quality={"rmsle": 0.4}, quality_rows=80, now=NOW)
     assert decision.retrain and decision.trigger == "quality"
-    assert "live rmsle 0.4 is above 0.25 on 80 labelled predictions" == decision.reason
-    scores = Policy(quality_metric="accuracy", quality_below=0.8, quality_min_rows=1,
-                    cooldown_s=0)
+    assert decision.reason == "live rmsle 0.4 is above 0.25 on 80 labelled predictions"
+    scores = Policy(quality_metric="accuracy", quality_below=0.8, quality_min_rows=1, cooldown_s=0)
     assert decide(scores, state, quality={"accuracy": 0.7}, quality_rows=5, now=NOW).retrain
 
 
@@ -65,18 +65,21 @@ def test_repeated_failures_stop_the_loop_with_the_reason() -> None:
     state.drift_streak = 9
     decision = decide(policy, state, now=NOW)
     assert not decision.retrain
-    assert decision.reason.startswith("the loop stopped: 2 retrains failed in a row (last: "
-                                      "disk full)")
+    assert decision.reason.startswith(
+        "the loop stopped: 2 retrains failed in a row (last: disk full)"
+    )
 
 
 def test_state_is_rebuilt_from_the_action_record(tmp_path) -> None:
     actions = ActionLog(tmp_path)
     for outcome in (NOT_PROMOTED, FAILED, FAILED):
-        a = actions.add("house_price", "house_price", "drift", "retrain", RUNNING, {},
-                        job_id=f"j-{outcome}")
+        a = actions.add(
+            "house_price", "house_price", "drift", "retrain", RUNNING, {}, job_id=f"j-{outcome}"
+        )
         actions.finish(a.id, outcome, "x")
-    running = actions.add("house_price", "house_price", "quality", "retrain", RUNNING, {},
-                          job_id="j-now")
+    running = actions.add(
+        "house_price", "house_price", "quality", "retrain", RUNNING, {}, job_id="j-now"
+    )
     state = LoopState.from_actions(actions.recent("house_price"))
     assert state.running_job == "j-now" and state.last_started is not None
     actions.finish(running.id, FAILED, "y")
@@ -87,16 +90,16 @@ def test_policies_load_by_name_with_inheritance() -> None:
     default = load_policy("default")
     house = load_policy(None, recipe="house_price")  # the recipe's own file when present
     assert default is not None and house is not None
-    assert (house.name, house.quality_metric, house.quality_above) == ("house_price", "rmsle",
-                                                                        0.25)
+    assert (house.name, house.quality_metric, house.quality_above) == ("house_price", "rmsle", 0.25)
     assert house.drift_checks == default.drift_checks  # inherited from default.yaml
     assert load_policy(None, recipe="translation").name == "default"
     assert load_policy("off") is None
 
 
 def test_unknown_or_invalid_policies_are_one_sentence(tmp_path) -> None:
-    with pytest.raises(UsageError, match="Unknown retrain policy 'nope'. Valid policies: "
-                                         "default, house_price"):
+    with pytest.raises(
+        UsageError, match=r"Unknown retrain policy 'nope'\. Valid policies: default, house_price"
+    ):
         load_policy("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("quality: {metric: rmsle}\n")

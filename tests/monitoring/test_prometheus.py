@@ -29,13 +29,13 @@ PROMTOOL = shutil.which("promtool")
 def _prometheus_installed() -> None:
     # A fail, not a skip: a skipped module would let a broken deploy/prometheus/ pass.
     if PROMETHEUS is None or PROMTOOL is None:
-        pytest.fail("Prometheus is not installed: `make system-deps` (apt package "
-                    "`prometheus`)")
+        pytest.fail("Prometheus is not installed: `make system-deps` (apt package `prometheus`)")
 
 
 def promtool(*args: str) -> str:
-    done = subprocess.run([PROMTOOL, *args], cwd=DEPLOY, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [PROMTOOL, *args], cwd=DEPLOY, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -56,8 +56,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(probe: Callable[[], Any], what: str, timeout: float = 90,
-              logs: Path | None = None) -> Any:
+def wait_for(
+    probe: Callable[[], Any], what: str, timeout: float = 90, logs: Path | None = None
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -90,12 +91,30 @@ def opsline_server(trained_workspace: Path, tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "opsline.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "opsline.serving.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "opsline.serving.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
-                 .status_code == 200, "the opsline server", logs=log)
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200,
+            "the opsline server",
+            logs=log,
+        )
         yield f"127.0.0.1:{port}"
     finally:
         stop(server)
@@ -117,14 +136,23 @@ def prometheus(opsline_server: str, tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "prometheus.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={conf_dir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            cwd=conf_dir, stdout=out, stderr=subprocess.STDOUT)
+            [
+                PROMETHEUS,
+                f"--config.file={conf_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            cwd=conf_dir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=5).status_code == 200,
-                 "Prometheus to be ready", logs=log)
+        wait_for(
+            lambda: httpx.get(f"{url}/-/ready", timeout=5).status_code == 200,
+            "Prometheus to be ready",
+            logs=log,
+        )
         yield url
     finally:
         stop(process)
@@ -136,12 +164,17 @@ def api(url: str, path: str, **params: str) -> Any:
     return body["data"]
 
 
-def test_real_prometheus_scrapes_the_server_and_loads_the_alerts(prometheus: str,
-                                                                opsline_server: str) -> None:
+def test_real_prometheus_scrapes_the_server_and_loads_the_alerts(
+    prometheus: str, opsline_server: str
+) -> None:
     def target_up() -> bool:
         targets = api(prometheus, "targets")["activeTargets"]
-        return any(t["labels"]["job"] == "opsline" and t["health"] == "up"
-                   and t["labels"]["instance"] == opsline_server for t in targets)
+        return any(
+            t["labels"]["job"] == "opsline"
+            and t["health"] == "up"
+            and t["labels"]["instance"] == opsline_server
+            for t in targets
+        )
 
     wait_for(target_up, "the opsline target to be up")
 
@@ -157,10 +190,16 @@ def test_real_prometheus_scrapes_the_server_and_loads_the_alerts(prometheus: str
     assert [float(r["value"][1]) for r in failed] == [0.0]
     assert query("opsline_system_memory_total_bytes")
 
-    groups = {g["name"]: {r["name"] for r in g["rules"]} for g in api(prometheus, "rules")["groups"]}
+    groups = {
+        g["name"]: {r["name"] for r in g["rules"]} for g in api(prometheus, "rules")["groups"]
+    }
     assert groups == {
-        "opsline-serving": {"OpslineHighErrorRate", "OpslineHighPredictLatencyP95",
-                            "OpslineModelNotLoaded", "OpslineTargetDown"},
+        "opsline-serving": {
+            "OpslineHighErrorRate",
+            "OpslineHighPredictLatencyP95",
+            "OpslineModelNotLoaded",
+            "OpslineTargetDown",
+        },
         "opsline-data": {"OpslineDataValidationFailed", "OpslineDataDrift"},
     }
     # A healthy server: nothing firing.

@@ -18,8 +18,11 @@ def scrape(collector: SystemCollector) -> dict[tuple[str, tuple], float]:
     registry = CollectorRegistry()
     registry.register(collector)
     text = generate_latest(registry).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_cpu_and_memory_figures_are_plausible() -> None:
@@ -54,9 +57,12 @@ def test_no_gpu_series_without_cuda() -> None:
 
 
 def test_gpu_memory_per_device_when_torch_has_cuda(monkeypatch) -> None:
-    cuda = types.SimpleNamespace(is_available=lambda: True, device_count=lambda: 2,
-                                 memory_allocated=lambda i: 100.0 * (i + 1),
-                                 memory_reserved=lambda i: 1000.0 * (i + 1))
+    cuda = types.SimpleNamespace(
+        is_available=lambda: True,
+        device_count=lambda: 2,
+        memory_allocated=lambda i: 100.0 * (i + 1),
+        memory_reserved=lambda i: 1000.0 * (i + 1),
+    )
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
     s = scrape(SystemCollector())
     assert s[("opsline_gpu_memory_allocated_bytes", (("device", "0"),))] == 100
@@ -65,16 +71,22 @@ def test_gpu_memory_per_device_when_torch_has_cuda(monkeypatch) -> None:
 
 
 def test_collector_never_imports_torch() -> None:
-    code = ("import sys; from opsline.monitoring.system import SystemCollector; "
-            "list(SystemCollector().collect()); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys; from opsline.monitoring.system import SystemCollector; "
+        "list(SystemCollector().collect()); print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"
 
 
 def test_serving_metrics_include_system_and_process_series() -> None:
     text = ServingMetrics().render().decode()
     names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
-    assert {"opsline_system_cpu_percent", "opsline_system_memory_used_bytes",
-            "opsline_process_resident_memory_bytes"} <= names
+    assert {
+        "opsline_system_cpu_percent",
+        "opsline_system_memory_used_bytes",
+        "opsline_process_resident_memory_bytes",
+    } <= names
     assert "process_cpu_seconds_total" in names  # prometheus_client's ProcessCollector

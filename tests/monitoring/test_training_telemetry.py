@@ -15,9 +15,17 @@ from opsline.monitoring.textfile import metrics_path, read_samples
 from opsline.monitoring.training import batch_size, batch_tokens, model_label
 from opsline.training.trainer import build_trainer
 
-CPU = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true",
-       "profiler": None, "enable_progress_bar": False, "deterministic": True,
-       "max_epochs": 3, "fast_dev_run": False}
+CPU = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "strategy": "auto",
+    "precision": "32-true",
+    "profiler": None,
+    "enable_progress_bar": False,
+    "deterministic": True,
+    "max_epochs": 3,
+    "fast_dev_run": False,
+}
 
 
 def value(samples: dict, name: str, model: str = "tiny") -> float:
@@ -74,8 +82,9 @@ def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
                 first.update(read_samples(path))
 
     cfg = OmegaConf.create({"seed": 1, "trainer": CPU})
-    trainer = build_trainer(cfg, default_max_epochs=3, work_dir=tmp_path, model_name="tiny",
-                            callbacks=[ReadFile()])
+    trainer = build_trainer(
+        cfg, default_max_epochs=3, work_dir=tmp_path, model_name="tiny", callbacks=[ReadFile()]
+    )
     trainer.fit(build_module(), *loaders())
 
     final = read_samples(path)
@@ -99,8 +108,11 @@ def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     text = ServingMetrics().render().decode()
-    served = {(s.name, tuple(sorted(s.labels.items()))): s.value
-              for f in text_string_to_metric_families(text) for s in f.samples}
+    served = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
     assert value(served, "opsline_training_steps_total") == 12
     assert value(served, "opsline_training_running") == 0
 
@@ -119,8 +131,10 @@ def test_model_label_is_the_registered_model_name() -> None:
     from opsline.config import load_config
 
     assert model_label(load_config("house_price")) == "house_price"
-    assert model_label(load_config("translation", ["recipe.data.source=gettext"])) \
+    assert (
+        model_label(load_config("translation", ["recipe.data.source=gettext"]))
         == "translation_gettext"
+    )
     assert model_label(OmegaConf.create({"trainer": CPU})) == "unknown"
 
 

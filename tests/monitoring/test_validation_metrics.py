@@ -33,17 +33,20 @@ def test_failing_then_passing_validation_is_counted() -> None:
     s = read_samples(path)
     assert s[("opsline_data_validation_failed_checks", (("model", "house_price"),))] == 0
     assert check(s, "train", MIN_ROWS, "passed") == 1
-    assert not [k for k in s if ("outcome", "failed") in k[1]
-                and k[0] == "opsline_data_validation_checks"]
+    assert not [
+        k for k in s if ("outcome", "failed") in k[1] and k[0] == "opsline_data_validation_checks"
+    ]
     # The run counter is carried across runs (each run is its own process in real life).
-    runs = {dict(k[1])["outcome"]: v for k, v in s.items()
-            if k[0] == "opsline_data_validation_runs_total"}
+    runs = {
+        dict(k[1])["outcome"]: v
+        for k, v in s.items()
+        if k[0] == "opsline_data_validation_runs_total"
+    }
     assert runs == {"passed": 1, "failed": 1}
 
     served = ServingMetrics().render().decode()
     assert 'opsline_data_validation_failed_checks{model="house_price"} 0.0' in served
-    assert 'opsline_data_validation_runs_total{model="house_price",outcome="failed"} 1.0' \
-        in served
+    assert 'opsline_data_validation_runs_total{model="house_price",outcome="failed"} 1.0' in served
 
 
 class FrameSet:
@@ -66,17 +69,29 @@ def test_row_bounds_get_stable_labels_from_the_real_runner(tmp_path) -> None:
     from opsline.monitoring.validation import record_validation
     from opsline.recipes.base import Checks
 
-    checks = Checks(pa.DataFrameSchema({"x": pa.Column(int, pa.Check.ge(0))}),
-                    min_rows={"train": 5}, max_rows={"val": 1})
+    checks = Checks(
+        pa.DataFrameSchema({"x": pa.Column(int, pa.Check.ge(0))}),
+        min_rows={"train": 5},
+        max_rows={"val": 1},
+    )
     frames = FrameSet(train=pd.DataFrame({"x": [1, 2]}), val=pd.DataFrame({"x": [1, -2]}))
     result = validate_dataset(frames, checks)
     s = read_samples(record_validation("m", result, checks, path=tmp_path / "v.prom"))
-    failed = {(dict(k[1])["split"], dict(k[1])["check"]) for k in s
-              if k[0] == "opsline_data_validation_checks" and ("outcome", "failed") in k[1]}
+    failed = {
+        (dict(k[1])["split"], dict(k[1])["check"])
+        for k in s
+        if k[0] == "opsline_data_validation_checks" and ("outcome", "failed") in k[1]
+    }
     # The row counts are in the runner's wording, never in the labels.
-    assert failed == {("train", "(dataframe): min_rows"), ("val", "(dataframe): max_rows"),
-                      ("val", "x: greater_than_or_equal_to(0)")}
-    cases = {dict(k[1])["check"]: v for k, v in s.items()
-             if k[0] == "opsline_data_validation_failure_cases" and ("split", "val") in k[1]}
+    assert failed == {
+        ("train", "(dataframe): min_rows"),
+        ("val", "(dataframe): max_rows"),
+        ("val", "x: greater_than_or_equal_to(0)"),
+    }
+    cases = {
+        dict(k[1])["check"]: v
+        for k, v in s.items()
+        if k[0] == "opsline_data_validation_failure_cases" and ("split", "val") in k[1]
+    }
     assert cases["x: greater_than_or_equal_to(0)"] == 1
     assert s[("opsline_data_validation_failed_checks", (("model", "m"),))] == 3

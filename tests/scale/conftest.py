@@ -58,16 +58,35 @@ def public_dir(prefix: str) -> Path:
     return path
 
 
-def cli(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 300,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    home: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``opsline ARGS`` in a subprocess with its own OPSLINE_HOME."""
     # Only what the test gives points at the stack: nothing inherited from the shell.
-    full = {k: v for k, v in os.environ.items()
-            if not k.startswith(("OPSLINE_", "MLFLOW_", "AWS_"))}
-    full.update({"OPSLINE_HOME": str(home), "MLFLOW_ENABLE_TELEMETRY": "false",
-                 "DO_NOT_TRACK": "1", **(env or {})})
-    return subprocess.run([*OPSLINE, *args], capture_output=True, text=True, timeout=timeout,
-                          env=full, cwd=cwd or REPO, check=False)
+    full = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPSLINE_", "MLFLOW_", "AWS_"))
+    }
+    full.update(
+        {
+            "OPSLINE_HOME": str(home),
+            "MLFLOW_ENABLE_TELEMETRY": "false",
+            "DO_NOT_TRACK": "1",
+            **(env or {}),
+        }
+    )
+    return subprocess.run(
+        [*OPSLINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full,
+        cwd=cwd or REPO,
+        check=False,
+    )
 
 
 def stack_groups(stack_dir: Path) -> list[int]:
@@ -87,7 +106,7 @@ def alive(groups: list[int]) -> list[int]:
 class Stack:
     settings: StackSettings
     config: Path
-    home: Path      # OPSLINE_HOME of the session's CLI runs (dataset prepared there)
+    home: Path  # OPSLINE_HOME of the session's CLI runs (dataset prepared there)
 
     def env(self) -> dict[str, str]:
         return self.settings.client_env()
@@ -118,8 +137,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def trained(stack: Stack) -> Stack:
     """`opsline run house_price model=gbm` against the stack's MLflow server."""
-    result = cli("run", "house_price", "model=gbm", "model.n_estimators=150",
-                 f"tracking.uri={stack.settings.tracking_uri}", home=stack.home)
+    result = cli(
+        "run",
+        "house_price",
+        "model=gbm",
+        "model.n_estimators=150",
+        f"tracking.uri={stack.settings.tracking_uri}",
+        home=stack.home,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "promoted" in result.stderr
     return stack

@@ -20,8 +20,14 @@ def test_wrong_s3_credential_fails_before_training(trained: Stack) -> None:
     try:
         processes.wait_healthy(broken, pid, lambda: mlflow_server.healthy(s, port), 120)
         started = time.monotonic()
-        result = cli("train", "house_price", "model=gbm", f"tracking.uri=http://127.0.0.1:{port}",
-                     "tracking.experiment=wrong-key", home=trained.home)
+        result = cli(
+            "train",
+            "house_price",
+            "model=gbm",
+            f"tracking.uri=http://127.0.0.1:{port}",
+            "tracking.experiment=wrong-key",
+            home=trained.home,
+        )
         elapsed = time.monotonic() - started
     finally:
         processes.stop(broken, grace=10)
@@ -32,9 +38,18 @@ def test_wrong_s3_credential_fails_before_training(trained: Stack) -> None:
     assert "S3 bucket and credentials" in error[0]
     assert "Registered" not in result.stderr and "ONNX parity" not in result.stderr
     assert elapsed < 60, elapsed
-    with psycopg2.connect(host=s.client_host, port=s.pg_port, user=s.mlflow_db.user,
-                          password=s.mlflow_db.password, dbname=s.mlflow_db.database) as conn, \
-            conn.cursor() as cur:
-        cur.execute("SELECT r.status FROM runs r JOIN experiments e "
-                    "ON r.experiment_id = e.experiment_id WHERE e.name = 'wrong-key'")
+    with (
+        psycopg2.connect(
+            host=s.client_host,
+            port=s.pg_port,
+            user=s.mlflow_db.user,
+            password=s.mlflow_db.password,
+            dbname=s.mlflow_db.database,
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(
+            "SELECT r.status FROM runs r JOIN experiments e "
+            "ON r.experiment_id = e.experiment_id WHERE e.name = 'wrong-key'"
+        )
         assert [row[0] for row in cur.fetchall()] == ["FAILED"]

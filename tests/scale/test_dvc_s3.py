@@ -14,8 +14,9 @@ DVC = [sys.executable, "-m", "dvc"]
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, f"{' '.join(cmd)}: {done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -24,8 +25,15 @@ def test_push_and_pull_through_the_stack_bucket(stack: Stack, tmp_path: Path) ->
     s = stack.settings
     # No AWS_* in the environment: the credentials come from the remote's local config only.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    env.update({"DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+    env.update(
+        {
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        }
+    )
     repo = tmp_path / "repo"
     repo.mkdir()
     _run(["git", "init", "-q"], repo, env)
@@ -39,8 +47,9 @@ def test_push_and_pull_through_the_stack_bucket(stack: Stack, tmp_path: Path) ->
     _run([*DVC, "remote", "add", "-d", "stack", url], repo, env)
     _run([*DVC, "remote", "modify", "stack", "endpointurl", s.s3_endpoint], repo, env)
     _run([*DVC, "remote", "modify", "--local", "stack", "access_key_id", s.access_key], repo, env)
-    _run([*DVC, "remote", "modify", "--local", "stack", "secret_access_key", s.secret_key],
-         repo, env)
+    _run(
+        [*DVC, "remote", "modify", "--local", "stack", "secret_access_key", s.secret_key], repo, env
+    )
     _run([*DVC, "push", "-q"], repo, env)
 
     from opsline.stack import s3

@@ -22,10 +22,12 @@ def test_up_again_says_so_and_status_prints_the_env(stack: Stack) -> None:
     assert status.returncode == 0, status.stdout
     assert status.stdout.count("healthy") == 3
     s = stack.settings
-    for line in (f"export OPSLINE_TRACKING_URI={s.tracking_uri}",
-                 f"export MLFLOW_S3_ENDPOINT_URL={s.s3_endpoint}",
-                 f"export OPSLINE_PREDICTION_LOG_URI={s.pg_uri(s.opsline_db)}",
-                 f"export AWS_ACCESS_KEY_ID={s.access_key}"):
+    for line in (
+        f"export OPSLINE_TRACKING_URI={s.tracking_uri}",
+        f"export MLFLOW_S3_ENDPOINT_URL={s.s3_endpoint}",
+        f"export OPSLINE_PREDICTION_LOG_URI={s.pg_uri(s.opsline_db)}",
+        f"export AWS_ACCESS_KEY_ID={s.access_key}",
+    ):
         assert line in status.stdout
 
 
@@ -82,8 +84,9 @@ def test_a_data_dir_of_another_user_is_refused(spare: tuple[Path, Path], tmp_pat
     _nothing_running(stack_dir)
 
 
-def test_a_server_that_fails_to_start_names_its_log(spare: tuple[Path, Path],
-                                                   tmp_path: Path) -> None:
+def test_a_server_that_fails_to_start_names_its_log(
+    spare: tuple[Path, Path], tmp_path: Path
+) -> None:
     config, stack_dir = spare
     # A data directory that claims to be initialised but holds no configuration: the real
     # PostgreSQL refuses to start.

@@ -14,9 +14,21 @@ TINY = ["model=gbm", "model.n_estimators=30", "model.early_stopping_rounds=10"]
 def test_two_workers_share_one_study_in_postgres(trained: Stack) -> None:
     s = trained.settings
     storage = s.pg_uri(s.opsline_db)
-    result = cli("sweep", "house_price", "--trials", "6", "--parallel", "2", "--storage",
-                 storage, "--study", "scale-sweep", *TINY, f"tracking.uri={s.tracking_uri}",
-                 home=trained.home)
+    result = cli(
+        "sweep",
+        "house_price",
+        "--trials",
+        "6",
+        "--parallel",
+        "2",
+        "--storage",
+        storage,
+        "--study",
+        "scale-sweep",
+        *TINY,
+        f"tracking.uri={s.tracking_uri}",
+        home=trained.home,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     study = optuna.load_study(study_name="scale-sweep", storage=storage)
     finished = [t for t in study.trials if t.state.is_finished()]

@@ -70,10 +70,17 @@ class StubRecipe(Recipe):
     Response = StubResponse
     predicted_value_buckets: ClassVar[tuple[float, ...]] = (1, 10, 100, 1000)
 
-    def prepare(self, cfg: Any): raise NotImplementedError  # noqa: E704
-    def checks(self, cfg: Any): raise NotImplementedError  # noqa: E704
-    def train(self, cfg, dataset, run, out_dir): raise NotImplementedError  # noqa: E704
-    def evaluate(self, cfg, predictor, frame): raise NotImplementedError  # noqa: E704
+    def prepare(self, cfg: Any):
+        raise NotImplementedError
+
+    def checks(self, cfg: Any):
+        raise NotImplementedError
+
+    def train(self, cfg, dataset, run, out_dir):
+        raise NotImplementedError
+
+    def evaluate(self, cfg, predictor, frame):
+        raise NotImplementedError
 
     def load_predictor(self, model_dir: Path, backend: str = "auto") -> Predictor:
         return StubPredictor.load(model_dir)
@@ -97,13 +104,17 @@ class StubRecipe(Recipe):
     # the true y, scored by mean absolute error.
     feedback_type = float
 
-    def monitored_features(self, requests: Sequence[BaseModel],
-                           responses: Sequence[BaseModel]) -> list[dict[str, Any]]:
-        return [{"x": r.x, "label": r.label, "y": o.y}  # type: ignore[attr-defined]
-                for r, o in zip(requests, responses, strict=True)]
+    def monitored_features(
+        self, requests: Sequence[BaseModel], responses: Sequence[BaseModel]
+    ) -> list[dict[str, Any]]:
+        return [
+            {"x": r.x, "label": r.label, "y": o.y}  # type: ignore[attr-defined]
+            for r, o in zip(requests, responses, strict=True)
+        ]
 
-    def live_quality(self, predictions: Sequence[dict[str, Any]],
-                     actuals: Sequence[Any]) -> dict[str, float]:
+    def live_quality(
+        self, predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]
+    ) -> dict[str, float]:
         errors = [abs(p["y"] - a) for p, a in zip(predictions, actuals, strict=True)]
         return {"mae": sum(errors) / len(errors)} if errors else {}
 
@@ -118,8 +129,9 @@ def stub_model_dir(tmp_path: Path) -> Path:
 
 def stub_client(model_uri: str | None, **settings: Any) -> TestClient:
     settings.setdefault("ui", False)  # Gradio adds seconds; only the UI tests need it
-    app = create_app(ServingSettings(recipe="stub", model_uri=model_uri, **settings),
-                     recipe=StubRecipe())
+    app = create_app(
+        ServingSettings(recipe="stub", model_uri=model_uri, **settings), recipe=StubRecipe()
+    )
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -133,16 +145,14 @@ def stub(stub_model_dir: Path) -> Iterator[TestClient]:
 @pytest.fixture
 def served(trained_workspace: Path) -> Iterator[TestClient]:
     """The real app: house_price recipe, the model promoted in the trained workspace."""
-    with TestClient(create_app(ServingSettings(ui=False)),
-                    raise_server_exceptions=False) as client:
+    with TestClient(create_app(ServingSettings(ui=False)), raise_server_exceptions=False) as client:
         yield client
 
 
 @pytest.fixture
 def empty() -> Iterator[TestClient]:
     """The real house_price app over an empty workspace: no model registered."""
-    with TestClient(create_app(ServingSettings(ui=False)),
-                    raise_server_exceptions=False) as client:
+    with TestClient(create_app(ServingSettings(ui=False)), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -158,8 +168,7 @@ def live_server(app: Any) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

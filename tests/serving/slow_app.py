@@ -51,11 +51,20 @@ class SlowRecipe(Recipe):
     Request = SlowRequest
     Response = SlowResponse
 
-    def prepare(self, cfg: Any): raise NotImplementedError  # noqa: E704
-    def checks(self, cfg: Any): raise NotImplementedError  # noqa: E704
-    def train(self, cfg, dataset, run, out_dir): raise NotImplementedError  # noqa: E704
-    def evaluate(self, cfg, predictor, frame): raise NotImplementedError  # noqa: E704
-    def ui(self, predict): raise NotImplementedError  # noqa: E704
+    def prepare(self, cfg: Any):
+        raise NotImplementedError
+
+    def checks(self, cfg: Any):
+        raise NotImplementedError
+
+    def train(self, cfg, dataset, run, out_dir):
+        raise NotImplementedError
+
+    def evaluate(self, cfg, predictor, frame):
+        raise NotImplementedError
+
+    def ui(self, predict):
+        raise NotImplementedError
 
     def load_predictor(self, model_dir: Path, backend: str = "auto") -> Predictor:
         return SlowPredictor.load(model_dir)
@@ -71,7 +80,9 @@ if __name__ == "__main__":
     from opsline.serving.settings import ServingSettings
 
     model_dir, port = sys.argv[1], int(sys.argv[2])
-    settings = ServingSettings(recipe="slow", model_uri=model_dir, ui=False,
-                               batch_max_size=2, reload_interval_s=0)
-    uvicorn.run(create_app(settings, recipe=SlowRecipe()), host="127.0.0.1", port=port,
-                log_level="warning")
+    settings = ServingSettings(
+        recipe="slow", model_uri=model_dir, ui=False, batch_max_size=2, reload_interval_s=0
+    )
+    uvicorn.run(
+        create_app(settings, recipe=SlowRecipe()), host="127.0.0.1", port=port, log_level="warning"
+    )

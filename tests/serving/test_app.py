@@ -42,12 +42,20 @@ def test_batch_size_limits(stub: TestClient, items: list, reason: str) -> None:
     assert error["loc"] == ["body", "items"] and reason in error["msg"]
 
 
-@pytest.mark.parametrize("raw, field", [
-    ('{"x": NaN}', "x"), ('{"x": Infinity}', "x"), ('{"x": -Infinity}', "x"),
-    ('{"x": 1e400}', "x"),  # overflows to inf while parsing
-    ('{"x": "abc"}', "x"), ('{"x": 101}', "x"), ('{"x": -1}', "x"), ('{}', "x"),
-    ('{"x": 1, "extra": 2}', "extra"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ('{"x": NaN}', "x"),
+        ('{"x": Infinity}', "x"),
+        ('{"x": -Infinity}', "x"),
+        ('{"x": 1e400}', "x"),  # overflows to inf while parsing
+        ('{"x": "abc"}', "x"),
+        ('{"x": 101}', "x"),
+        ('{"x": -1}', "x"),
+        ("{}", "x"),
+        ('{"x": 1, "extra": 2}', "extra"),
+    ],
+)
 def test_invalid_fields_are_422_naming_the_field(stub: TestClient, raw: str, field: str) -> None:
     r = stub.post("/predict", content=raw, headers=JSON)
     assert r.status_code == 422, r.text
@@ -80,8 +88,11 @@ def test_unexpected_error_is_generic_json_500(stub: TestClient, caplog) -> None:
     assert r.status_code == 500
     assert r.json() == {"detail": "Internal server error; the server log has details."}
     assert "unlucky input" not in r.text
-    assert any("unlucky input" in (rec.exc_text or str(rec.exc_info)) for rec in caplog.records
-               if rec.levelname == "ERROR")
+    assert any(
+        "unlucky input" in (rec.exc_text or str(rec.exc_info))
+        for rec in caplog.records
+        if rec.levelname == "ERROR"
+    )
     assert metric(stub, "opsline_inference_errors_total") == 1
     assert metric(stub, "opsline_http_requests_total", route="/predict", status="500") == 1
 
@@ -90,10 +101,11 @@ def test_metrics_after_predictions(stub: TestClient) -> None:
     stub.post("/predict", json={"x": 3})
     stub.post("/predict/batch", json={"items": [{"x": 1}, {"x": 40}]})
     stub.post("/predict/batch", json={"items": []})
-    assert metric(stub, "opsline_http_requests_total", route="/predict", method="POST",
-                  status="200") == 1
-    assert metric(stub, "opsline_http_requests_total", route="/predict/batch",
-                  status="422") == 1
+    assert (
+        metric(stub, "opsline_http_requests_total", route="/predict", method="POST", status="200")
+        == 1
+    )
+    assert metric(stub, "opsline_http_requests_total", route="/predict/batch", status="422") == 1
     assert metric(stub, "opsline_inference_batch_size_count") == 2
     assert metric(stub, "opsline_inference_batch_size_sum") == 3
     assert metric(stub, "opsline_inference_duration_seconds_count") == 2
@@ -104,8 +116,10 @@ def test_metrics_after_predictions(stub: TestClient) -> None:
     assert metric(stub, "opsline_model_info", name="stub", kind="linear") == 1
     assert metric(stub, "opsline_model_loaded") == 1
     text = stub.get("/metrics").text
-    assert 'opsline_http_request_duration_seconds_bucket{le="0.005",method="POST",' \
-           'route="/predict"}' in text
+    assert (
+        'opsline_http_request_duration_seconds_bucket{le="0.005",method="POST",'
+        'route="/predict"}' in text
+    )
     assert stub.get("/metrics").headers["content-type"].startswith("text/plain")
 
 
@@ -137,18 +151,26 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSLINE_MAX_BATCH_SIZE", "64")
     monkeypatch.setenv("OPSLINE_UI", "false")
     s = ServingSettings()
-    assert (s.recipe, s.resolved_model_uri, s.port, s.max_batch_size, s.ui) == \
-        ("house_price", "models:/house_price/3", 9100, 64, False)
+    assert (s.recipe, s.resolved_model_uri, s.port, s.max_batch_size, s.ui) == (
+        "house_price",
+        "models:/house_price/3",
+        9100,
+        64,
+        False,
+    )
     monkeypatch.delenv("OPSLINE_MODEL_URI")
     assert ServingSettings(recipe="x").resolved_model_uri == "models:/x@production"
 
 
 def test_importing_settings_stays_light() -> None:
-    code = ("import sys, opsline.serving, opsline.serving.settings; "
-            "heavy = {'torch', 'gradio', 'mlflow', 'fastapi'} & set(sys.modules); "
-            "print(json.dumps(sorted(heavy)))")
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
-                         text=True, check=True).stdout
+    code = (
+        "import sys, opsline.serving, opsline.serving.settings; "
+        "heavy = {'torch', 'gradio', 'mlflow', 'fastapi'} & set(sys.modules); "
+        "print(json.dumps(sorted(heavy)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out) == []
 
 

@@ -59,8 +59,10 @@ class RecordingPredictor(Predictor):
 
 def _batcher(predictor: Predictor | None, **options: Any) -> tuple[Batcher, ServingMetrics]:
     metrics = ServingMetrics()
-    slot = ModelSlot(model=LoadedModel(predictor, "stub", "dir") if predictor else None,
-                     error=None if predictor else "nothing trained")
+    slot = ModelSlot(
+        model=LoadedModel(predictor, "stub", "dir") if predictor else None,
+        error=None if predictor else "nothing trained",
+    )
     return Batcher(slot, metrics, **options), metrics
 
 
@@ -104,8 +106,9 @@ def test_requests_arriving_while_a_batch_runs_are_merged_into_one_call() -> None
         batcher.start()
         first = asyncio.ensure_future(batcher.submit([StubRequest(x=1)]))
         await asyncio.to_thread(predictor.started.wait, 10)
-        rest = [asyncio.ensure_future(batcher.submit([StubRequest(x=float(i))]))
-                for i in range(2, 12)]
+        rest = [
+            asyncio.ensure_future(batcher.submit([StubRequest(x=float(i))])) for i in range(2, 12)
+        ]
         await asyncio.sleep(0.05)
         assert batcher.queued == 10
         predictor.gate.set()
@@ -129,8 +132,7 @@ def test_batches_respect_max_size_and_the_predictors_own_limit() -> None:
         batcher.start()
         first = asyncio.ensure_future(batcher.submit([StubRequest(x=0)]))
         await asyncio.to_thread(predictor.started.wait, 10)
-        many = asyncio.ensure_future(batcher.submit([StubRequest(x=float(i))
-                                                     for i in range(1, 8)]))
+        many = asyncio.ensure_future(batcher.submit([StubRequest(x=float(i)) for i in range(1, 8)]))
         await asyncio.sleep(0.05)
         predictor.gate.set()
         await first
@@ -150,8 +152,10 @@ def test_rows_of_different_groups_never_share_a_batch() -> None:
         batcher.start()
         first = asyncio.ensure_future(batcher.submit([StubRequest(x=0)]))
         await asyncio.to_thread(predictor.started.wait, 10)
-        mixed = [asyncio.ensure_future(batcher.submit([StubRequest(x=float(i), label=label)]))
-                 for i, label in enumerate("abab", start=1)]
+        mixed = [
+            asyncio.ensure_future(batcher.submit([StubRequest(x=float(i), label=label)]))
+            for i, label in enumerate("abab", start=1)
+        ]
         await asyncio.sleep(0.05)
         predictor.gate.set()
         await asyncio.gather(first, *mixed)
@@ -171,8 +175,9 @@ def test_a_failing_row_fails_alone_and_its_neighbours_are_answered() -> None:
         batcher.start()
         first = asyncio.ensure_future(batcher.submit([StubRequest(x=0)]))
         await asyncio.to_thread(predictor.started.wait, 10)
-        calls = [asyncio.ensure_future(batcher.submit([StubRequest(x=x)]))
-                 for x in (1, 13, 2, 66, 3)]
+        calls = [
+            asyncio.ensure_future(batcher.submit([StubRequest(x=x)])) for x in (1, 13, 2, 66, 3)
+        ]
         await asyncio.sleep(0.05)
         predictor.gate.set()
         await first
@@ -207,8 +212,7 @@ def test_a_full_queue_is_refused_not_waited_on() -> None:
         batcher.start()
         first = asyncio.ensure_future(batcher.submit([StubRequest(x=0)]))
         await asyncio.to_thread(predictor.started.wait, 10)
-        queued = asyncio.ensure_future(batcher.submit([StubRequest(x=float(i))
-                                                       for i in range(4)]))
+        queued = asyncio.ensure_future(batcher.submit([StubRequest(x=float(i)) for i in range(4)]))
         await asyncio.sleep(0.01)
         with pytest.raises(QueueFullError):
             await batcher.submit([StubRequest(x=9)])
@@ -252,8 +256,7 @@ def test_stop_drains_every_accepted_row() -> None:
     async def scenario() -> list[Any]:
         batcher, _ = _batcher(predictor, max_delay_s=0)
         batcher.start()
-        calls = [asyncio.ensure_future(batcher.submit([StubRequest(x=float(i))]))
-                 for i in range(6)]
+        calls = [asyncio.ensure_future(batcher.submit([StubRequest(x=float(i))])) for i in range(6)]
         await asyncio.to_thread(predictor.started.wait, 10)
         stopping = asyncio.ensure_future(batcher.stop())
         await asyncio.sleep(0.05)

@@ -18,11 +18,11 @@ from .conftest import StubRecipe, live_server
 
 pytestmark = pytest.mark.browser
 
+
 def offline_page(browser, base_url: str):
     """A page that may only talk to our server: any other host fails, as it would offline."""
     page = browser.new_page()
-    page.route(re.compile(r"^(?!" + re.escape(base_url) + ").*"),
-               lambda route: route.abort())
+    page.route(re.compile(r"^(?!" + re.escape(base_url) + ").*"), lambda route: route.abort())
     return page
 
 

@@ -46,8 +46,9 @@ class Client(threading.Thread):
             while not self.stop.is_set():
                 house = self.houses[self.sent % len(self.houses)]
                 try:
-                    response = http.post("/predict", json=house,
-                                         headers={"X-Request-ID": f"bg-{self.sent}"})
+                    response = http.post(
+                        "/predict", json=house, headers={"X-Request-ID": f"bg-{self.sent}"}
+                    )
                     if response.status_code != 200:
                         self.failures.append((response.status_code, response.text[:200]))
                 except httpx.HTTPError as error:
@@ -57,7 +58,8 @@ class Client(threading.Thread):
 
 
 def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from opsline import pipeline
     from opsline.monitoring.prediction_log import PredictionLog
     from opsline.serving.app import create_app
@@ -72,20 +74,30 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
     monkeypatch.setenv("OPSLINE_PREDICTION_LOG_URI", log_uri)
     policy = tmp_path / "policy.yaml"
     # A cooldown: the market stays moved, and one retrain is what this test follows.
-    policy.write_text("drift: {consecutive_checks: 2}\ncooldown_minutes: 30\n"
-                      "max_failures: 1\ntrain_overrides: [model=gbm]\n")
-    settings = ServingSettings(recipe="house_price", ui=False, api_key=KEY,
-                               drift_interval_s=1.0, drift_window="200", drift_min_rows=100,
-                               reload_interval_s=0, retrain_policy=str(policy))
+    policy.write_text(
+        "drift: {consecutive_checks: 2}\ncooldown_minutes: 30\n"
+        "max_failures: 1\ntrain_overrides: [model=gbm]\n"
+    )
+    settings = ServingSettings(
+        recipe="house_price",
+        ui=False,
+        api_key=KEY,
+        drift_interval_s=1.0,
+        drift_window="200",
+        drift_min_rows=100,
+        reload_interval_s=0,
+        retrain_policy=str(policy),
+    )
     test_rows = split_requests("test")
     assert len(test_rows) > 300
 
-    with live_server(create_app(settings)) as url, httpx.Client(base_url=url,
-                                                                timeout=60) as http:
+    with live_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
         # 1. Reference-like traffic: a verdict, and it is "no drift".
         for i, (house, _) in enumerate(test_rows[:150]):
-            assert http.post("/predict", json=house,
-                             headers={"X-Request-ID": f"ref-{i}"}).status_code == 200
+            assert (
+                http.post("/predict", json=house, headers={"X-Request-ID": f"ref-{i}"}).status_code
+                == 200
+            )
         calm = http.get("/drift", params={"refresh": "true"}).json()
         assert calm["status"] == "no_drift", calm
         assert calm["rows"] == 150 and len(calm["features"]) >= 20
@@ -97,17 +109,28 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
         background.start()
         try:
             batch = moving[:250]
-            answered = http.post("/predict/batch", json={"items": [drifted(h) for h, _ in batch]},
-                                 headers={"X-Request-ID": "moved"})
+            answered = http.post(
+                "/predict/batch",
+                json={"items": [drifted(h) for h, _ in batch]},
+                headers={"X-Request-ID": "moved"},
+            )
             assert answered.status_code == 200
             # 3. Their sale prices come back: 60 % above what they sold for before.
-            feedback = http.post("/feedback", headers={"X-API-Key": KEY}, json=[
-                {"request_id": f"moved/{i}", "actual": price * PRICE_RISE}
-                for i, (_, price) in enumerate(batch)])
+            feedback = http.post(
+                "/feedback",
+                headers={"X-API-Key": KEY},
+                json=[
+                    {"request_id": f"moved/{i}", "actual": price * PRICE_RISE}
+                    for i, (_, price) in enumerate(batch)
+                ],
+            )
             assert feedback.status_code == 200, feedback.text
 
-            drift = wait_for("drift in GET /drift", lambda: (
-                d if (d := http.get("/drift").json())["status"] == "drift" else None), 60)
+            drift = wait_for(
+                "drift in GET /drift",
+                lambda: d if (d := http.get("/drift").json())["status"] == "drift" else None,
+                60,
+            )
             assert "gr_liv_area" in drift["drifted_features"]
             assert "year_built" in drift["drifted_features"]
             metrics = http.get("/metrics").text
@@ -132,9 +155,15 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
                 loop = model["monitoring"]["loop"]
                 job_id = loop["actions"][0]["job_id"]
                 job = http.get(f"/jobs/{job_id}", headers={"X-API-Key": KEY}).json()
-                return model if (loop["actions"][0]["outcome"] != "running"
-                                 and loop["state"]["running_job"] is None
-                                 and job["status"] != "running") else None
+                return (
+                    model
+                    if (
+                        loop["actions"][0]["outcome"] != "running"
+                        and loop["state"]["running_job"] is None
+                        and job["status"] != "running"
+                    )
+                    else None
+                )
 
             model = wait_for("the retrain's records to close", settled, 60)
         finally:
@@ -146,7 +175,10 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
         loop = model["monitoring"]["loop"]
         action = loop["actions"][0]
         assert (action["trigger"], action["decision"], action["outcome"]) == (
-            "drift", "retrain", "promoted")
+            "drift",
+            "retrain",
+            "promoted",
+        )
         assert (action["old_version"], action["new_version"]) == ("1", "2")
         assert action["reason"].startswith("drift detected on 2 consecutive checks")
         assert action["result"].startswith("test_rmsle ")  # the gate's comparison
@@ -159,8 +191,10 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
     tags = mlflow_client().get_model_version("house_price", "2").tags
     assert tags["retrain.trigger"] == "drift" and tags["retrain.job_id"] == action["job_id"]
     assert tags["retrain.gate"].startswith("promoted: ")
-    assert tags["data_version"] != mlflow_client().get_model_version(
-        "house_price", "1").tags["data_version"]
+    assert (
+        tags["data_version"]
+        != mlflow_client().get_model_version("house_price", "1").tags["data_version"]
+    )
     # Both versions answered the background client: the swap happened while it ran.
     log = PredictionLog.open(log_uri)
     try:

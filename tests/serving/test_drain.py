@@ -27,8 +27,11 @@ def _free_port() -> int:
 def test_sigterm_answers_every_accepted_request_before_exit(tmp_path: Path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, str(SLOW_APP), str(tmp_path), str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, str(SLOW_APP), str(tmp_path), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -41,8 +44,10 @@ def test_sigterm_answers_every_accepted_request_before_exit(tmp_path: Path) -> N
             time.sleep(0.2)
         # 8 requests at 2 rows per 0.3 s batch: ~1.2 s of work is queued when SIGTERM lands.
         with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(httpx.post, f"{url}/predict", json={"x": i}, timeout=30)
-                       for i in range(8)]
+            futures = [
+                pool.submit(httpx.post, f"{url}/predict", json={"x": i}, timeout=30)
+                for i in range(8)
+            ]
             time.sleep(0.4)
             server.send_signal(signal.SIGTERM)
             responses = [f.result() for f in futures]

@@ -39,8 +39,10 @@ def logged_features(rows: int, *, shifted: bool = False, seed: int = 11) -> list
     requests = recipe.requests_from_frame(train[REQUIRED].sample(rows, random_state=seed))
     features = recipe.monitored_features(requests, [None] * len(requests))
     if shifted:
-        features = [{**f, "gr_liv_area": f["gr_liv_area"] * 1.8,
-                     "year_built": f["year_built"] + 25} for f in features]
+        features = [
+            {**f, "gr_liv_area": f["gr_liv_area"] * 1.8, "year_built": f["year_built"] + 25}
+            for f in features
+        ]
     return features
 
 
@@ -49,23 +51,37 @@ def fill_log(features: list[dict[str, Any]], version: str | None = "1") -> None:
     log = PredictionLog.open()
     now = time.time()
     try:
-        log.write([LogRow(request_id=f"req-{i}", ts=now - len(features) + i, model="house_price",
-                          version=version, features=f, prediction="{}")
-                   for i, f in enumerate(features)])
+        log.write(
+            [
+                LogRow(
+                    request_id=f"req-{i}",
+                    ts=now - len(features) + i,
+                    model="house_price",
+                    version=version,
+                    features=f,
+                    prediction="{}",
+                )
+                for i, f in enumerate(features)
+            ]
+        )
     finally:
         log.close()
 
 
 def metric_lines(client: TestClient, name: str) -> list[str]:
-    return [line for line in client.get("/metrics").text.splitlines()
-            if line.startswith((name + " ", name + "{"))]
+    return [
+        line
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    ]
 
 
 @pytest.fixture
 def drift_client(trained_workspace: Path) -> Iterator[TestClient]:
     """The real app checking drift on demand only (interval 0), no UI."""
-    with TestClient(create_app(ServingSettings(ui=False, drift_interval_s=0)),
-                    raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(ServingSettings(ui=False, drift_interval_s=0)), raise_server_exceptions=False
+    ) as client:
         yield client
 
 
@@ -87,7 +103,8 @@ def test_an_empty_log_is_not_enough_data(drift_client: TestClient) -> None:
     assert body["drift_share"] is None  # the automatic rule needs the features it tests
     # No verdict: the verdict series are absent (the alert neither fires nor resolves).
     assert metric_lines(drift_client, "opsline_drift_window_rows") == [
-        "opsline_drift_window_rows 0.0"]
+        "opsline_drift_window_rows 0.0"
+    ]
     assert metric_lines(drift_client, "opsline_drift_detected") == []
     report = drift_client.get("/drift/report")
     assert report.status_code == 409
@@ -118,11 +135,15 @@ def test_reference_like_requests_are_no_drift(drift_client: TestClient) -> None:
     assert len(scores) == 4 and any('feature="gr_liv_area"' in line for line in scores)
     shown = drift_client.get("/model").json()["monitoring"]["drift"]  # GET /model too
     assert (shown["status"], shown["window"], shown["min_rows"]) == (
-        "no_drift", "last 1000 requests", 100)
+        "no_drift",
+        "last 1000 requests",
+        100,
+    )
 
 
 def test_shifted_requests_are_drift_with_a_report_logged_to_the_run(
-        drift_client: TestClient) -> None:
+    drift_client: TestClient,
+) -> None:
     from opsline.tracking.runs import client as mlflow_client
 
     fill_log(logged_features(300, shifted=True))
@@ -134,8 +155,10 @@ def test_shifted_requests_are_drift_with_a_report_logged_to_the_run(
     assert by_name["gr_liv_area"]["method"] == "K-S p_value"
     assert by_name["gr_liv_area"]["score"] < by_name["gr_liv_area"]["threshold"]
     assert "opsline_drift_detected 1.0" in drift_client.get("/metrics").text
-    assert any(line.startswith('opsline_feature_drifted{feature="gr_liv_area"} 1.0')
-               for line in metric_lines(drift_client, "opsline_feature_drifted"))
+    assert any(
+        line.startswith('opsline_feature_drifted{feature="gr_liv_area"} 1.0')
+        for line in metric_lines(drift_client, "opsline_feature_drifted")
+    )
     report = drift_client.get("/drift/report")
     assert report.status_code == 200
     assert report.headers["content-type"].startswith("text/html")
@@ -149,8 +172,7 @@ def test_shifted_requests_are_drift_with_a_report_logged_to_the_run(
     # Same verdict again: nothing new is logged.
     again = drift_client.get("/drift", params={"refresh": "true"}).json()
     assert again["status"] == "drift" and again["logged_to"] is None
-    assert {Path(a.path).name for a in mlflow_client().list_artifacts(run_id, "drift")} \
-        == logged
+    assert {Path(a.path).name for a in mlflow_client().list_artifacts(run_id, "drift")} == logged
 
 
 def test_a_listener_hears_each_check(drift_client: TestClient) -> None:
@@ -163,8 +185,9 @@ def test_a_listener_hears_each_check(drift_client: TestClient) -> None:
 
 
 @pytest.fixture
-def old_model_home(trained_workspace: Path, tmp_path: Path,
-                   monkeypatch: pytest.MonkeyPatch) -> Path:
+def old_model_home(
+    trained_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """A copy of the registry whose production version has no reference (as a version
     registered before drift detection)."""
     from opsline.tracking.registry import resolve_model
@@ -181,14 +204,17 @@ def old_model_home(trained_workspace: Path, tmp_path: Path,
 
 
 def test_a_model_without_reference_says_retrain(old_model_home: Path) -> None:
-    with TestClient(create_app(ServingSettings(ui=False, drift_interval_s=0)),
-                    raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(ServingSettings(ui=False, drift_interval_s=0)), raise_server_exceptions=False
+    ) as client:
         version = client.get("/model").json()["version"]
         fill_log(logged_features(150))
         body = client.get("/drift").json()
         assert body["status"] == "no_reference"
-        assert body["message"] == (f"model version {version} has no drift reference "
-                                   "(registered before drift detection); retrain to add one")
+        assert body["message"] == (
+            f"model version {version} has no drift reference "
+            "(registered before drift detection); retrain to add one"
+        )
         assert client.get("/drift/report").status_code == 409
         assert metric_lines(client, "opsline_drift_share") == []
 
@@ -204,8 +230,9 @@ def test_the_drift_page_shows_the_verdict_table_and_report(trained_workspace: Pa
     from opsline.serving.drift_page import feature_frame, report_html, verdict_html
 
     fill_log(logged_features(300, shifted=True))
-    with TestClient(create_app(ServingSettings(drift_interval_s=0)),
-                    raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(ServingSettings(drift_interval_s=0)), raise_server_exceptions=False
+    ) as client:
         assert client.get("/ui/drift").status_code == 200  # a page of the Gradio UI
         monitor = client.app.state.drift
         assert "No check yet" in verdict_html(monitor.latest)
@@ -225,23 +252,43 @@ def test_the_monitor_rereads_the_reference_after_a_hot_reload(tmp_path: Path) ->
     from opsline.serving.drift_monitor import DriftMonitor
     from opsline.serving.runtime import LoadedModel, ModelSlot
 
-    features = [{"area": 1000.0 + (i % 50) * 10, "city": "north" if i % 3 else "south"}
-                for i in range(200)]
+    features = [
+        {"area": 1000.0 + (i % 50) * 10, "city": "north" if i % 3 else "south"} for i in range(200)
+    ]
     with_reference, without = tmp_path / "v1", tmp_path / "v2"
     with_reference.mkdir()
     without.mkdir()
     pd.DataFrame(features).to_parquet(with_reference / REFERENCE_FILE)
     log = PredictionLog.open()  # the test workspace's own log
-    log.write([LogRow(request_id=f"r{i}", ts=time.time(), model="m", version="1",
-                      features=f, prediction="{}") for i, f in enumerate(features[:120])])
+    log.write(
+        [
+            LogRow(
+                request_id=f"r{i}",
+                ts=time.time(),
+                model="m",
+                version="1",
+                features=f,
+                prediction="{}",
+            )
+            for i, f in enumerate(features[:120])
+        ]
+    )
     log.close()
-    slot = ModelSlot(model=LoadedModel(predictor=None, name="m", uri="models:/m@production",
-                                       version="1", model_dir=with_reference))
+    slot = ModelSlot(
+        model=LoadedModel(
+            predictor=None,
+            name="m",
+            uri="models:/m@production",
+            version="1",
+            model_dir=with_reference,
+        )
+    )
     monitor = DriftMonitor(None, ServingSettings(drift_interval_s=0), slot)
     try:
         assert monitor.run_check().status == "no_drift"
-        slot.model = LoadedModel(predictor=None, name="m", uri="models:/m@production",
-                                 version="2", model_dir=without)
+        slot.model = LoadedModel(
+            predictor=None, name="m", uri="models:/m@production", version="2", model_dir=without
+        )
         result = monitor.run_check()
         assert result.status == "no_reference" and result.version == "2"
         assert result.message.startswith("model version 2 has no drift reference")

@@ -26,15 +26,16 @@ def price_of(response: dict[str, Any]) -> float:
 
 
 # -- no model registered ------------------------------------------------------------------
-def test_without_a_model_the_app_starts_and_says_how_to_train(empty: TestClient,
-                                                               samples) -> None:
+def test_without_a_model_the_app_starts_and_says_how_to_train(empty: TestClient, samples) -> None:
     assert empty.get("/health").json() == {"status": "ok"}
     ready = empty.get("/ready")
     assert ready.status_code == 503
     assert "opsline run house_price" in ready.json()["detail"]
-    for r in (empty.post("/predict", json=samples[0]),
-              empty.post("/predict/batch", json={"items": samples[:2]}),
-              empty.get("/model")):
+    for r in (
+        empty.post("/predict", json=samples[0]),
+        empty.post("/predict/batch", json={"items": samples[:2]}),
+        empty.get("/model"),
+    ):
         assert r.status_code == 503
         assert "opsline run house_price" in r.json()["detail"]
     assert metric(empty, "opsline_model_loaded") == 0
@@ -62,8 +63,7 @@ def test_predict_one(served: TestClient, samples) -> None:
     assert price_of(r.json()) > 0
 
 
-def test_batch_of_three_matches_single_predictions_in_order(served: TestClient,
-                                                            samples) -> None:
+def test_batch_of_three_matches_single_predictions_in_order(served: TestClient, samples) -> None:
     # Same house, three sizes: different prices, so a shuffled answer would show.
     items = [{**samples[0], "gr_liv_area": area} for area in (1000, 3000, 2000)]
     r = served.post("/predict/batch", json={"items": items})
@@ -82,14 +82,21 @@ def test_batch_size_limits(served: TestClient, samples, size: int, reason: str) 
     assert error["loc"] == ["body", "items"] and reason in error["msg"]
 
 
-@pytest.mark.parametrize("field, raw", [
-    ("gr_liv_area", "NaN"), ("gr_liv_area", "Infinity"), ("gr_liv_area", "-Infinity"),
-    ("gr_liv_area", '"big"'), ("gr_liv_area", "-5"),
-    ("overall_qual", "0"), ("overall_qual", "11"), ("overall_qual", '"excellent"'),
-    ("neighborhood", "42"),
-])
-def test_invalid_field_is_422_naming_it(served: TestClient, samples, field: str,
-                                        raw: str) -> None:
+@pytest.mark.parametrize(
+    "field, raw",
+    [
+        ("gr_liv_area", "NaN"),
+        ("gr_liv_area", "Infinity"),
+        ("gr_liv_area", "-Infinity"),
+        ("gr_liv_area", '"big"'),
+        ("gr_liv_area", "-5"),
+        ("overall_qual", "0"),
+        ("overall_qual", "11"),
+        ("overall_qual", '"excellent"'),
+        ("neighborhood", "42"),
+    ],
+)
+def test_invalid_field_is_422_naming_it(served: TestClient, samples, field: str, raw: str) -> None:
     import json
 
     body = json.dumps({**samples[0], field: "__RAW__"}).replace('"__RAW__"', raw)
@@ -108,16 +115,28 @@ def test_metrics_after_a_prediction(served: TestClient, samples) -> None:
     price = price_of(served.post("/predict", json=samples[0]).json())
     served.post("/predict/batch", json={"items": []})
     version = served.get("/model").json()["version"]
-    assert metric(served, "opsline_http_requests_total", route="/predict", method="POST",
-                  status="200") == 1
-    assert metric(served, "opsline_http_requests_total", route="/predict/batch",
-                  status="422") == 1
-    assert metric(served, "opsline_http_request_duration_seconds_bucket", route="/predict",
-                  le="+Inf") == 1
+    assert (
+        metric(served, "opsline_http_requests_total", route="/predict", method="POST", status="200")
+        == 1
+    )
+    assert metric(served, "opsline_http_requests_total", route="/predict/batch", status="422") == 1
+    assert (
+        metric(served, "opsline_http_request_duration_seconds_bucket", route="/predict", le="+Inf")
+        == 1
+    )
     assert metric(served, "opsline_inference_duration_seconds_count") == 1
     assert metric(served, "opsline_inference_batch_size_sum") == 1
-    assert metric(served, "opsline_model_info", name="house_price", version=version,
-                  alias="production", kind="gbm") == 1
+    assert (
+        metric(
+            served,
+            "opsline_model_info",
+            name="house_price",
+            version=version,
+            alias="production",
+            kind="gbm",
+        )
+        == 1
+    )
     assert metric(served, "opsline_predicted_value_count") == 1
     assert metric(served, "opsline_predicted_value_sum") == pytest.approx(price)
 

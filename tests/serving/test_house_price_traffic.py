@@ -14,16 +14,22 @@ from .conftest import live_server
 KEY = "traffic-key"
 
 
-def test_moved_houses_are_sent_and_their_prices_stored(trained_workspace: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_moved_houses_are_sent_and_their_prices_stored(
+    trained_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from opsline.serving.app import create_app
     from opsline.serving.settings import ServingSettings
 
-    settings = ServingSettings(recipe="house_price", ui=False, api_key=KEY,
-                               drift_interval_s=0, reload_interval_s=0, retrain_policy="off")
+    settings = ServingSettings(
+        recipe="house_price",
+        ui=False,
+        api_key=KEY,
+        drift_interval_s=0,
+        reload_interval_s=0,
+        retrain_policy="off",
+    )
     with live_server(create_app(settings)) as url:
-        traffic.main(["--url", url, "--rows", "12", "--drift", "--feedback",
-                      "--api-key", KEY])
+        traffic.main(["--url", url, "--rows", "12", "--drift", "--feedback", "--api-key", KEY])
     said = capsys.readouterr().out.strip()
     assert said.startswith(f"sent 12 requests to {url} (ids traffic-")
     assert "; feedback stored for 12; live quality: rmsle " in said

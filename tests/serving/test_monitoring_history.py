@@ -75,15 +75,16 @@ def test_quantile_tolerates_non_monotonic_buckets() -> None:
 # -- rates and per-interval quantiles from a real ServingMetrics registry ----------------------
 def test_rates_errors_and_latency_are_per_interval() -> None:
     metrics, clock = ServingMetrics(), Clock()
-    history = MetricsHistory(metrics.registry, interval=2, clock=clock,
-                             ignored_routes=("/ui", "/metrics"))
+    history = MetricsHistory(
+        metrics.registry, interval=2, clock=clock, ignored_routes=("/ui", "/metrics")
+    )
     first = history.sample()
     assert first["requests_per_second"] is None  # nothing to difference against yet
 
     for _ in range(9):
         metrics.observe_request("/predict", "POST", 200, 0.03)  # bucket (0.025, 0.05]
-    metrics.observe_request("/predict", "POST", 500, 0.3)       # bucket (0.25, 0.5]
-    metrics.observe_request("/health", "GET", 200, 0.001)       # bucket (0, 0.005]
+    metrics.observe_request("/predict", "POST", 500, 0.3)  # bucket (0.25, 0.5]
+    metrics.observe_request("/health", "GET", 200, 0.001)  # bucket (0, 0.005]
     metrics.observe_request("/health", "GET", 422, 0.001)
     for _ in range(50):  # the page's own polling: left out of every API figure
         metrics.observe_request("/ui", "POST", 200, 9.0)
@@ -124,7 +125,7 @@ def test_inference_tokens_and_model() -> None:
     history = MetricsHistory(metrics.registry, interval=1, clock=clock)
     history.sample()
     metrics.set_model("house_price", "3", "production", "gbm")
-    metrics.observe_inference(0.002, batch_size=4)   # bucket (0.001, 0.0025]
+    metrics.observe_inference(0.002, batch_size=4)  # bucket (0.001, 0.0025]
     metrics.observe_inference(0.002, batch_size=6)
     metrics.observe_generation(tokens=50, seconds=1.0)
     clock.now += 5
@@ -133,8 +134,13 @@ def test_inference_tokens_and_model() -> None:
     assert point["tokens_per_second"] == pytest.approx(50 / 5)
     assert point["inference_p95_seconds"] == pytest.approx(0.001 + 0.0015 * 0.95)
     latest = history.latest()
-    assert latest["model"] == {"loaded": True, "name": "house_price", "version": "3",
-                               "alias": "production", "kind": "gbm"}
+    assert latest["model"] == {
+        "loaded": True,
+        "name": "house_price",
+        "version": "3",
+        "alias": "production",
+        "kind": "gbm",
+    }
     assert latest["predictions_total"] == 10
     assert latest["generated_tokens_total"] == 50
 
@@ -143,11 +149,11 @@ def test_inference_tokens_and_model() -> None:
 def test_a_counter_reset_counts_from_zero_not_negative() -> None:
     registry, clock = FakeRegistry(), Clock()
     history = MetricsHistory(registry, interval=1, clock=clock)
-    registry.set("opsline_http_requests_total", 100, route="/predict", method="POST",
-                 status="200")
+    registry.set("opsline_http_requests_total", 100, route="/predict", method="POST", status="200")
     history.sample()
-    registry.set("opsline_http_requests_total", 6, route="/predict", method="POST",
-                 status="200")  # the process restarted: 6 requests since
+    registry.set(
+        "opsline_http_requests_total", 6, route="/predict", method="POST", status="200"
+    )  # the process restarted: 6 requests since
     clock.now += 2
     assert history.sample()["requests_per_second"] == pytest.approx(3.0)
 
@@ -217,20 +223,25 @@ def test_live_quality_and_drift_reach_the_page() -> None:
     metrics.live_quality.labels(metric="rmsle").set(0.315)
     metrics.live_quality.labels(metric="within_10pct").set(0.045)
     metrics.live_quality_rows.set(600)
-    metrics.registry.register(DriftCollector(lambda: DriftResult(
-        status="drift", rows=900, share=0.52, detected=True)))
+    metrics.registry.register(
+        DriftCollector(lambda: DriftResult(status="drift", rows=900, share=0.52, detected=True))
+    )
     clock.now += 1
     point = history.sample()
-    assert point["loop"] == {"quality": {"rmsle": 0.315, "within_10pct": 0.045},
-                             "quality_rows": 600, "drift_share": 0.52, "drift_detected": 1}
+    assert point["loop"] == {
+        "quality": {"rmsle": 0.315, "within_10pct": 0.045},
+        "quality_rows": 600,
+        "drift_share": 0.52,
+        "drift_detected": 1,
+    }
     page = headline_html(history.latest())
     assert 'id="stat-live-quality" class="stat-value" data-value="0.315">rmsle 0.315' in page
     assert "within_10pct 0.045 · 600 labelled" in page
     assert 'id="stat-drift" class="stat-value" data-value="0.52">DRIFT' in page
     loop = next(c for c in CHARTS if c.name == "loop")
-    assert dict(zip(chart_frame(loop, [point])["series"], chart_frame(loop, [point])["value"],
-                    strict=True)) == {"live rmsle": 0.315, "live within_10pct": 0.045,
-                                      "drift share": 0.52}
+    assert dict(
+        zip(chart_frame(loop, [point])["series"], chart_frame(loop, [point])["value"], strict=True)
+    ) == {"live rmsle": 0.315, "live within_10pct": 0.045, "drift share": 0.52}
 
 
 # -- GET /metrics/history -------------------------------------------------------------------
@@ -272,6 +283,9 @@ def test_every_recipe_ui_gets_the_monitoring_page(name: str) -> None:
     add_monitoring_page(blocks, MetricsHistory(ServingMetrics().registry))
     assert ("monitor", "Monitoring", True) in blocks.pages
     config = blocks.get_config_file()
-    ids = {c["props"].get("elem_id") for c in config["components"]
-           if c["id"] in config["page"]["monitor"]["components"]}
+    ids = {
+        c["props"].get("elem_id")
+        for c in config["components"]
+        if c["id"] in config["page"]["monitor"]["components"]
+    }
     assert {"monitoring-headline", *(f"chart-{c.name}" for c in CHARTS)} <= ids

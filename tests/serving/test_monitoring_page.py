@@ -33,7 +33,7 @@ _CHART_TEXT = """() => (document.querySelector("#chart-requests svg") || {}).tex
 
 
 def poll(page, script: str, done, what: str, timeout: float = 60.0):
-    """Evaluate ``script`` in the page until ``done(value)``; fail saying ``what`` never happened."""
+    """Evaluate ``script`` in the page until ``done(value)``; else fail saying ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         value = page.evaluate(script)
@@ -58,24 +58,35 @@ def test_monitoring_page_shows_live_figures(trained_workspace: Path, browser) ->
         page.goto(f"{base_url}/monitoring")  # the short URL redirects to the page
         assert page.url == f"{base_url}/ui/monitor"
 
-        first = poll(page, _REQUESTS_TOTAL, lambda v: v is not None and v >= 3,
-                     "the API request count never reached the 3 requests made")
+        first = poll(
+            page,
+            _REQUESTS_TOTAL,
+            lambda v: v is not None and v >= 3,
+            "the API request count never reached the 3 requests made",
+        )
         # Only our /predict calls count: the page's own polling and the redirect do not.
         assert first == 3
         text = page.inner_text("#monitoring-headline")
         assert "house_price" in text and "no data yet" in text  # model shown; no training
 
         predict(base_url, 4)  # while the page stays open: it must update by itself
-        poll(page, _REQUESTS_TOTAL, lambda v: v == first + 4,
-             "the request count did not go from 3 to 7 without reloading the page")
+        poll(
+            page,
+            _REQUESTS_TOTAL,
+            lambda v: v == first + 4,
+            "the request count did not go from 3 to 7 without reloading the page",
+        )
 
         # The request-rate chart draws a /predict line through several sampled points.
-        poll(page, _REQUEST_LINES, lambda lines: any(n >= 2 for n in lines),
-             "the request-rate chart never drew a line with data points")
+        poll(
+            page,
+            _REQUEST_LINES,
+            lambda lines: any(n >= 2 for n in lines),
+            "the request-rate chart never drew a line with data points",
+        )
         assert "/predict" in page.evaluate(_CHART_TEXT)
         page.close()
 
         body = httpx.get(f"{base_url}/metrics/history").json()
         assert body["latest"]["requests_total"] == 7
-        assert any(p["route_requests_per_second"].get("/predict", 0) > 0
-                   for p in body["points"])
+        assert any(p["route_requests_per_second"].get("/predict", 0) > 0 for p in body["points"])

@@ -29,15 +29,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_kill_9_right_after_n_answers_leaves_all_n_rows(trained_workspace: Path,
-                                                        tmp_path: Path) -> None:
+def test_kill_9_right_after_n_answers_leaves_all_n_rows(
+    trained_workspace: Path, tmp_path: Path
+) -> None:
     port, uri = _free_port(), f"sqlite:///{tmp_path / 'crash-log.db'}"
-    env = {**os.environ, "OPSLINE_HOME": str(trained_workspace), "OPSLINE_UI": "false",
-           "OPSLINE_PREDICTION_LOG_URI": uri, "OPSLINE_RELOAD_INTERVAL_S": "0",
-           "OPSLINE_DRIFT_INTERVAL_S": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "opsline", "serve", "house_price",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "OPSLINE_HOME": str(trained_workspace),
+        "OPSLINE_UI": "false",
+        "OPSLINE_PREDICTION_LOG_URI": uri,
+        "OPSLINE_RELOAD_INTERVAL_S": "0",
+        "OPSLINE_DRIFT_INTERVAL_S": "0",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "opsline", "serve", "house_price", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -53,12 +62,17 @@ def test_kill_9_right_after_n_answers_leaves_all_n_rows(trained_workspace: Path,
         def call(i: int) -> list[str]:
             house = {**TYPICAL_HOUSE, "gr_liv_area": 900 + i}
             if i % 4 == 0:  # every fourth call is a batch of three: ids "<id>/0..2"
-                response = httpx.post(f"{url}/predict/batch", json={"items": [house] * 3},
-                                      headers={"X-Request-ID": f"crash-{i}"}, timeout=30)
+                response = httpx.post(
+                    f"{url}/predict/batch",
+                    json={"items": [house] * 3},
+                    headers={"X-Request-ID": f"crash-{i}"},
+                    timeout=30,
+                )
                 assert response.status_code == 200
                 return [f"crash-{i}/{k}" for k in range(3)]
-            response = httpx.post(f"{url}/predict", json=house,
-                                  headers={"X-Request-ID": f"crash-{i}"}, timeout=30)
+            response = httpx.post(
+                f"{url}/predict", json=house, headers={"X-Request-ID": f"crash-{i}"}, timeout=30
+            )
             assert response.status_code == 200
             return [f"crash-{i}"]
 

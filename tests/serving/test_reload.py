@@ -28,8 +28,9 @@ AUTH = {"X-API-Key": KEY}
 
 
 @pytest.fixture
-def versions(_trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-             ) -> dict[str, str]:
+def versions(
+    _trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """A copy of the trained workspace (version 1 in production) plus three candidates:
     ``good`` (the same files, a new version), ``broken`` (corrupt weights) and
     ``mismatched`` (a model card from another recipe)."""
@@ -46,10 +47,14 @@ def versions(_trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             (model_dir / "model.onnx").unlink(missing_ok=True)
         if name == "mismatched":
             card = json.loads((model_dir / MODEL_CARD_FILE).read_text())
-            (model_dir / MODEL_CARD_FILE).write_text(json.dumps({**card,
-                                                                 "recipe": "translation"}))
-        made[name] = registry.register("house_price", production.run_id, str(model_dir),
-                                       tags={"kind": "gbm"}, metrics=production.metrics)
+            (model_dir / MODEL_CARD_FILE).write_text(json.dumps({**card, "recipe": "translation"}))
+        made[name] = registry.register(
+            "house_price",
+            production.run_id,
+            str(model_dir),
+            tags={"kind": "gbm"},
+            metrics=production.metrics,
+        )
     return made
 
 
@@ -80,14 +85,25 @@ def test_admin_reload_swaps_in_the_promoted_version(versions, sample) -> None:
         again = client.post("/admin/reload", headers=AUTH).json()
         assert again["outcome"] == "unchanged"
         assert metric(client, "opsline_model_reloads_total", outcome="swapped") == 1
-        assert metric(client, "opsline_model_info", name="house_price",
-                      version=versions["good"], alias="production", kind="gbm") == 1
+        assert (
+            metric(
+                client,
+                "opsline_model_info",
+                name="house_price",
+                version=versions["good"],
+                alias="production",
+                kind="gbm",
+            )
+            == 1
+        )
 
 
-@pytest.mark.parametrize(("candidate", "why"), [("broken", "LightGBM"),
-                                                ("mismatched", "translation")])
-def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(versions, sample, candidate,
-                                                                 why) -> None:
+@pytest.mark.parametrize(
+    ("candidate", "why"), [("broken", "LightGBM"), ("mismatched", "translation")]
+)
+def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(
+    versions, sample, candidate, why
+) -> None:
     with _client() as client:
         before = client.post("/predict", json=sample).json()
         pipeline.promote("house_price", versions[candidate], force=True)

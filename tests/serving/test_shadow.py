@@ -49,20 +49,31 @@ def by_role(uri: str, model: str = "stub") -> dict[str, dict[str, dict]]:
     return rows
 
 
-def test_clients_get_the_primary_and_the_log_gets_both(stub_model_dir: Path, tmp_path: Path,
-                                                       log_uri: str) -> None:
+def test_clients_get_the_primary_and_the_log_gets_both(
+    stub_model_dir: Path, tmp_path: Path, log_uri: str
+) -> None:
     shadow_dir = model_dir(tmp_path, 3.0)
-    with stub_client(str(stub_model_dir), prediction_log_uri=log_uri, api_key="k",
-                     shadow_model_uri=str(shadow_dir)) as client:
-        answers = [client.post("/predict", json={"x": x}, headers={"X-Request-ID": f"p{x}"})
-                   for x in range(4)]
-        batch = client.post("/predict/batch", json={"items": [{"x": 5}, {"x": 13}]},
-                            headers={"X-Request-ID": "b"})  # x=13: the stub raises
+    with stub_client(
+        str(stub_model_dir),
+        prediction_log_uri=log_uri,
+        api_key="k",
+        shadow_model_uri=str(shadow_dir),
+    ) as client:
+        answers = [
+            client.post("/predict", json={"x": x}, headers={"X-Request-ID": f"p{x}"})
+            for x in range(4)
+        ]
+        batch = client.post(
+            "/predict/batch", json={"items": [{"x": 5}, {"x": 13}]}, headers={"X-Request-ID": "b"}
+        )  # x=13: the stub raises
         drained(client)
         rows = by_role(log_uri)
         comparison = compare(PredictionLog.open(log_uri), "stub", StubRecipe())
-        fed = client.post("/feedback", json=[{"request_id": "p1", "actual": 3},
-                                             {"request_id": "p2", "actual": 5}], headers=KEY)
+        fed = client.post(
+            "/feedback",
+            json=[{"request_id": "p1", "actual": 3}, {"request_id": "p2", "actual": 5}],
+            headers=KEY,
+        )
         after_feedback = compare(PredictionLog.open(log_uri), "stub", StubRecipe())
         shown = client.get("/model").json()["monitoring"]["shadow"]
         metrics = client.get("/metrics").text
@@ -89,8 +100,10 @@ def test_clients_get_the_primary_and_the_log_gets_both(stub_model_dir: Path, tmp
     assert fed.status_code == 200, fed.text
     # actual 3 and 5 for x = 1, 2: primary 2, 4 (mae 1); shadow 3, 6 (mae 0.5).
     assert after_feedback.labelled == 2
-    assert after_feedback.quality == {"primary": {"mae": pytest.approx(1.0)},
-                                      "shadow": {"mae": pytest.approx(0.5)}}
+    assert after_feedback.quality == {
+        "primary": {"mae": pytest.approx(1.0)},
+        "shadow": {"mae": pytest.approx(0.5)},
+    }
     assert json.loads(json.dumps(after_feedback.to_dict()))["quality"]["shadow"]["mae"] == 0.5
     assert "Agreement: 20.0%" in after_feedback.summary()
 
@@ -104,12 +117,14 @@ def test_clients_get_the_primary_and_the_log_gets_both(stub_model_dir: Path, tmp
     assert PredictionLog.open(log_uri).shadow_count("stub", "7") == 0
 
 
-def test_a_broken_shadow_never_stops_the_primary(stub_model_dir: Path, tmp_path: Path,
-                                                 log_uri: str) -> None:
+def test_a_broken_shadow_never_stops_the_primary(
+    stub_model_dir: Path, tmp_path: Path, log_uri: str
+) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()  # no stub.json: the recipe cannot load it
-    with stub_client(str(stub_model_dir), prediction_log_uri=log_uri,
-                     shadow_model_uri=str(broken)) as client:
+    with stub_client(
+        str(stub_model_dir), prediction_log_uri=log_uri, shadow_model_uri=str(broken)
+    ) as client:
         drained(client)
         answers = [client.post("/predict", json={"x": x}) for x in range(3)]
         shown = client.get("/model").json()["monitoring"]["shadow"]
@@ -138,15 +153,21 @@ class GatedRecipe(StubRecipe):
         return GatedPredictor(slope) if slope == 3.0 else StubPredictor(slope)
 
 
-def test_a_slow_shadow_skips_what_its_queue_cannot_hold(stub_model_dir: Path, tmp_path: Path,
-                                                        log_uri: str) -> None:
+def test_a_slow_shadow_skips_what_its_queue_cannot_hold(
+    stub_model_dir: Path, tmp_path: Path, log_uri: str
+) -> None:
     from fastapi.testclient import TestClient
 
     GatedPredictor.gate.clear()
     GatedPredictor.calls_done = 0
-    settings = ServingSettings(recipe="stub", model_uri=str(stub_model_dir), ui=False,
-                               prediction_log_uri=log_uri, shadow_max_queue=3,
-                               shadow_model_uri=str(model_dir(tmp_path, 3.0)))
+    settings = ServingSettings(
+        recipe="stub",
+        model_uri=str(stub_model_dir),
+        ui=False,
+        prediction_log_uri=log_uri,
+        shadow_max_queue=3,
+        shadow_model_uri=str(model_dir(tmp_path, 3.0)),
+    )
     app = create_app(settings, recipe=GatedRecipe())
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
@@ -186,12 +207,14 @@ def test_shadow_rows_are_logged_under_the_primarys_name(tmp_path: Path, log_uri:
     from .conftest import StubRequest
 
     recipe = StubRecipe()
-    settings = ServingSettings(recipe="stub", prediction_log_uri=log_uri,
-                               shadow_model_uri=str(model_dir(tmp_path, 3.0)))
+    settings = ServingSettings(
+        recipe="stub", prediction_log_uri=log_uri, shadow_model_uri=str(model_dir(tmp_path, 3.0))
+    )
     recorder = PredictionRecorder(recipe, settings)
     recorder.open()
-    primary = LoadedModel(StubPredictor(2.0), name="grapevine", uri="models:/grapevine@production",
-                          version="4")
+    primary = LoadedModel(
+        StubPredictor(2.0), name="grapevine", uri="models:/grapevine@production", version="4"
+    )
     requests = [StubRequest(x=1), StubRequest(x=2)]
     results = primary.predictor.predict(requests)
     outcome = BatchOutcome(primary, requests, results, 0.001, ["r0", "r1"], [0.001, 0.001])
@@ -205,21 +228,27 @@ def test_shadow_rows_are_logged_under_the_primarys_name(tmp_path: Path, log_uri:
         scorer.stop()
         recorder.log.close()
     pairs = PredictionLog.open(log_uri).pairs("grapevine")
-    assert [(p["request_id"], p["primary_version"], p["shadow_version"], p["shadow_value"])
-            for p in pairs] == [("r0", "4", None, 3.0), ("r1", "4", None, 6.0)]
+    assert [
+        (p["request_id"], p["primary_version"], p["shadow_version"], p["shadow_value"])
+        for p in pairs
+    ] == [("r0", "4", None, 3.0), ("r1", "4", None, 6.0)]
 
 
 def test_compare_on_labels_and_on_identical_answers(log_uri: str) -> None:
     from opsline.monitoring.prediction_log import LogRow
 
     def rows(request_id: str, primary: dict, shadow: dict) -> list[LogRow]:
-        return [LogRow(request_id, 1.0, "m", "1", {}, json.dumps(primary)),
-                LogRow(request_id, 2.0, "m", "2", {}, json.dumps(shadow), role="shadow")]
+        return [
+            LogRow(request_id, 1.0, "m", "1", {}, json.dumps(primary)),
+            LogRow(request_id, 2.0, "m", "2", {}, json.dumps(shadow), role="shadow"),
+        ]
 
     log = PredictionLog.open(log_uri)
-    log.write(rows("a", {"predicted": ["Ak"], "labels": []}, {"predicted": ["Ak"], "labels": []})
-              + rows("b", {"predicted": ["Ak"]}, {"predicted": ["Nazli"]})
-              + rows("c", {"predicted": ["x", "y"]}, {"predicted": ["y", "x"]}))
+    log.write(
+        rows("a", {"predicted": ["Ak"], "labels": []}, {"predicted": ["Ak"], "labels": []})
+        + rows("b", {"predicted": ["Ak"]}, {"predicted": ["Nazli"]})
+        + rows("c", {"predicted": ["x", "y"]}, {"predicted": ["y", "x"]})
+    )
     labels = compare(log, "m", StubRecipe())
     assert (labels.rule, labels.agreeing, labels.compared) == ("label", 2, 3)
     assert labels.median_relative_difference is None
@@ -229,8 +258,10 @@ def test_compare_on_labels_and_on_identical_answers(log_uri: str) -> None:
     class TextRecipe(StubRecipe):
         feedback_type = None
 
-    log.write(rows("t1", {"translation": "hi"}, {"translation": "hi"})
-              + rows("t2", {"translation": "hi"}, {"translation": "hello"}))
+    log.write(
+        rows("t1", {"translation": "hi"}, {"translation": "hi"})
+        + rows("t2", {"translation": "hi"}, {"translation": "hello"})
+    )
     text = compare(log, "m", TextRecipe(), last=2)
     assert (text.rule, text.agreeing, text.compared) == ("identical", 1, 2)
     assert compare(log, "nothing", StubRecipe()).compared == 0

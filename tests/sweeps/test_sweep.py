@@ -47,9 +47,11 @@ def _trial_run_status(home: Path, number: int) -> str | None:
 
     try:
         with sqlite3.connect(f"file:{home / 'mlflow.db'}?mode=ro", uri=True, timeout=5) as db:
-            row = db.execute("SELECT r.status FROM runs r JOIN tags t ON r.run_uuid = t.run_uuid"
-                             " WHERE t.key = 'optuna.trial_number' AND t.value = ?",
-                             (str(number),)).fetchone()
+            row = db.execute(
+                "SELECT r.status FROM runs r JOIN tags t ON r.run_uuid = t.run_uuid"
+                " WHERE t.key = 'optuna.trial_number' AND t.value = ?",
+                (str(number),),
+            ).fetchone()
     except sqlite3.OperationalError:
         return None
     return row[0] if row else None
@@ -93,16 +95,18 @@ def test_sweep_nests_trials_and_registers_the_best(prepared_home: Path, sweep_sp
     assert float(versions[0].tags["metric.val_rmsle"]) == pytest.approx(result.best["value"])
 
 
-def test_crashed_trial_is_failed_and_the_sweep_goes_on(prepared_home: Path,
-                                                       sweep_space) -> None:
+def test_crashed_trial_is_failed_and_the_sweep_goes_on(prepared_home: Path, sweep_space) -> None:
     import optuna
 
     from opsline.sweeps.runner import run_sweep
 
     sweep_space({**SPACE, "model.loss": {"type": "categorical", "choices": ["huber", "bogus"]}})
     # Make the first trial the crashing one, deterministically.
-    study = optuna.create_study(study_name="house_price-sweep", direction="minimize",
-                                storage=f"sqlite:///{prepared_home / 'sweeps.db'}")
+    study = optuna.create_study(
+        study_name="house_price-sweep",
+        direction="minimize",
+        storage=f"sqlite:///{prepared_home / 'sweeps.db'}",
+    )
     study.enqueue_trial({"model.loss": "bogus", "model.hidden": "[32]"})
     result = run_sweep("house_price", 1, TINY)
 
@@ -112,21 +116,21 @@ def test_crashed_trial_is_failed_and_the_sweep_goes_on(prepared_home: Path,
     assert (prepared_home / "logs" / "sweep-house_price-sweep-trial-0.log").is_file()
 
 
-def test_resume_after_kill_runs_only_the_missing_trials(prepared_home: Path,
-                                                        sweep_space) -> None:
+def test_resume_after_kill_runs_only_the_missing_trials(prepared_home: Path, sweep_space) -> None:
     from optuna.trial import TrialState
 
     sweep_space(SPACE)
     command = [sys.executable, "-m", "opsline", "sweep", "house_price", "--trials", "3", *TINY]
     env = {**os.environ, "OPSLINE_HOME": str(prepared_home)}
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
         while True:  # wait until trial 0 is done and trial 1 is under way
             assert first.poll() is None and time.monotonic() < deadline, "no trial 1 started"
-            if _states(prepared_home)[:2] == ["COMPLETE", "RUNNING"] \
-                    and _trial_run_status(prepared_home, 1) == "RUNNING":
+            if (
+                _states(prepared_home)[:2] == ["COMPLETE", "RUNNING"]
+                and _trial_run_status(prepared_home, 1) == "RUNNING"
+            ):
                 break
             time.sleep(0.2)
     finally:
@@ -134,8 +138,9 @@ def test_resume_after_kill_runs_only_the_missing_trials(prepared_home: Path,
         first.wait()
     before = _study(prepared_home).trials[0]
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                            check=False)
+    second = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert second.returncode == 0, second.stderr
     assert "Marked 1 trial(s) left running by a dead worker as failed: 1." in second.stderr
 
@@ -150,5 +155,6 @@ def test_resume_after_kill_runs_only_the_missing_trials(prepared_home: Path,
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     killed = _runs(**{"optuna.trial_number": "1"})
     assert [r.info.status for r in killed] == ["KILLED"]
-    assert json.loads(second.stdout.split("best: trial ")[1].split(" ", 2)[2].rsplit(
-        " (run", 1)[0])  # the best trial's params are printed
+    assert json.loads(
+        second.stdout.split("best: trial ")[1].split(" ", 2)[2].rsplit(" (run", 1)[0]
+    )  # the best trial's params are printed

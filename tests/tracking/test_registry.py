@@ -19,8 +19,13 @@ def _version(tmp_path: Path, rmsle: float | None) -> str:
     with start_run("demo") as run:
         run.log_artifacts(folder, "model")
         metrics = {} if rmsle is None else {"test_rmsle": rmsle}
-        return registry.register("demo", run.run_id, run.artifact_uri("model"),
-                                 tags={"kind": "test", "data_version": "abc"}, metrics=metrics)
+        return registry.register(
+            "demo",
+            run.run_id,
+            run.artifact_uri("model"),
+            tags={"kind": "test", "data_version": "abc"},
+            metrics=metrics,
+        )
 
 
 def _gate(version: str, force: bool = False) -> registry.Promotion:
@@ -84,20 +89,35 @@ def test_gate_can_require_a_shadow_period(tmp_path: Path) -> None:
     v1, v2 = _version(tmp_path, 0.12), _version(tmp_path, 0.10)
 
     def gate() -> registry.Promotion:
-        return registry.promote("demo", v2, "rmsle", greater_is_better=False,
-                                shadow=lambda: log.shadow_count("demo", v2), shadow_required=3)
+        return registry.promote(
+            "demo",
+            v2,
+            "rmsle",
+            greater_is_better=False,
+            shadow=lambda: log.shadow_count("demo", v2),
+            shadow_required=3,
+        )
 
     # No production yet: nothing to shadow, so the requirement does not apply.
-    first = registry.promote("demo", v1, "rmsle", greater_is_better=False,
-                             shadow=lambda: 0, shadow_required=3)
+    first = registry.promote(
+        "demo", v1, "rmsle", greater_is_better=False, shadow=lambda: 0, shadow_required=3
+    )
     assert first.promoted
     for i in range(2):  # two requests answered by both models
-        log.write([LogRow(f"r{i}", 1.0, "demo", v1, {}, "{}"),
-                   LogRow(f"r{i}", 1.0, "demo", v2, {}, "{}", role=SHADOW)])
+        log.write(
+            [
+                LogRow(f"r{i}", 1.0, "demo", v1, {}, "{}"),
+                LogRow(f"r{i}", 1.0, "demo", v2, {}, "{}", role=SHADOW),
+            ]
+        )
     short = gate()
     assert not short.promoted and "answered 2 requests in shadow" in short.reason
     assert "shadow_min_requests" in short.reason and registry.resolve_model("demo").version == v1
-    log.write([LogRow("r2", 1.0, "demo", v1, {}, "{}"),
-               LogRow("r2", 1.0, "demo", v2, {}, "{}", role=SHADOW)])
+    log.write(
+        [
+            LogRow("r2", 1.0, "demo", v1, {}, "{}"),
+            LogRow("r2", 1.0, "demo", v2, {}, "{}", role=SHADOW),
+        ]
+    )
     assert gate().promoted and registry.resolve_model("demo").version == v2
     log.close()

@@ -69,8 +69,9 @@ def _validation_runs(home: Path) -> float:
     from opsline.monitoring.textfile import read_samples
 
     samples = read_samples(home / "metrics" / "validation-house_price.prom")
-    return sum(v for (name, _), v in samples.items()
-               if name == "opsline_data_validation_runs_total")
+    return sum(
+        v for (name, _), v in samples.items() if name == "opsline_data_validation_runs_total"
+    )
 
 
 def test_ddp_run_has_the_single_process_shape(prepared_home: Path) -> None:
@@ -114,12 +115,20 @@ def test_ddp_run_has_the_single_process_shape(prepared_home: Path) -> None:
 
 
 def test_a_dying_rank_fails_the_run_and_registers_nothing(prepared_home: Path) -> None:
-    env = {**os.environ, "OPSLINE_HOME": str(prepared_home),
-           "OPSLINE_TEST_RANK_FAILURE": "1:2"}  # rank 1 raises at its third step
+    env = {
+        **os.environ,
+        "OPSLINE_HOME": str(prepared_home),
+        "OPSLINE_TEST_RANK_FAILURE": "1:2",
+    }  # rank 1 raises at its third step
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "opsline", "train", "house_price",
-                           *TINY, *DDP], env=env, capture_output=True, text=True, check=False,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "opsline", "train", "house_price", *TINY, *DDP],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     print(f"failing ddp train: {time.monotonic() - started:.1f} s")
 
     assert done.returncode == 1, done.stderr[-2000:]
@@ -137,7 +146,8 @@ def test_a_dying_rank_fails_the_run_and_registers_nothing(prepared_home: Path) -
 
 
 def test_a_rank_dying_before_the_rendezvous_fails_at_once(
-        prepared_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rank 0 does not sit out the whole ddp timeout when a rank never joins (a config
     error, missing data): it fails as soon as that rank exits. In-process: the API raises,
     and the caller's process is left as it was."""
@@ -146,15 +156,15 @@ def test_a_rank_dying_before_the_rendezvous_fails_at_once(
     monkeypatch.setenv("OPSLINE_TEST_RANK_FAILURE", "1:start")
     started = time.monotonic()
     with pytest.raises(DistributedTrainingError, match="rank 1 of 2 exited with code 1"):
-        pipeline.train("house_price", [*TINY, "trainer=ddp",
-                                       "trainer.ddp_timeout_seconds=120"])
+        pipeline.train("house_price", [*TINY, "trainer=ddp", "trainer.ddp_timeout_seconds=120"])
     assert time.monotonic() - started < 60, "rank 0 waited for the timeout"
     runs = _runs()
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
     assert "MASTER_PORT" not in os.environ
     assert _rank_processes(prepared_home) == []
-    assert [p.name for p in (prepared_home / "logs" / "ddp").iterdir()
-            if "ready" in p.name] == [], "the readiness folder is removed"
+    assert [
+        p.name for p in (prepared_home / "logs" / "ddp").iterdir() if "ready" in p.name
+    ] == [], "the readiness folder is removed"
     # The same process can train again right away (no world or launcher state left).
     monkeypatch.delenv("OPSLINE_TEST_RANK_FAILURE")
     assert pipeline.train("house_price", TINY).version == "1"
@@ -192,10 +202,26 @@ def test_torchrun_starts_every_rank_and_rank_zero_alone_registers(prepared_home:
 
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OPSLINE_HOME": str(prepared_home)}
-    done = subprocess.run([str(torchrun), "--nnodes=1", "--nproc-per-node=2",
-                           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
-                           "-m", "opsline", "train", "house_price", *TINY, *DDP],
-                          env=env, capture_output=True, text=True, check=False, timeout=150)
+    done = subprocess.run(
+        [
+            str(torchrun),
+            "--nnodes=1",
+            "--nproc-per-node=2",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
+            "-m",
+            "opsline",
+            "train",
+            "house_price",
+            *TINY,
+            *DDP,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=150,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("Registered house_price version 1") == 1
     runs = _runs()

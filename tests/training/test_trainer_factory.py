@@ -11,9 +11,17 @@ from torch.utils.data import DataLoader, TensorDataset
 from opsline.errors import UsageError
 from opsline.training.trainer import build_trainer, profiler_reports, resolve_max_epochs
 
-CPU = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true",
-       "profiler": None, "enable_progress_bar": False, "deterministic": True,
-       "max_epochs": None, "fast_dev_run": False}
+CPU = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "strategy": "auto",
+    "precision": "32-true",
+    "profiler": None,
+    "enable_progress_bar": False,
+    "deterministic": True,
+    "max_epochs": None,
+    "fast_dev_run": False,
+}
 
 
 def make_cfg(**trainer):
@@ -65,8 +73,7 @@ class Recorder:
 
 
 def fit(cfg, tmp_path, default_max_epochs=3, **kwargs):
-    trainer = build_trainer(cfg, default_max_epochs=default_max_epochs, work_dir=tmp_path,
-                            **kwargs)
+    trainer = build_trainer(cfg, default_max_epochs=default_max_epochs, work_dir=tmp_path, **kwargs)
     module = TinyRegressor.build()
     trainer.fit(module, *loaders())
     return trainer, module
@@ -108,8 +115,9 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
 def test_profiler_writes_a_report(tmp_path, name):
     fit(make_cfg(profiler=name, max_epochs=1), tmp_path)
     reports = profiler_reports(tmp_path)
-    assert reports and any("run_training_epoch" in text or "training_step" in text
-                           for text in reports.values())
+    assert reports and any(
+        "run_training_epoch" in text or "training_step" in text for text in reports.values()
+    )
 
 
 def test_no_profiler_writes_nothing(tmp_path):
@@ -120,8 +128,7 @@ def test_no_profiler_writes_nothing(tmp_path):
 def test_pytorch_profiler_is_built(tmp_path):
     from lightning.pytorch.profilers import PyTorchProfiler
 
-    trainer = build_trainer(make_cfg(profiler="pytorch"), default_max_epochs=1,
-                            work_dir=tmp_path)
+    trainer = build_trainer(make_cfg(profiler="pytorch"), default_max_epochs=1, work_dir=tmp_path)
     assert isinstance(trainer.profiler, PyTorchProfiler)
 
 
@@ -131,8 +138,7 @@ def test_unknown_profiler_is_a_usage_error(tmp_path):
 
 
 def test_progress_bar_follows_config(tmp_path):
-    on = build_trainer(make_cfg(enable_progress_bar=True), default_max_epochs=1,
-                       work_dir=tmp_path)
+    on = build_trainer(make_cfg(enable_progress_bar=True), default_max_epochs=1, work_dir=tmp_path)
     off = build_trainer(make_cfg(), default_max_epochs=1, work_dir=tmp_path)
     assert on.progress_bar_callback is not None and off.progress_bar_callback is None
 

@@ -41,8 +41,12 @@ def _column_stats(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {"dtype": str(series.dtype), "nulls": int(series.isna().sum())}
         if series.dtype.kind in "iuf":
             described = series.describe()
-            entry.update({k: (None if described[k] != described[k] else float(described[k]))
-                          for k in ("mean", "std", "min", "max")})
+            entry.update(
+                {
+                    k: (None if described[k] != described[k] else float(described[k]))
+                    for k in ("mean", "std", "min", "max")
+                }
+            )
         else:
             entry["distinct"] = int(series.nunique(dropna=True))
         stats[str(column)] = entry
@@ -77,8 +81,9 @@ class Dataset:
         return {split: self.frame(split) for split in self.splits}
 
 
-def write_dataset(splits: dict[str, pd.DataFrame], root: Path, recipe: str,
-                  extras: dict[str, Any] | None = None) -> Dataset:
+def write_dataset(
+    splits: dict[str, pd.DataFrame], root: Path, recipe: str, extras: dict[str, Any] | None = None
+) -> Dataset:
     """Write splits as Parquet plus a manifest; returns the dataset.
 
     ``extras`` (recipe-specific facts such as class counts) go into the manifest under
@@ -95,8 +100,10 @@ def write_dataset(splits: dict[str, pd.DataFrame], root: Path, recipe: str,
     manifest = {
         "recipe": recipe,
         "version": content_hash({k: v.reset_index(drop=True) for k, v in splits.items()}),
-        "splits": {name: {"rows": len(frame), "columns": _column_stats(frame)}
-                   for name, frame in splits.items()},
+        "splits": {
+            name: {"rows": len(frame), "columns": _column_stats(frame)}
+            for name, frame in splits.items()
+        },
     }
     if extras:
         manifest["extras"] = extras
@@ -108,6 +115,8 @@ def load_dataset(root: Path, recipe: str) -> Dataset:
     """Open the prepared dataset at ``root``, or explain how to create it."""
     path = root / MANIFEST_FILE
     if not path.exists():
-        raise NoDatasetError(f"No prepared dataset for {recipe!r} at {root}; "
-                             f"run `opsline data prepare {recipe}` first.")
+        raise NoDatasetError(
+            f"No prepared dataset for {recipe!r} at {root}; "
+            f"run `opsline data prepare {recipe}` first."
+        )
     return Dataset(root, json.loads(path.read_text()))

@@ -35,8 +35,9 @@ def split_of(request_id: str, val_fraction: float, test_fraction: float) -> str:
     return "train"
 
 
-def feedback_rows(recipe: Recipe, model_name: str, uri: str | None = None
-                  ) -> tuple[list[str], pd.DataFrame | None]:
+def feedback_rows(
+    recipe: Recipe, model_name: str, uri: str | None = None
+) -> tuple[list[str], pd.DataFrame | None]:
     """Request ids and prepared-split rows of every labelled prediction of ``model_name``
     (the served model's rows, not a shadow's; one row per request id, newest feedback)."""
     import orjson
@@ -61,8 +62,9 @@ def feedback_rows(recipe: Recipe, model_name: str, uri: str | None = None
     return ids, recipe.feedback_frame(requests, [actuals[i] for i in ids])
 
 
-def add_feedback_rows(recipe: Recipe, cfg: DictConfig, splits: dict[str, pd.DataFrame],
-                      uri: str | None = None) -> tuple[dict[str, pd.DataFrame], int]:
+def add_feedback_rows(
+    recipe: Recipe, cfg: DictConfig, splits: dict[str, pd.DataFrame], uri: str | None = None
+) -> tuple[dict[str, pd.DataFrame], int]:
     """``splits`` with the labelled production rows dealt into train/val/test; and how many."""
     import pandas as pd
 
@@ -77,6 +79,7 @@ def add_feedback_rows(recipe: Recipe, cfg: DictConfig, splits: dict[str, pd.Data
     for name in ("train", "val", "test"):
         picked = frame[[a == name for a in assignment]]
         if len(picked):
-            out[name] = pd.concat([splits[name], picked.astype(splits[name].dtypes.to_dict())],
-                                  ignore_index=True)
+            out[name] = pd.concat(
+                [splits[name], picked.astype(splits[name].dtypes.to_dict())], ignore_index=True
+            )
     return out, len(frame)

@@ -24,12 +24,15 @@ def load_hf_split(data_cfg: Any) -> tuple[str, str, Any]:
     try:
         import datasets
     except ImportError:
-        raise UsageError("recipe.data.source=hf needs the `datasets` package "
-                         "(pip install datasets).") from None
+        raise UsageError(
+            "recipe.data.source=hf needs the `datasets` package (pip install datasets)."
+        ) from None
     split = str(data_cfg.get("hf_split") or "train")
     try:
         records = datasets.load_dataset(str(dataset_id), split=split)
     except Exception as error:  # noqa: BLE001 - offline, unknown id, gated: one sentence
-        raise NoDatasetError(f"Could not load the Hugging Face dataset {dataset_id!r} "
-                             f"({type(error).__name__}: {str(error).splitlines()[0]}).") from None
+        raise NoDatasetError(
+            f"Could not load the Hugging Face dataset {dataset_id!r} "
+            f"({type(error).__name__}: {str(error).splitlines()[0]})."
+        ) from None
     return str(dataset_id), split, records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -23,12 +24,11 @@ def resolve_path(path: str | os.PathLike[str], what: str = "data file") -> Path:
     candidate = Path(path).expanduser()
     tried = [candidate if candidate.is_absolute() else Path.cwd() / candidate]
     if not candidate.is_absolute():
-        try:
+        with contextlib.suppress(UsageError):  # no configs at all: only the cwd is tried
             tried.append(config_dir().resolve().parent / candidate)
-        except UsageError:  # pragma: no cover - no configs at all
-            pass
     for option in tried:
         if option.exists():
             return option.resolve()
-    raise NoDatasetError(f"The {what} {str(path)!r} does not exist (looked in "
-                         f"{', '.join(str(t) for t in tried)}).")
+    raise NoDatasetError(
+        f"The {what} {str(path)!r} does not exist (looked in {', '.join(str(t) for t in tried)})."
+    )

@@ -59,8 +59,9 @@ class ValidationResult:
         head = f"Data version {self.data_version[:12]} ({sizes}):"
         if self.ok:
             return f"{head} all checks passed."
-        return "\n".join([f"{head} {len(self.failures)} check(s) failed.",
-                          *(f.line() for f in self.failures)])
+        return "\n".join(
+            [f"{head} {len(self.failures)} check(s) failed.", *(f.line() for f in self.failures)]
+        )
 
 
 def _schema_failures(split: str, frame, schema) -> list[Failure]:
@@ -94,9 +95,15 @@ def _leaks(frames: dict, key: str) -> list[Failure]:
         for value in frame[key].dropna().unique().tolist():
             other = first_seen.setdefault(value, split)
             if other != split:
-                failure = leaks.setdefault((split, other), Failure(
-                    split, key, f"records also present in split {other!r}",
-                    rule=UNIQUE_ACROSS_SPLITS))
+                failure = leaks.setdefault(
+                    (split, other),
+                    Failure(
+                        split,
+                        key,
+                        f"records also present in split {other!r}",
+                        rule=UNIQUE_ACROSS_SPLITS,
+                    ),
+                )
                 failure.count += 1
                 if len(failure.rows) < _EXAMPLES:
                     failure.rows.append(f"{key}={value!r}")
@@ -110,14 +117,24 @@ def validate_dataset(dataset: Dataset, checks: Checks) -> ValidationResult:
     for split, frame in frames.items():
         minimum = checks.min_rows.get(split, 1)
         if len(frame) < minimum:
-            failures.append(Failure(split, DATAFRAME,
-                                    f"has {len(frame)} rows, needs at least {minimum}",
-                                    rule=MIN_ROWS))
+            failures.append(
+                Failure(
+                    split,
+                    DATAFRAME,
+                    f"has {len(frame)} rows, needs at least {minimum}",
+                    rule=MIN_ROWS,
+                )
+            )
         maximum = checks.max_rows.get(split)
         if maximum is not None and len(frame) > maximum:
-            failures.append(Failure(split, DATAFRAME,
-                                    f"has {len(frame)} rows, allows at most {maximum}",
-                                    rule=MAX_ROWS))
+            failures.append(
+                Failure(
+                    split,
+                    DATAFRAME,
+                    f"has {len(frame)} rows, allows at most {maximum}",
+                    rule=MAX_ROWS,
+                )
+            )
         failures += _schema_failures(split, frame, checks.schema)
     if checks.key:
         failures += _leaks(frames, checks.key)

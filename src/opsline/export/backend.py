@@ -79,7 +79,8 @@ def ort_session(path: Path, threads: int | None = None) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), sess_options=options,
-                                    providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own Fail/InvalidGraph types)
         raise ModelLoadError(f"ONNX Runtime cannot load {str(path)!r}: {exc}") from None

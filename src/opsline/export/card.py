@@ -35,20 +35,25 @@ def read_card(model_dir: Path, recipe: str, kinds: Iterable[str] | None = None) 
         raise ModelLoadError(f"Model directory {str(model_dir)!r} does not exist.")
     path = model_dir / MODEL_CARD_FILE
     if not path.is_file():
-        raise ModelLoadError(f"{str(model_dir)!r} is not an exported model: it has no "
-                             f"{MODEL_CARD_FILE}.")
+        raise ModelLoadError(
+            f"{str(model_dir)!r} is not an exported model: it has no {MODEL_CARD_FILE}."
+        )
     try:
         card = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{MODEL_CARD_FILE} in {str(model_dir)!r} is not valid JSON "
-                             f"({exc}).") from None
+        raise ModelLoadError(
+            f"{MODEL_CARD_FILE} in {str(model_dir)!r} is not valid JSON ({exc})."
+        ) from None
     if not isinstance(card, dict) or card.get("recipe") != recipe:
         found = card.get("recipe") if isinstance(card, dict) else None
-        raise ModelLoadError(f"The model in {str(model_dir)!r} was made by recipe {found!r}, "
-                             f"not {recipe!r}.")
+        raise ModelLoadError(
+            f"The model in {str(model_dir)!r} was made by recipe {found!r}, not {recipe!r}."
+        )
     if kinds is not None and card.get("kind") not in tuple(kinds):
-        raise ModelLoadError(f"The model in {str(model_dir)!r} has kind {card.get('kind')!r}; "
-                             f"the {recipe} recipe loads: {', '.join(kinds)}.")
+        raise ModelLoadError(
+            f"The model in {str(model_dir)!r} has kind {card.get('kind')!r}; "
+            f"the {recipe} recipe loads: {', '.join(kinds)}."
+        )
     return card
 
 
@@ -56,5 +61,6 @@ def require_files(model_dir: Path, names: Iterable[str], what: str = "model") ->
     """``ModelLoadError`` naming the first of ``names`` missing from ``model_dir``."""
     for name in names:
         if not (Path(model_dir) / name).is_file():
-            raise ModelLoadError(f"The {what} in {str(model_dir)!r} is incomplete: "
-                                 f"{name} is missing.")
+            raise ModelLoadError(
+                f"The {what} in {str(model_dir)!r} is incomplete: {name} is missing."
+            )

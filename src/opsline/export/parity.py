@@ -62,8 +62,10 @@ class ParityRecord:
 
     def tags(self) -> dict[str, str]:
         """Registry version tags: ``<backend>.parity`` = passed|failed, ``<backend>.reason``."""
-        return {f"{self.backend}.parity": "passed" if self.passed else "failed",
-                f"{self.backend}.reason": self.reason[:4000]}
+        return {
+            f"{self.backend}.parity": "passed" if self.passed else "failed",
+            f"{self.backend}.reason": self.reason[:4000],
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,11 +87,14 @@ def write_parity(model_dir: Path, record: ParityRecord) -> Path:
     if card_path.is_file():
         card = json.loads(card_path.read_text())
         has_file = record.backend == "onnx" and (model_dir / ONNX_FILE).is_file()
-        card[record.backend] = {"file": ONNX_FILE if has_file else None,
-                                "exporter": record.exporter,
-                                "parity": "passed" if record.passed else "failed",
-                        "reason": record.reason, "metrics": record.metrics,
-                        "tolerances": record.tolerances}
+        card[record.backend] = {
+            "file": ONNX_FILE if has_file else None,
+            "exporter": record.exporter,
+            "parity": "passed" if record.passed else "failed",
+            "reason": record.reason,
+            "metrics": record.metrics,
+            "tolerances": record.tolerances,
+        }
         card_path.write_text(json.dumps(card, indent=2, default=str))
     return path
 
@@ -108,49 +113,84 @@ def failed(reason: str, exporter: str = "", backend: str = "onnx") -> ParityReco
     return ParityRecord(passed=False, reason=reason, exporter=exporter, backend=backend)
 
 
-def compare_regression(native: np.ndarray, onnx: np.ndarray, *, split: str = "test",
-                       rtol: float = REGRESSION_RTOL, exporter: str = "") -> ParityRecord:
+def compare_regression(
+    native: np.ndarray,
+    onnx: np.ndarray,
+    *,
+    split: str = "test",
+    rtol: float = REGRESSION_RTOL,
+    exporter: str = "",
+) -> ParityRecord:
     """Compare decoded regression outputs (e.g. prices) row by row."""
     import numpy as np
 
     native = np.asarray(native, dtype=np.float64).ravel()
     onnx = np.asarray(onnx, dtype=np.float64).ravel()
     if native.shape != onnx.shape:
-        return failed(f"ONNX returned {onnx.shape[0]} values for {native.shape[0]} rows.",
-                      exporter)
+        return failed(f"ONNX returned {onnx.shape[0]} values for {native.shape[0]} rows.", exporter)
     if not np.all(np.isfinite(onnx)):
-        return ParityRecord(False, f"ONNX returned non-finite values on the {split} split.",
-                            split, len(native), {}, {"max_rel_diff": rtol}, exporter)
+        return ParityRecord(
+            False,
+            f"ONNX returned non-finite values on the {split} split.",
+            split,
+            len(native),
+            {},
+            {"max_rel_diff": rtol},
+            exporter,
+        )
     rel = np.abs(onnx - native) / np.maximum(np.abs(native), 1e-12)
     worst = float(rel.max()) if rel.size else 0.0
     passed = worst <= rtol
     verdict = "within" if passed else "above"
-    reason = (f"max relative difference {worst:.3g} on {len(native)} {split} rows, "
-              f"{verdict} the tolerance {rtol:g}.")
-    return ParityRecord(passed, reason, split, len(native),
-                        {"max_rel_diff": worst, "mean_rel_diff": float(rel.mean()) if rel.size
-                         else 0.0}, {"max_rel_diff": rtol}, exporter)
+    reason = (
+        f"max relative difference {worst:.3g} on {len(native)} {split} rows, "
+        f"{verdict} the tolerance {rtol:g}."
+    )
+    return ParityRecord(
+        passed,
+        reason,
+        split,
+        len(native),
+        {"max_rel_diff": worst, "mean_rel_diff": float(rel.mean()) if rel.size else 0.0},
+        {"max_rel_diff": rtol},
+        exporter,
+    )
 
 
-def compare_classification(native: np.ndarray, onnx: np.ndarray, *, split: str = "test",
-                           atol: float = CLASSIFICATION_ATOL,
-                           exporter: str = "") -> ParityRecord:
+def compare_classification(
+    native: np.ndarray,
+    onnx: np.ndarray,
+    *,
+    split: str = "test",
+    atol: float = CLASSIFICATION_ATOL,
+    exporter: str = "",
+) -> ParityRecord:
     """Compare class probabilities (N×K): same top-1 everywhere, max abs diff ``<= atol``."""
     import numpy as np
 
     native = np.asarray(native, dtype=np.float64)
     onnx = np.asarray(onnx, dtype=np.float64)
     if native.shape != onnx.shape:
-        return failed(f"ONNX returned probabilities of shape {onnx.shape}, the native model "
-                      f"{native.shape}.", exporter)
+        return failed(
+            f"ONNX returned probabilities of shape {onnx.shape}, the native model {native.shape}.",
+            exporter,
+        )
     rows = int(native.shape[0])
     mismatches = int((native.argmax(1) != onnx.argmax(1)).sum()) if rows else 0
     worst = float(np.abs(native - onnx).max()) if native.size else 0.0
     if not np.all(np.isfinite(onnx)):
         worst = float("inf")
     passed = mismatches == 0 and worst <= atol
-    reason = (f"top-1 differs on {mismatches} of {rows} {split} rows; max probability "
-              f"difference {worst:.3g} (tolerance {atol:g}).")
-    return ParityRecord(passed, reason, split, rows,
-                        {"top1_mismatches": float(mismatches), "max_abs_diff": worst},
-                        {"top1_mismatches": 0.0, "max_abs_diff": atol}, exporter)
+    reason = (
+        f"top-1 differs on {mismatches} of {rows} {split} rows; max probability "
+        f"difference {worst:.3g} (tolerance {atol:g})."
+    )
+    return ParityRecord(
+        passed,
+        reason,
+        split,
+        rows,
+        {"top1_mismatches": float(mismatches), "max_abs_diff": worst},
+        {"top1_mismatches": 0.0, "max_abs_diff": atol},
+        exporter,
+    )

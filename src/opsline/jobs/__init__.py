@@ -7,5 +7,4 @@ cancels and reconciles workers. ``opsline.serving.routes.jobs`` puts them on HTT
 from opsline.jobs.manager import JobAlreadyFinished, JobManager, JobNotFound
 from opsline.jobs.store import Job, JobLimitError, JobStore
 
-__all__ = ["Job", "JobAlreadyFinished", "JobLimitError", "JobManager", "JobNotFound",
-           "JobStore"]
+__all__ = ["Job", "JobAlreadyFinished", "JobLimitError", "JobManager", "JobNotFound", "JobStore"]

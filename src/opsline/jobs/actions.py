@@ -43,7 +43,12 @@ CREATE INDEX IF NOT EXISTS loop_actions_job ON loop_actions (job_id);
 
 #: ``outcome`` values: the job is running, or how it ended.
 RUNNING, PROMOTED, NOT_PROMOTED, FAILED, DRY_RUN = (
-    "running", "promoted", "not_promoted", "failed", "dry_run")
+    "running",
+    "promoted",
+    "not_promoted",
+    "failed",
+    "dry_run",
+)
 
 
 @dataclass
@@ -84,28 +89,56 @@ class ActionLog:
         db.execute("PRAGMA busy_timeout=30000")
         return db
 
-    def add(self, recipe: str, model: str, trigger: str, decision: str, outcome: str,
-            evidence: dict[str, Any], job_id: str | None = None, reason: str = "",
-            old_version: str | None = None) -> Action:
-        action = Action(id=str(uuid.uuid4()), at=now(), recipe=recipe, model=model,
-                        trigger=trigger, decision=decision, outcome=outcome,
-                        evidence=evidence, job_id=job_id, reason=reason,
-                        old_version=old_version)
+    def add(
+        self,
+        recipe: str,
+        model: str,
+        trigger: str,
+        decision: str,
+        outcome: str,
+        evidence: dict[str, Any],
+        job_id: str | None = None,
+        reason: str = "",
+        old_version: str | None = None,
+    ) -> Action:
+        action = Action(
+            id=str(uuid.uuid4()),
+            at=now(),
+            recipe=recipe,
+            model=model,
+            trigger=trigger,
+            decision=decision,
+            outcome=outcome,
+            evidence=evidence,
+            job_id=job_id,
+            reason=reason,
+            old_version=old_version,
+        )
         row = action.to_dict()
         row["evidence"] = json.dumps(row["evidence"], default=str)
         with closing(self._open()) as db:
-            db.execute(f"INSERT INTO loop_actions ({', '.join(row)}) "
-                       f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
+            db.execute(
+                f"INSERT INTO loop_actions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
         return action
 
-    def finish(self, action_id: str, outcome: str, result: str,
-               new_version: str | None = None, old_version: str | None = None) -> None:
+    def finish(
+        self,
+        action_id: str,
+        outcome: str,
+        result: str,
+        new_version: str | None = None,
+        old_version: str | None = None,
+    ) -> None:
         """Record how the action ended (only once: a finished action stays as it is)."""
         with closing(self._open()) as db:
-            db.execute("UPDATE loop_actions SET outcome = ?, result = ?, new_version = ?, "
-                       "old_version = COALESCE(?, old_version), finished_at = ? "
-                       "WHERE id = ? AND outcome = ?",
-                       (outcome, result, new_version, old_version, now(), action_id, RUNNING))
+            db.execute(
+                "UPDATE loop_actions SET outcome = ?, result = ?, new_version = ?, "
+                "old_version = COALESCE(?, old_version), finished_at = ? "
+                "WHERE id = ? AND outcome = ?",
+                (outcome, result, new_version, old_version, now(), action_id, RUNNING),
+            )
 
     def set_job(self, action_id: str, job_id: str) -> None:
         with closing(self._open()) as db:
@@ -113,8 +146,7 @@ class ActionLog:
 
     def for_job(self, job_id: str) -> Action | None:
         with closing(self._open()) as db:
-            row = db.execute("SELECT * FROM loop_actions WHERE job_id = ?",
-                             (job_id,)).fetchone()
+            row = db.execute("SELECT * FROM loop_actions WHERE job_id = ?", (job_id,)).fetchone()
         return self._action(row) if row else None
 
     def recent(self, model: str | None = None, limit: int = 20) -> list[Action]:

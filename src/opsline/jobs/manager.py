@@ -16,6 +16,7 @@ see the first one's just-queued jobs (no pid yet) as orphans.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -89,8 +90,12 @@ def worker_env(root: Path) -> dict[str, str]:
 class JobManager:
     """Jobs of one workspace, with at most ``max_jobs`` queued or running at a time."""
 
-    def __init__(self, root: Path | None = None, max_jobs: int = 1,
-                 cancel_grace: float = CANCEL_GRACE_SECONDS):
+    def __init__(
+        self,
+        root: Path | None = None,
+        max_jobs: int = 1,
+        cancel_grace: float = CANCEL_GRACE_SECONDS,
+    ):
         self.root = Path(root or home()).resolve()
         self.store = JobStore(self.root)
         self.max_jobs = max_jobs
@@ -99,8 +104,9 @@ class JobManager:
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
-    def start(self, kind: str, recipe: str, overrides: Sequence[str] = (),
-              model: str | None = None) -> Job:
+    def start(
+        self, kind: str, recipe: str, overrides: Sequence[str] = (), model: str | None = None
+    ) -> Job:
         """Queue a job and launch its worker; returns at once (the job is ``queued``).
 
         Raises:
@@ -112,28 +118,43 @@ class JobManager:
             with open(job.log_path, "ab") as log_file:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "opsline.jobs.worker", job.id],
-                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                    env=worker_env(self.root), start_new_session=True, close_fds=True)
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=worker_env(self.root),
+                    start_new_session=True,
+                    close_fds=True,
+                )
         except OSError as error:
             self.store.finish(job.id, "failed", error=f"Could not start the worker: {error}")
             raise
         with self._lock:
             self._children[job.id] = process
         self.store.update(job.id, pid=process.pid)
-        threading.Thread(target=self._reap, args=(job.id, process), daemon=True,
-                         name=f"opsline-job-{job.id[:8]}").start()
-        log.info("Started %s job %s (%s %s), pid %s", kind, job.id, recipe,
-                 " ".join(overrides), process.pid)
+        threading.Thread(
+            target=self._reap, args=(job.id, process), daemon=True, name=f"opsline-job-{job.id[:8]}"
+        ).start()
+        log.info(
+            "Started %s job %s (%s %s), pid %s",
+            kind,
+            job.id,
+            recipe,
+            " ".join(overrides),
+            process.pid,
+        )
         return self.store.get(job.id) or job
 
     def _reap(self, job_id: str, process: subprocess.Popen) -> None:
         code = process.wait()
         with self._lock:
             self._children.pop(job_id, None)
-        how = (f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}")
-        if self.store.finish(job_id, "failed", message="failed",
-                             error=f"The worker process ended ({how}) without recording a "
-                                   "result; see the job log."):
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        if self.store.finish(
+            job_id,
+            "failed",
+            message="failed",
+            error=f"The worker process ended ({how}) without recording a result; see the job log.",
+        ):
             log.warning("Job %s: worker ended (%s) without a result", job_id, how)
 
     def cancel(self, job_id: str) -> Job:
@@ -144,16 +165,21 @@ class JobManager:
             JobAlreadyFinished: it already succeeded, failed or was cancelled.
         """
         job = self.get(job_id)
-        if not self.store.finish(job_id, "cancelled", message="cancelled",
-                                 error="Cancelled by request."):
+        if not self.store.finish(
+            job_id, "cancelled", message="cancelled", error="Cancelled by request."
+        ):
             raise JobAlreadyFinished(self.get(job_id))
         job = self.get(job_id)
         # A job cancelled while still queued without a pid never runs: its worker sees the
         # status when it starts and exits at once.
         if job.pid and worker_alive(job.pid, job.id):
             self._signal(job.pid, signal.SIGTERM)
-            threading.Thread(target=self._escalate, args=(job.id, job.pid), daemon=True,
-                             name=f"opsline-cancel-{job.id[:8]}").start()
+            threading.Thread(
+                target=self._escalate,
+                args=(job.id, job.pid),
+                daemon=True,
+                name=f"opsline-cancel-{job.id[:8]}",
+            ).start()
         return job
 
     def _escalate(self, job_id: str, pid: int) -> None:
@@ -165,17 +191,16 @@ class JobManager:
                 break
             time.sleep(0.1)
         else:
-            log.warning("Job %s ignored SIGTERM for %.0f s; sending SIGKILL", job_id,
-                        self.cancel_grace)
+            log.warning(
+                "Job %s ignored SIGTERM for %.0f s; sending SIGKILL", job_id, self.cancel_grace
+            )
         # Also reaches helpers the worker left behind (its group outlives it).
         self._signal(pid, signal.SIGKILL)
 
     @staticmethod
     def _signal(pgid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     # -- reading -------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

@@ -91,8 +91,10 @@ class JobLimitError(Exception):
     """Starting one more job would exceed the concurrency limit."""
 
     def __init__(self, limit: int, active: int):
-        super().__init__(f"{active} job(s) already queued or running; the limit is {limit} "
-                         "(OPSLINE_MAX_JOBS). Retry when one finishes.")
+        super().__init__(
+            f"{active} job(s) already queued or running; the limit is {limit} "
+            "(OPSLINE_MAX_JOBS). Retry when one finishes."
+        )
         self.limit = limit
         self.active = active
 
@@ -144,8 +146,14 @@ class JobStore:
         return Job(**data)
 
     # -- create and read -----------------------------------------------------------------
-    def create(self, kind: str, recipe: str, overrides: Iterable[str] = (),
-               model: str | None = None, max_active: int | None = None) -> Job:
+    def create(
+        self,
+        kind: str,
+        recipe: str,
+        overrides: Iterable[str] = (),
+        model: str | None = None,
+        max_active: int | None = None,
+    ) -> Job:
         """Insert a ``queued`` job; ``JobLimitError`` if ``max_active`` jobs are active.
 
         The count and the insert share one write transaction, so two concurrent requests
@@ -154,21 +162,32 @@ class JobStore:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         job_id = str(uuid.uuid4())
-        job = Job(id=job_id, kind=kind, recipe=recipe, status="queued",
-                  log_path=str(self.log_dir / f"{job_id}.log"), created_at=now(),
-                  overrides=list(overrides), model=model, message="queued")
+        job = Job(
+            id=job_id,
+            kind=kind,
+            recipe=recipe,
+            status="queued",
+            log_path=str(self.log_dir / f"{job_id}.log"),
+            created_at=now(),
+            overrides=list(overrides),
+            model=model,
+            message="queued",
+        )
         with self._connect(immediate=True) as db:
             if max_active is not None:
                 (active,) = db.execute(
-                    f"SELECT COUNT(*) FROM jobs WHERE status IN {ACTIVE}").fetchone()
+                    f"SELECT COUNT(*) FROM jobs WHERE status IN {ACTIVE}"
+                ).fetchone()
                 if active >= max_active:
                     raise JobLimitError(max_active, active)
             row = job.to_dict()
             for key in _JSON_COLUMNS:
                 row[key] = json.dumps(row[key])
             columns = ", ".join(row)
-            db.execute(f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * len(row))})",
-                       list(row.values()))
+            db.execute(
+                f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -210,12 +229,12 @@ class JobStore:
         with self._connect(immediate=True) as db:
             return db.execute(query, args).rowcount == 1
 
-    def add_history(self, job_id: str, entries: list[dict[str, float]],
-                    progress: float | None, message: str) -> None:
+    def add_history(
+        self, job_id: str, entries: list[dict[str, float]], progress: float | None, message: str
+    ) -> None:
         """Append per-epoch metrics to a running job's history (capped) and move its progress."""
         with self._connect(immediate=True) as db:
-            row = db.execute("SELECT history, status FROM jobs WHERE id = ?",
-                             (job_id,)).fetchone()
+            row = db.execute("SELECT history, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None or row["status"] != "running":
                 return
             history = (json.loads(row["history"]) + list(entries))[-HISTORY_LIMIT:]
@@ -225,10 +244,17 @@ class JobStore:
                 args.append(progress)
             db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*args, job_id])
 
-    def finish(self, job_id: str, status: str, error: str | None = None,
-               only_if: Iterable[str] = ACTIVE, **values: Any) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        status: str,
+        error: str | None = None,
+        only_if: Iterable[str] = ACTIVE,
+        **values: Any,
+    ) -> bool:
         """Move an active job to a final ``status`` (no-op if it already finished)."""
         if status not in FINISHED:
             raise ValueError(f"{status!r} is not a final status")
-        return self.update(job_id, only_if=only_if, status=status, error=error,
-                           finished_at=now(), **values)
+        return self.update(
+            job_id, only_if=only_if, status=status, error=error, finished_at=now(), **values
+        )

@@ -29,8 +29,15 @@ from opsline.workspace import home
 log = logging.getLogger("opsline.jobs.worker")
 
 # Share of the progress bar at the start of each stage; training fills 0.10 → 0.85.
-STAGES = {"preparing": 0.02, "validating": 0.05, "training": 0.10, "evaluating": 0.85,
-          "registering": 0.95, "loading model": 0.10, "promoting": 0.98}
+STAGES = {
+    "preparing": 0.02,
+    "validating": 0.05,
+    "training": 0.10,
+    "evaluating": 0.85,
+    "registering": 0.95,
+    "loading model": 0.10,
+    "promoting": 0.98,
+}
 TRAINING_SPAN = (0.10, 0.85)
 FLUSH_SECONDS = 0.5  # per-epoch metrics are written at most this often (and at stage ends)
 
@@ -52,12 +59,28 @@ def redirect_output(log_path: str) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     # These stay open for the life of the process, as the original streams would.
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace",  # noqa: SIM115
-                      closefd=False)
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace",  # noqa: SIM115
-                      closefd=False)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.stdout = open(  # noqa: SIM115 (replaces the process stream; closing it would end logging)
+        1,
+        "w",
+        buffering=1,
+        encoding="utf-8",
+        errors="replace",
+        closefd=False,
+    )
+    sys.stderr = open(  # noqa: SIM115 (as above)
+        2,
+        "w",
+        buffering=1,
+        encoding="utf-8",
+        errors="replace",
+        closefd=False,
+    )
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 class Reporter:
@@ -77,8 +100,13 @@ class Reporter:
     def stage(self, name: str) -> None:
         self.flush()
         print(f"[job] stage: {name}", flush=True)
-        self._safe(self.store.update, self.job_id, only_if=("running",), message=name,
-                   progress=STAGES.get(name, 0.0))
+        self._safe(
+            self.store.update,
+            self.job_id,
+            only_if=("running",),
+            message=name,
+            progress=STAGES.get(name, 0.0),
+        )
 
     def epoch(self, step: int, metrics: dict[str, float]) -> None:
         self._pending.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
@@ -96,8 +124,11 @@ class Reporter:
             low, high = TRAINING_SPAN
             progress = low + (high - low) * min(1.0, last / self.planned_steps)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in entries[-1].items() if k != "step")
-        message = f"training: step {last}" + (f"/{self.planned_steps}" if self.planned_steps
-                                               else "") + (f" ({shown})" if shown else "")
+        message = (
+            f"training: step {last}"
+            + (f"/{self.planned_steps}" if self.planned_steps else "")
+            + (f" ({shown})" if shown else "")
+        )
         self._safe(self.store.add_history, self.job_id, entries, progress, message)
 
     @staticmethod
@@ -113,8 +144,12 @@ def _planned_steps(cfg: Any) -> int | None:
     """Epochs (or boosting rounds, or optimizer steps) the run may take at most, if the
     config says. A step budget comes first: recipes trained in steps (text generation)
     report their progress per global step, not per epoch."""
-    for value in (cfg.trainer.get("max_steps"), cfg.trainer.get("max_epochs"),
-                  cfg.model.get("max_epochs"), cfg.model.get("n_estimators")):
+    for value in (
+        cfg.trainer.get("max_steps"),
+        cfg.trainer.get("max_epochs"),
+        cfg.model.get("max_epochs"),
+        cfg.model.get("n_estimators"),
+    ):
         if value and int(value) > 0:  # Lightning's "no limit" is -1
             return int(value)
     return None
@@ -124,8 +159,7 @@ def _job_overrides(given: list[str], cfg: Any) -> list[str]:
     """The job's overrides, plus no progress bar: its carriage returns would fill the log."""
     overrides = list(given)
     user_set = any(o.lstrip("+").startswith("trainer.enable_progress_bar=") for o in overrides)
-    if not user_set and cfg.get("trainer") is not None \
-            and cfg.trainer.get("enable_progress_bar"):
+    if not user_set and cfg.get("trainer") is not None and cfg.trainer.get("enable_progress_bar"):
         overrides.append("trainer.enable_progress_bar=false")
     return overrides
 
@@ -148,11 +182,16 @@ def run_train(store: JobStore, job: Job) -> dict[str, Any]:
         reporter.stage("preparing")
         dataset = pipeline.prepare(job.recipe, overrides)
         reporter.say(f"Prepared {job.recipe} data {dataset.version[:12]}.")
-    result = pipeline.train(job.recipe, overrides, say=reporter.say, stage=reporter.stage,
-                            on_epoch=reporter.epoch)
+    result = pipeline.train(
+        job.recipe, overrides, say=reporter.say, stage=reporter.stage, on_epoch=reporter.epoch
+    )
     reporter.flush()
-    return {"metrics": result.metrics, "model_name": name, "model_version": result.version,
-            "message": f"registered {name} version {result.version} ({result.kind})"}
+    return {
+        "metrics": result.metrics,
+        "model_name": name,
+        "model_version": result.version,
+        "message": f"registered {name} version {result.version} ({result.kind})",
+    }
 
 
 FEEDBACK_OVERRIDE = "data.include_feedback=true"
@@ -182,9 +221,14 @@ def run_retrain(store: JobStore, job: Job) -> dict[str, Any]:
         reporter.stage("preparing")
         dataset = pipeline.prepare(job.recipe, overrides, say=reporter.say)
         reporter.say(f"Prepared {job.recipe} data {dataset.version[:12]} with feedback rows.")
-        result = pipeline.train(job.recipe, overrides, say=reporter.say, stage=reporter.stage,
-                                on_epoch=reporter.epoch,
-                                tags={"retrain.trigger": trigger, "retrain.job_id": job.id})
+        result = pipeline.train(
+            job.recipe,
+            overrides,
+            say=reporter.say,
+            stage=reporter.stage,
+            on_epoch=reporter.epoch,
+            tags={"retrain.trigger": trigger, "retrain.job_id": job.id},
+        )
         reporter.flush()
         reporter.stage("promoting")
         decision = pipeline.promote(job.recipe, str(result.version), overrides=overrides)
@@ -193,17 +237,30 @@ def run_retrain(store: JobStore, job: Job) -> dict[str, Any]:
             actions.finish(action.id, FAILED, f"{type(error).__name__}: {error}")
         raise
     verdict = "promoted" if decision.promoted else "not promoted"
-    tag_version(name, str(result.version),
-                {"retrain.trigger": trigger, "retrain.job_id": job.id,
-                 "retrain.gate": f"{verdict}: {decision.reason}"}, cfg.tracking.uri)
+    tag_version(
+        name,
+        str(result.version),
+        {
+            "retrain.trigger": trigger,
+            "retrain.job_id": job.id,
+            "retrain.gate": f"{verdict}: {decision.reason}",
+        },
+        cfg.tracking.uri,
+    )
     if action is not None:
-        actions.finish(action.id, PROMOTED if decision.promoted else NOT_PROMOTED,
-                       decision.reason, new_version=str(result.version),
-                       old_version=decision.previous)
-    return {"metrics": {**result.metrics, "promoted": float(decision.promoted)},
-            "model_name": name, "model_version": result.version,
-            "message": f"registered {name} version {result.version}; {verdict} "
-                       f"({decision.reason})"}
+        actions.finish(
+            action.id,
+            PROMOTED if decision.promoted else NOT_PROMOTED,
+            decision.reason,
+            new_version=str(result.version),
+            old_version=decision.previous,
+        )
+    return {
+        "metrics": {**result.metrics, "promoted": float(decision.promoted)},
+        "model_name": name,
+        "model_version": result.version,
+        "message": f"registered {name} version {result.version}; {verdict} ({decision.reason})",
+    }
 
 
 def run_evaluate(store: JobStore, job: Job) -> dict[str, Any]:
@@ -216,16 +273,20 @@ def run_evaluate(store: JobStore, job: Job) -> dict[str, Any]:
     name = get_recipe(job.recipe).model_name(cfg)
     reporter = Reporter(store, job.id)
     reporter.stage("loading model")
-    ref = resolve_model(job.recipe, job.model or f"models:/{name}@{cfg.promotion.alias}",
-                        cfg.tracking.uri)
-    label = (f"{ref.name} version {ref.version}" if ref.version
-             else str(job.model or ref.local_dir))
+    ref = resolve_model(
+        job.recipe, job.model or f"models:/{name}@{cfg.promotion.alias}", cfg.tracking.uri
+    )
+    label = f"{ref.name} version {ref.version}" if ref.version else str(job.model or ref.local_dir)
     reporter.say(f"Evaluating {label} on the test split ...")
     reporter.stage("evaluating")
     metrics = pipeline.evaluate(job.recipe, str(ref.local_dir), job.overrides)
     print("\n".join(f"{k}: {v:.6g}" for k, v in metrics.items()), flush=True)
-    return {"metrics": metrics, "model_name": ref.name if ref.version else None,
-            "model_version": ref.version, "message": f"evaluated {label}"}
+    return {
+        "metrics": metrics,
+        "model_name": ref.name if ref.version else None,
+        "model_version": ref.version,
+        "message": f"evaluated {label}",
+    }
 
 
 def run_job(store: JobStore, job_id: str) -> int:
@@ -238,12 +299,21 @@ def run_job(store: JobStore, job_id: str) -> int:
         return 2
     redirect_output(job.log_path)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    if not store.update(job_id, only_if=("queued",), status="running", started_at=now(),
-                        pid=os.getpid(), message="starting"):
+    if not store.update(
+        job_id,
+        only_if=("queued",),
+        status="running",
+        started_at=now(),
+        pid=os.getpid(),
+        message="starting",
+    ):
         print(f"[job] {job_id} is no longer queued ({store.get(job_id).status}); not started.")
         return 0
-    print(f"[job] {job.kind} {job.recipe} {' '.join(job.overrides)} (pid {os.getpid()}, "
-          f"workspace {store.root})", flush=True)
+    print(
+        f"[job] {job.kind} {job.recipe} {' '.join(job.overrides)} (pid {os.getpid()}, "
+        f"workspace {store.root})",
+        flush=True,
+    )
     try:
         runner = {"train": run_train, "retrain": run_retrain}.get(job.kind, run_evaluate)
         outcome = runner(store, job)
@@ -259,12 +329,23 @@ def run_job(store: JobStore, job_id: str) -> int:
     except BaseException as error:  # noqa: BLE001 - the job row must say it failed
         traceback.print_exc()
         summary = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        store.finish(job_id, "failed", message="failed",
-                     error=f"{type(error).__name__}: {summary} (the job log has the traceback)")
+        store.finish(
+            job_id,
+            "failed",
+            message="failed",
+            error=f"{type(error).__name__}: {summary} (the job log has the traceback)",
+        )
         return 1
-    store.finish(job_id, "succeeded", only_if=("running",), progress=1.0,
-                 message=outcome["message"], metrics=outcome["metrics"],
-                 model_name=outcome["model_name"], model_version=outcome["model_version"])
+    store.finish(
+        job_id,
+        "succeeded",
+        only_if=("running",),
+        progress=1.0,
+        message=outcome["message"],
+        metrics=outcome["metrics"],
+        model_name=outcome["model_name"],
+        model_version=outcome["model_version"],
+    )
     print(f"[job] succeeded: {outcome['message']}", flush=True)
     return 0
 

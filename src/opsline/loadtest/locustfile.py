@@ -43,8 +43,9 @@ def _wait() -> tuple:
 
 
 SAMPLES = _samples()
-LARGE_BATCH = {"items": [SAMPLES[i % len(SAMPLES)]
-                         for i in range(int(os.environ.get(BATCH_ENV, "32")))]}
+LARGE_BATCH = {
+    "items": [SAMPLES[i % len(SAMPLES)] for i in range(int(os.environ.get(BATCH_ENV, "32")))]
+}
 
 
 class RecipeUser(FastHttpUser):

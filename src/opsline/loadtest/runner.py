@@ -70,18 +70,24 @@ def preflight(host: str, recipe: str) -> dict[str, Any] | None:
     try:
         status, _ = _get(f"{host}/health")
     except urllib.error.URLError as error:
-        raise UsageError(f"Cannot reach {host}: {_why(error.reason)}. Is the server running? "
-                         f"Start one with `opsline serve {recipe}`.") from None
+        raise UsageError(
+            f"Cannot reach {host}: {_why(error.reason)}. Is the server running? "
+            f"Start one with `opsline serve {recipe}`."
+        ) from None
     except (TimeoutError, OSError) as error:
-        raise UsageError(f"Cannot reach {host}: {_why(error)}. Is the server running? "
-                         f"Start one with `opsline serve {recipe}`.") from None
+        raise UsageError(
+            f"Cannot reach {host}: {_why(error)}. Is the server running? "
+            f"Start one with `opsline serve {recipe}`."
+        ) from None
     if status != 200:
         raise UsageError(f"{host}/health answered HTTP {status}: is it an opsline server?")
     status, body = _get(f"{host}/ready")
     if status != 200:
         detail = _detail(body)
-        raise UsageError(f"{host} has no model loaded{f' ({detail})' if detail else ''}; "
-                         "a load test would only measure errors.")
+        raise UsageError(
+            f"{host} has no model loaded{f' ({detail})' if detail else ''}; "
+            "a load test would only measure errors."
+        )
     status, body = _get(f"{host}/model")
     try:
         return json.loads(body) if status == 200 else None
@@ -96,33 +102,81 @@ def _detail(body: bytes) -> str:
         return ""
 
 
-def run_locust(recipe: str, host: str, users: int, spawn_rate: float, duration: int,
-               out_dir: Path, batch_size: int) -> None:
+def run_locust(
+    recipe: str,
+    host: str,
+    users: int,
+    spawn_rate: float,
+    duration: int,
+    out_dir: Path,
+    batch_size: int,
+) -> None:
     """Run Locust headless for ``duration`` seconds, writing CSV + HTML into ``out_dir``."""
-    env = {**os.environ, "OPSLINE_LOADTEST_RECIPE": recipe,
-           "OPSLINE_LOADTEST_BATCH": str(batch_size)}
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-               "--host", host, "--users", str(users), "--spawn-rate", str(spawn_rate),
-               "--run-time", f"{duration}s", "--stop-timeout", "2",
-               "--csv", str(out_dir / CSV_PREFIX), "--html", str(out_dir / "report.html"),
-               "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    env = {
+        **os.environ,
+        "OPSLINE_LOADTEST_RECIPE": recipe,
+        "OPSLINE_LOADTEST_BATCH": str(batch_size),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(spawn_rate),
+        "--run-time",
+        f"{duration}s",
+        "--stop-timeout",
+        "2",
+        "--csv",
+        str(out_dir / CSV_PREFIX),
+        "--html",
+        str(out_dir / "report.html"),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+    ]
     log = out_dir / "locust.log"
     with open(log, "w") as handle:
         try:
-            completed = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT,
-                                       env=env, timeout=duration + 120, check=False)
+            completed = subprocess.run(
+                command,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=duration + 120,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            raise OpslineError(f"Locust did not finish within {duration + 120} s; "
-                               f"see {log}.") from None
+            raise OpslineError(
+                f"Locust did not finish within {duration + 120} s; see {log}."
+            ) from None
     if completed.returncode != 0 or not (out_dir / f"{CSV_PREFIX}_stats.csv").exists():
         raise OpslineError(f"Locust failed (exit code {completed.returncode}); see {log}.")
 
 
-def run_loadtest(recipe: str, host: str, *, users: int = 10, spawn_rate: float = 5,
-                 duration: int = 30, slo_p95_ms: float | None = None,
-                 max_error_rate: float | None = None, out: Path | None = None,
-                 batch_size: int = 32, attach: bool = True,
-                 tracking_uri: str | None = None) -> LoadTestResult:
+def run_loadtest(
+    recipe: str,
+    host: str,
+    *,
+    users: int = 10,
+    spawn_rate: float = 5,
+    duration: int = 30,
+    slo_p95_ms: float | None = None,
+    max_error_rate: float | None = None,
+    out: Path | None = None,
+    batch_size: int = 32,
+    attach: bool = True,
+    tracking_uri: str | None = None,
+) -> LoadTestResult:
     """Preflight, run Locust, write ``summary.json``, attach to MLflow, judge the SLO.
 
     The verdict is returned, not raised: the caller decides the exit code after printing.
@@ -131,8 +185,12 @@ def run_loadtest(recipe: str, host: str, *, users: int = 10, spawn_rate: float =
     from opsline.recipes.base import get_recipe
 
     get_recipe(recipe)  # unknown recipe → UsageError with the valid names
-    for name, value in (("--users", users), ("--spawn-rate", spawn_rate),
-                        ("--duration", duration), ("--batch-size", batch_size)):
+    for name, value in (
+        ("--users", users),
+        ("--spawn-rate", spawn_rate),
+        ("--duration", duration),
+        ("--batch-size", batch_size),
+    ):
         if value <= 0:
             raise UsageError(f"{name} must be positive, got {value}.")
     if slo_p95_ms is not None and slo_p95_ms <= 0:
@@ -147,16 +205,31 @@ def run_loadtest(recipe: str, host: str, *, users: int = 10, spawn_rate: float =
     run_locust(recipe, host, users, spawn_rate, duration, out_dir, batch_size)
     rows = report.parse_stats(out_dir / f"{CSV_PREFIX}_stats.csv")
     result = report.verdict(rows, slo_p95_ms, max_error_rate)
-    settings = {"recipe": recipe, "host": host, "users": users, "spawn_rate": spawn_rate,
-                "duration_s": duration, "batch_size": batch_size, "slo_p95_ms": slo_p95_ms,
-                "max_error_rate": max_error_rate, "started": stamp}
+    settings = {
+        "recipe": recipe,
+        "host": host,
+        "users": users,
+        "spawn_rate": spawn_rate,
+        "duration_s": duration,
+        "batch_size": batch_size,
+        "slo_p95_ms": slo_p95_ms,
+        "max_error_rate": max_error_rate,
+        "started": stamp,
+    }
     report.write_summary(out_dir, report.summary(rows, result, settings, model))
     attached = "Not attached to MLflow (--no-attach)."
     if attach:
-        uri = tracking_uri or os.environ.get("OPSLINE_TRACKING_URI") \
+        uri = (
+            tracking_uri
+            or os.environ.get("OPSLINE_TRACKING_URI")
             or load_config(recipe).tracking.uri
+        )
         artifact_path = f"loadtests/{stamp}"
-        attached = report.attach(model, out_dir,
-                                 report.version_tags(rows, result, stamp, artifact_path),
-                                 artifact_path, uri)
+        attached = report.attach(
+            model,
+            out_dir,
+            report.version_tags(rows, result, stamp, artifact_path),
+            artifact_path,
+            uri,
+        )
     return LoadTestResult(out_dir, rows, result, model, attached, report.table(rows))

@@ -16,8 +16,8 @@ scored as a ``role="shadow"`` row beside the served model's (``opsline.serving.s
 * **quality**, where feedback exists: :meth:`Recipe.live_quality` of each model on the same
   labelled requests, so the two figures are comparable.
 
-:meth:`PredictionLog.shadow_count` is what a promotion gate asks: how many requests a candidate version
-has been compared on.
+:meth:`PredictionLog.shadow_count` is what a promotion gate asks: how many requests a
+candidate version has been compared on.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 TOLERANCE = 0.10  # "agree" for numbers: within ±10 % of the primary's value
 LABEL, VALUE, IDENTICAL = "label", "value", "identical"
-RULES = {LABEL: "same predicted label(s)",
-         VALUE: f"shadow's predicted value within ±{TOLERANCE * 100:g} % of the primary's",
-         IDENTICAL: "identical responses"}
+RULES = {
+    LABEL: "same predicted label(s)",
+    VALUE: f"shadow's predicted value within ±{TOLERANCE * 100:g} % of the primary's",
+    IDENTICAL: "identical responses",
+}
 
 
 class NothingToCompareError(OpslineError):
@@ -72,29 +74,43 @@ class Comparison:
         """A few readable lines (the CLI prints them)."""
         if not self.compared:
             return f"No request of {self.model} was answered by both models in the window."
-        lines = [(f"{self.model}: {self.compared} requests answered by both models "
-                  f"(primary version {_versions(self.primary_versions)}, "
-                  f"shadow version {_versions(self.shadow_versions)}).")]
-        line = (f"Agreement: {self.agreement:.1%} ({self.agreeing} of {self.compared}) — "
-                f"{self.rule_text}.")
+        lines = [
+            (
+                f"{self.model}: {self.compared} requests answered by both models "
+                f"(primary version {_versions(self.primary_versions)}, "
+                f"shadow version {_versions(self.shadow_versions)})."
+            )
+        ]
+        line = (
+            f"Agreement: {self.agreement:.1%} ({self.agreeing} of {self.compared}) — "
+            f"{self.rule_text}."
+        )
         if self.median_relative_difference is not None:
             line += f" Median relative difference {self.median_relative_difference:.1%}."
         lines.append(line)
         if self.labelled and self.quality:
-            names = sorted(set(self.quality.get("primary", {}))
-                           | set(self.quality.get("shadow", {})))
-            figures = "; ".join(f"{name} primary {_num(self.quality['primary'].get(name))}, "
-                                f"shadow {_num(self.quality['shadow'].get(name))}"
-                                for name in names)
+            names = sorted(
+                set(self.quality.get("primary", {})) | set(self.quality.get("shadow", {}))
+            )
+            figures = "; ".join(
+                f"{name} primary {_num(self.quality['primary'].get(name))}, "
+                f"shadow {_num(self.quality['shadow'].get(name))}"
+                for name in names
+            )
             lines.append(f"On the {self.labelled} with feedback: {figures}.")
         else:
-            lines.append("No feedback on these requests yet: no error to compare "
-                         "(POST /feedback).")
+            lines.append("No feedback on these requests yet: no error to compare (POST /feedback).")
         return "\n".join(lines)
 
 
-def compare(prediction_log: PredictionLog, model: str, recipe: Recipe, *,
-            last: int | None = None, since: float | None = None) -> Comparison:
+def compare(
+    prediction_log: PredictionLog,
+    model: str,
+    recipe: Recipe,
+    *,
+    last: int | None = None,
+    since: float | None = None,
+) -> Comparison:
     """Compare the primary's and the shadow's answers logged for ``model``.
 
     Args:
@@ -134,7 +150,8 @@ def compare(prediction_log: PredictionLog, model: str, recipe: Recipe, *,
         actuals = [pairs[i]["actual"] for i in labelled]
         result.quality = {
             "primary": _scores(recipe, [primary[i] for i in labelled], actuals),
-            "shadow": _scores(recipe, [shadow[i] for i in labelled], actuals)}
+            "shadow": _scores(recipe, [shadow[i] for i in labelled], actuals),
+        }
     return result
 
 
@@ -143,8 +160,9 @@ def _rule(recipe: Recipe, pairs: list[dict[str, Any]], primary: list[Any]) -> st
     if all(_label(p) is not None for p in primary):
         return LABEL
     numeric = recipe.feedback_type in (int, float)
-    if numeric and all(p["primary_value"] is not None and p["shadow_value"] is not None
-                       for p in pairs):
+    if numeric and all(
+        p["primary_value"] is not None and p["shadow_value"] is not None for p in pairs
+    ):
         return VALUE
     return IDENTICAL
 
@@ -168,8 +186,9 @@ def _relative(primary: float, shadow: float) -> float:
 
 def _scores(recipe: Recipe, predictions: list[Any], actuals: list[Any]) -> dict[str, float]:
     metrics = recipe.live_quality(predictions, actuals)
-    return {name: value for name, raw in metrics.items()
-            if (value := _finite(float(raw))) is not None}
+    return {
+        name: value for name, raw in metrics.items() if (value := _finite(float(raw))) is not None
+    }
 
 
 def _finite(value: float) -> float | None:

@@ -37,19 +37,26 @@ FEATURE_FALSE_ALARM = 0.05
 CHECK_FALSE_ALARM = 0.05
 
 
-def chance_share(features: int, feature_alarm: float = FEATURE_FALSE_ALARM,
-                 check_alarm: float = CHECK_FALSE_ALARM) -> float:
+def chance_share(
+    features: int,
+    feature_alarm: float = FEATURE_FALSE_ALARM,
+    check_alarm: float = CHECK_FALSE_ALARM,
+) -> float:
     """The smallest share ``k / features`` of drifted features that chance alone reaches
     with probability at most ``check_alarm`` (binomial tail, each feature flagged with
     probability ``feature_alarm``, as if independent): 2 of 4, 3 of 8, 5 of 33."""
     from math import comb
 
     def tail(k: int) -> float:
-        return sum(comb(features, i) * feature_alarm ** i
-                   * (1 - feature_alarm) ** (features - i) for i in range(k, features + 1))
+        return sum(
+            comb(features, i) * feature_alarm**i * (1 - feature_alarm) ** (features - i)
+            for i in range(k, features + 1)
+        )
 
     k = next((k for k in range(1, features + 1) if tail(k) <= check_alarm), features)
     return k / features
+
+
 DEFAULT_MIN_ROWS = 100
 #: Folder of a model's MLflow run the reports are logged to.
 REPORT_DIR = "drift"
@@ -57,8 +64,12 @@ REPORT_DIR = "drift"
 # What a check can conclude. Only ``drift`` and ``no_drift`` are verdicts; the others say
 # why there is none (``message`` is the sentence to show).
 DRIFT, NO_DRIFT = "drift", "no_drift"
-NOT_ENOUGH_DATA, NO_REFERENCE, NO_MODEL, ERROR = ("not_enough_data", "no_reference",
-                                                  "no_model", "error")
+NOT_ENOUGH_DATA, NO_REFERENCE, NO_MODEL, ERROR = (
+    "not_enough_data",
+    "no_reference",
+    "no_model",
+    "error",
+)
 VERDICTS = (DRIFT, NO_DRIFT)
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -116,7 +127,8 @@ class DriftResult:
         out = asdict(self)
         del out["report_json"], out["report_html"]
         out["checked_at"] = datetime.fromtimestamp(self.checked_at, UTC).isoformat(
-            timespec="seconds")
+            timespec="seconds"
+        )
         out["drifted_features"] = self.drifted_features
         out["has_report"] = self.report_html is not None
         return out
@@ -138,8 +150,10 @@ def parse_window(text: str | int, now: float | None = None) -> tuple[int | None,
     if match and float(match[1]) > 0:
         seconds = float(match[1]) * _SECONDS[match[2]]
         return None, (time.time() if now is None else now) - seconds
-    raise UsageError(f"Invalid drift window {str(text)!r}: give a number of requests "
-                     "(e.g. 1000) or a time span (e.g. 30m, 24h, 7d).")
+    raise UsageError(
+        f"Invalid drift window {str(text)!r}: give a number of requests "
+        "(e.g. 1000) or a time span (e.g. 30m, 24h, 7d)."
+    )
 
 
 def describe_window(text: str | int) -> str:
@@ -149,13 +163,24 @@ def describe_window(text: str | int) -> str:
 
 
 def not_enough_data(rows: int, min_rows: int, **fields: Any) -> DriftResult:
-    return DriftResult(status=NOT_ENOUGH_DATA, rows=rows, min_rows=min_rows,
-                       message=f"not enough data ({rows} of {min_rows} requests)", **fields)
+    return DriftResult(
+        status=NOT_ENOUGH_DATA,
+        rows=rows,
+        min_rows=min_rows,
+        message=f"not enough data ({rows} of {min_rows} requests)",
+        **fields,
+    )
 
 
-def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, *,
-                  min_rows: int = DEFAULT_MIN_ROWS, drift_share: float | None = None,
-                  html: bool = False, **fields: Any) -> DriftResult:
+def compute_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    drift_share: float | None = None,
+    html: bool = False,
+    **fields: Any,
+) -> DriftResult:
     """Compare ``current`` (logged requests' features) with ``reference`` (the train split's).
 
     Args:
@@ -170,8 +195,9 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, *,
     started = time.perf_counter()
     rows = len(current)
     if rows < min_rows or rows == 0:
-        return not_enough_data(rows, min_rows, reference_rows=len(reference),
-                               drift_share=drift_share, **fields)
+        return not_enough_data(
+            rows, min_rows, reference_rows=len(reference), drift_share=drift_share, **fields
+        )
     reference, current = normalize_features(reference), normalize_features(current)
     numerical, categorical, skipped = [], [], []
     for name in reference.columns:
@@ -180,8 +206,9 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, *,
         if reference[name].dtype == "float64":
             current[name] = _as_numbers(current[name])
         else:
-            current[name] = current[name].map(lambda v: None if _missing(v) else str(v)
-                                              ).astype(object)
+            current[name] = (
+                current[name].map(lambda v: None if _missing(v) else str(v)).astype(object)
+            )
         if not reference[name].notna().any() or not current[name].notna().any():
             skipped.append(name)  # Evidently refuses an empty column; nothing to compare
         elif reference[name].dtype == "float64":
@@ -189,19 +216,29 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, *,
         else:
             categorical.append(name)
     columns = numerical + categorical
-    base = dict(rows=rows, min_rows=min_rows, reference_rows=len(reference),
-                skipped=skipped, **fields)
+    base = dict(
+        rows=rows, min_rows=min_rows, reference_rows=len(reference), skipped=skipped, **fields
+    )
     if not columns:
-        return DriftResult(status=NOT_ENOUGH_DATA, **base, drift_share=drift_share,
-                           message=f"not enough data: no monitored feature has values in "
-                                   f"both the reference and the {rows} logged requests")
+        return DriftResult(
+            status=NOT_ENOUGH_DATA,
+            **base,
+            drift_share=drift_share,
+            message=f"not enough data: no monitored feature has values in "
+            f"both the reference and the {rows} logged requests",
+        )
     if drift_share is None:
         drift_share = chance_share(len(columns))
     base["drift_share"] = drift_share
     # Half a feature below the share: Evidently compares count / n with it in floating
     # point, and k / n must count as reached.
-    snapshot = _run_evidently(reference[columns], current[columns], numerical, categorical,
-                              max(drift_share - 0.5 / len(columns), 1e-9))
+    snapshot = _run_evidently(
+        reference[columns],
+        current[columns],
+        numerical,
+        categorical,
+        max(drift_share - 0.5 / len(columns), 1e-9),
+    )
     result = _read_snapshot(snapshot.dict(), drift_share, base)
     result.report_json = snapshot.json()
     if html:
@@ -216,27 +253,36 @@ def _as_numbers(column: pd.Series) -> pd.Series:
     return pd.to_numeric(column, errors="coerce").astype("float64")
 
 
-def _run_evidently(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str],
-                   categorical: list[str], drift_share: float) -> Any:
+def _run_evidently(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    drift_share: float,
+) -> Any:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     # include_tests: each feature's drift decision comes as a test (FAIL = drifted), so the
     # direction of the comparison (p-value below, distance above) stays Evidently's.
-    report = Report([DataDriftPreset(columns=numerical + categorical, drift_share=drift_share)],
-                    include_tests=True)
-    return report.run(Dataset.from_pandas(current.reset_index(drop=True),
-                                          data_definition=definition),
-                      Dataset.from_pandas(reference.reset_index(drop=True),
-                                          data_definition=definition))
+    report = Report(
+        [DataDriftPreset(columns=numerical + categorical, drift_share=drift_share)],
+        include_tests=True,
+    )
+    return report.run(
+        Dataset.from_pandas(current.reset_index(drop=True), data_definition=definition),
+        Dataset.from_pandas(reference.reset_index(drop=True), data_definition=definition),
+    )
 
 
-def _read_snapshot(snapshot: dict[str, Any], drift_share: float,
-                   base: dict[str, Any]) -> DriftResult:
+def _read_snapshot(
+    snapshot: dict[str, Any], drift_share: float, base: dict[str, Any]
+) -> DriftResult:
     """Per-feature method/score/threshold and the drift decisions from ``snapshot.dict()``."""
-    failed = {t["metric_config"]["metric_id"]: t["status"] == "FAIL"
-              for t in snapshot.get("tests", [])}
+    failed = {
+        t["metric_config"]["metric_id"]: t["status"] == "FAIL" for t in snapshot.get("tests", [])
+    }
     share, dataset_test = None, None
     features = []
     for metric in snapshot["metrics"]:
@@ -251,8 +297,7 @@ def _read_snapshot(snapshot: dict[str, Any], drift_share: float,
             drifted = failed.get(metric["id"])
             if drifted is None:  # no test recorded: Evidently's own rule
                 drifted = score < threshold if "p_value" in method else score >= threshold
-            features.append(FeatureDrift(config["column"], method, score, threshold,
-                                         bool(drifted)))
+            features.append(FeatureDrift(config["column"], method, score, threshold, bool(drifted)))
     if share is None:
         share = sum(f.drifted for f in features) / len(features)
     needed = drift_share - 0.5 / max(len(features), 1)
@@ -261,12 +306,17 @@ def _read_snapshot(snapshot: dict[str, Any], drift_share: float,
     drifted = [f.name for f in features if f.drifted]
     counted = f"{len(drifted)} of {len(features)} features drifted ({share:.0%}"
     if detected:
-        message = (f"data drift: {counted}, drift from {drift_share:.0%}): "
-                   + ", ".join(drifted))
+        message = f"data drift: {counted}, drift from {drift_share:.0%}): " + ", ".join(drifted)
     else:
         message = f"no data drift: {counted}, drift from {drift_share:.0%})"
-    return DriftResult(status=DRIFT if detected else NO_DRIFT, share=share, detected=detected,
-                       features=features, message=message, **base)
+    return DriftResult(
+        status=DRIFT if detected else NO_DRIFT,
+        share=share,
+        detected=detected,
+        features=features,
+        message=message,
+        **base,
+    )
 
 
 def report_files(result: DriftResult) -> dict[str, str]:

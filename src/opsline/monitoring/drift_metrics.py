@@ -58,28 +58,40 @@ class DriftCollector(Collector):
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, ...]:
         return (
-            GaugeMetricFamily("opsline_drift_share",
-                              "Share of monitored features that drifted in the last check."),
-            GaugeMetricFamily("opsline_drift_detected",
-                              "1 when the last drift check found data drift, else 0."),
-            GaugeMetricFamily("opsline_feature_drift_score",
-                              "Drift score of each monitored feature (p-value or distance, "
-                              "see GET /drift for each method).", labels=["feature"]),
-            GaugeMetricFamily("opsline_feature_drift_threshold",
-                              "Drift threshold of each monitored feature's test.",
-                              labels=["feature"]),
-            GaugeMetricFamily("opsline_feature_drifted",
-                              "1 when the feature drifted in the last check, else 0.",
-                              labels=["feature"]),
-            GaugeMetricFamily("opsline_drift_window_rows",
-                              "Logged requests in the last drift check's window."),
-            GaugeMetricFamily("opsline_drift_last_check_timestamp_seconds",
-                              "Unix time of the last drift check."),
+            GaugeMetricFamily(
+                "opsline_drift_share", "Share of monitored features that drifted in the last check."
+            ),
+            GaugeMetricFamily(
+                "opsline_drift_detected", "1 when the last drift check found data drift, else 0."
+            ),
+            GaugeMetricFamily(
+                "opsline_feature_drift_score",
+                "Drift score of each monitored feature (p-value or distance, "
+                "see GET /drift for each method).",
+                labels=["feature"],
+            ),
+            GaugeMetricFamily(
+                "opsline_feature_drift_threshold",
+                "Drift threshold of each monitored feature's test.",
+                labels=["feature"],
+            ),
+            GaugeMetricFamily(
+                "opsline_feature_drifted",
+                "1 when the feature drifted in the last check, else 0.",
+                labels=["feature"],
+            ),
+            GaugeMetricFamily(
+                "opsline_drift_window_rows", "Logged requests in the last drift check's window."
+            ),
+            GaugeMetricFamily(
+                "opsline_drift_last_check_timestamp_seconds", "Unix time of the last drift check."
+            ),
         )
 
 
-def register_drift_metrics(registry: CollectorRegistry,
-                           latest: Callable[[], DriftResult | None]) -> DriftCollector:
+def register_drift_metrics(
+    registry: CollectorRegistry, latest: Callable[[], DriftResult | None]
+) -> DriftCollector:
     """Add the drift series to an app's registry (``ServingMetrics.registry``)."""
     collector = DriftCollector(latest)
     registry.register(collector)

@@ -34,8 +34,7 @@ class FilesCollector(Collector):
             shadow or duplicate what the server measures itself.
     """
 
-    def __init__(self, directory: Callable[[], Path] = metrics_dir,
-                 exclude: Collection[str] = ()):
+    def __init__(self, directory: Callable[[], Path] = metrics_dir, exclude: Collection[str] = ()):
         self._directory = directory
         self._exclude = frozenset(exclude)
         # path -> (file identity, parsed families or None): the server's history sampler
@@ -78,9 +77,11 @@ class FilesCollector(Collector):
             return
         merged: dict[str, Metric] = {}
         seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-        age = GaugeMetricFamily("opsline_metrics_file_age_seconds",
-                                "Seconds since each exposed metrics file was written.",
-                                labels=["file"])
+        age = GaugeMetricFamily(
+            "opsline_metrics_file_age_seconds",
+            "Seconds since each exposed metrics file was written.",
+            labels=["file"],
+        )
         now = time.time()
         for stale in self._cache.keys() - set(paths):  # files deleted since the last scrape
             del self._cache[stale]
@@ -94,11 +95,16 @@ class FilesCollector(Collector):
                     continue
                 target = merged.get(family.name)
                 if target is None:
-                    target = merged[family.name] = Metric(family.name, family.documentation,
-                                                          family.type, family.unit)
+                    target = merged[family.name] = Metric(
+                        family.name, family.documentation, family.type, family.unit
+                    )
                 elif target.type != family.type:
-                    log.warning("Metrics file %s: %s is a %s elsewhere; skipped", path.name,
-                                family.name, target.type)
+                    log.warning(
+                        "Metrics file %s: %s is a %s elsewhere; skipped",
+                        path.name,
+                        family.name,
+                        target.type,
+                    )
                     continue
                 for sample in family.samples:
                     key = (sample.name, tuple(sorted(sample.labels.items())))

@@ -96,8 +96,7 @@ def _ratio_percent(part: float | None, whole: float | None) -> float | None:
     return None if not whole else 100.0 * (part or 0.0) / whole
 
 
-def traffic(now: Snapshot, before: Snapshot, seconds: float,
-            keep: RouteFilter) -> dict[str, Any]:
+def traffic(now: Snapshot, before: Snapshot, seconds: float, keep: RouteFilter) -> dict[str, Any]:
     """Request, error, latency, inference and token figures between two snapshots."""
     delta = counter_delta(now, before)
     per_route: dict[str, float] = {}
@@ -105,17 +104,20 @@ def traffic(now: Snapshot, before: Snapshot, seconds: float,
         route = labels.get("route", "")
         per_route[route] = per_route.get(route, 0.0) + value
     requests = total(delta, REQUESTS, keep)
-    server_errors = total(delta, REQUESTS,
-                          lambda lb: keep(lb) and lb.get("status", "").startswith("5"))
-    client_errors = total(delta, REQUESTS,
-                          lambda lb: keep(lb) and lb.get("status", "").startswith("4"))
+    server_errors = total(
+        delta, REQUESTS, lambda lb: keep(lb) and lb.get("status", "").startswith("5")
+    )
+    client_errors = total(
+        delta, REQUESTS, lambda lb: keep(lb) and lb.get("status", "").startswith("4")
+    )
     latency = buckets_by(delta, REQUEST_LATENCY, "route", keep)
     everything = buckets_by(delta, REQUEST_LATENCY, None, keep).get("")
     inference = buckets_by(delta, INFERENCE_LATENCY).get("")
     return {
         "requests_per_second": _rate(requests, seconds),
         "route_requests_per_second": {r: v / seconds for r, v in per_route.items()}
-        if seconds > 0 else {},
+        if seconds > 0
+        else {},
         "error_percent": _ratio_percent(server_errors, requests),
         "client_error_percent": _ratio_percent(client_errors, requests),
         "latency_p50_seconds": histogram_quantile(0.5, everything) if everything else None,
@@ -142,17 +144,19 @@ def gauges(now: Snapshot) -> dict[str, Any]:
     """System, GPU, training and closed-loop gauges as they are now (``None`` / empty when
     absent)."""
     system: dict[str, Any] = {name: total(now, sample) for name, sample in SYSTEM_GAUGES.items()}
-    system["gpu_memory_bytes"] = {labels.get("device", ""): value
-                                  for labels, value in select(now, GPU_MEMORY)}
+    system["gpu_memory_bytes"] = {
+        labels.get("device", ""): value for labels, value in select(now, GPU_MEMORY)
+    }
     training: dict[str, dict[str, float]] = {}
     for name, sample in TRAINING_GAUGES.items():
         for labels, value in select(now, sample):
             training.setdefault(labels.get("model", ""), {})[name] = value
-    loop = {"quality": {labels.get("metric", ""): value
-                        for labels, value in select(now, LIVE_QUALITY)},
-            "quality_rows": total(now, LIVE_QUALITY_ROWS),
-            "drift_share": total(now, DRIFT_SHARE),
-            "drift_detected": total(now, DRIFT_DETECTED)}
+    loop = {
+        "quality": {labels.get("metric", ""): value for labels, value in select(now, LIVE_QUALITY)},
+        "quality_rows": total(now, LIVE_QUALITY_ROWS),
+        "drift_share": total(now, DRIFT_SHARE),
+        "drift_detected": total(now, DRIFT_DETECTED),
+    }
     return {"system": system, "training": training, "loop": loop}
 
 
@@ -171,7 +175,8 @@ def totals(now: Snapshot, keep: RouteFilter) -> dict[str, Any]:
     return {
         "requests_total": total(now, REQUESTS, keep),
         "server_errors_total": total(
-            now, REQUESTS, lambda lb: keep(lb) and lb.get("status", "").startswith("5")),
+            now, REQUESTS, lambda lb: keep(lb) and lb.get("status", "").startswith("5")
+        ),
         "predictions_total": total(now, PREDICTED_ITEMS),
         "generated_tokens_total": total(now, TOKENS),
         "active_sequences": total(now, ACTIVE_SEQUENCES),
@@ -201,9 +206,16 @@ class MetricsHistory:
         clock: wall clock, injectable for tests.
     """
 
-    def __init__(self, registry: Any, *, interval: float = 2.0, capacity: int = 900,
-                 window: float = 60.0, ignored_routes: Iterable[str] = (),
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        interval: float = 2.0,
+        capacity: int = 900,
+        window: float = 60.0,
+        ignored_routes: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+    ):
         if interval <= 0 or capacity < 1 or window <= 0:
             raise ValueError("interval and window must be > 0 and capacity >= 1")
         self.registry = registry
@@ -214,7 +226,8 @@ class MetricsHistory:
         self._points: deque[dict[str, Any]] = deque(maxlen=capacity)
         # Raw snapshots for the headline window; +2 so the oldest is at least `window` old.
         self._raw: deque[tuple[float, Snapshot]] = deque(
-            maxlen=max(2, math.ceil(window / interval) + 2))
+            maxlen=max(2, math.ceil(window / interval) + 2)
+        )
         self._lock = threading.Lock()  # sample() runs in a worker thread, readers elsewhere
         self._task: asyncio.Task[None] | None = None
 
@@ -252,27 +265,41 @@ class MetricsHistory:
         with self._lock:
             raw = list(self._raw)
         if not raw:
-            return {"time": None, "window_seconds": None, "model": {"loaded": None},
-                    **totals({}, self.keep), **traffic({}, {}, 0.0, self.keep),
-                    **gauges({})}
+            return {
+                "time": None,
+                "window_seconds": None,
+                "model": {"loaded": None},
+                **totals({}, self.keep),
+                **traffic({}, {}, 0.0, self.keep),
+                **gauges({}),
+            }
         now_t, now = raw[-1]
         # The oldest snapshot still inside the window (or the oldest kept one).
         start_t, start = next(((t, s) for t, s in raw if now_t - t <= self.window), raw[0])
         if start_t == now_t and len(raw) > 1:
             start_t, start = raw[-2]
         seconds = now_t - start_t
-        figures = traffic(now, start, seconds, self.keep) if seconds > 0 \
+        figures = (
+            traffic(now, start, seconds, self.keep)
+            if seconds > 0
             else traffic({}, {}, 0.0, self.keep)
-        return finite({"time": now_t, "window_seconds": seconds or None,
-                       "model": model_info(now), **totals(now, self.keep), **figures,
-                       **gauges(now)})
+        )
+        return finite(
+            {
+                "time": now_t,
+                "window_seconds": seconds or None,
+                "model": model_info(now),
+                **totals(now, self.keep),
+                **figures,
+                **gauges(now),
+            }
+        )
 
     # -- background sampling ------------------------------------------------------------
     def start(self) -> None:
         """Start sampling in the running event loop (call from the app's lifespan)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="opsline-history")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="opsline-history")
 
     async def stop(self) -> None:
         """Stop sampling and wait for the task to end."""

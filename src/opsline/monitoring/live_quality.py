@@ -37,8 +37,13 @@ class LiveQuality:
         return asdict(self)
 
 
-def compute(recipe: Recipe, prediction_log: PredictionLog, model: str, window: int,
-            version: str | None = None) -> LiveQuality:
+def compute(
+    recipe: Recipe,
+    prediction_log: PredictionLog,
+    model: str,
+    window: int,
+    version: str | None = None,
+) -> LiveQuality:
     """Score the newest ``window`` labelled predictions of ``model`` with the recipe —
     of the served ``version`` only, when given: a retrained version starts with a clean
     slate instead of carrying the error of the one it replaced."""
@@ -46,10 +51,10 @@ def compute(recipe: Recipe, prediction_log: PredictionLog, model: str, window: i
 
     labelled = prediction_log.labelled(model, last=window, version=version)
     predictions = [orjson.loads(row.prediction) for row in labelled]
-    metrics = recipe.live_quality(predictions, [row.actual for row in labelled]) if labelled \
-        else {}
-    return LiveQuality(model, version, len(labelled), {k: float(v) for k, v in metrics.items()},
-                       time.time())
+    metrics = recipe.live_quality(predictions, [row.actual for row in labelled]) if labelled else {}
+    return LiveQuality(
+        model, version, len(labelled), {k: float(v) for k, v in metrics.items()}, time.time()
+    )
 
 
 def publish(quality: LiveQuality, metrics: ServingMetrics | None) -> None:

@@ -75,7 +75,8 @@ def load_policy(name: str | None, recipe: str | None = None) -> Policy | None:
     try:
         quality = cfg.get("quality") or {}
         policy = Policy(
-            name=Path(name).stem, enabled=bool(cfg.get("enabled", True)),
+            name=Path(name).stem,
+            enabled=bool(cfg.get("enabled", True)),
             drift_checks=int((cfg.get("drift") or {}).get("consecutive_checks", 3)),
             quality_metric=quality.get("metric"),
             quality_above=_float(quality.get("above")),
@@ -83,15 +84,20 @@ def load_policy(name: str | None, recipe: str | None = None) -> Policy | None:
             quality_min_rows=int(quality.get("min_rows", 50)),
             cooldown_s=float(cfg.get("cooldown_minutes", 60)) * 60,
             max_failures=int(cfg.get("max_failures", 3)),
-            train_overrides=[str(o) for o in cfg.get("train_overrides") or []])
+            train_overrides=[str(o) for o in cfg.get("train_overrides") or []],
+        )
     except (TypeError, ValueError) as error:
         raise UsageError(f"Retrain policy {name!r} is invalid: {error}.") from None
     if policy.drift_checks < 1 or policy.max_failures < 1 or policy.cooldown_s < 0:
-        raise UsageError(f"Retrain policy {name!r} is invalid: consecutive_checks and "
-                         "max_failures must be at least 1, cooldown_minutes not negative.")
+        raise UsageError(
+            f"Retrain policy {name!r} is invalid: consecutive_checks and "
+            "max_failures must be at least 1, cooldown_minutes not negative."
+        )
     if policy.quality_metric and policy.quality_above is None and policy.quality_below is None:
-        raise UsageError(f"Retrain policy {name!r} names quality metric "
-                         f"{policy.quality_metric!r} but neither `above` nor `below`.")
+        raise UsageError(
+            f"Retrain policy {name!r} names quality metric "
+            f"{policy.quality_metric!r} but neither `above` nor `below`."
+        )
     return policy
 
 
@@ -101,8 +107,10 @@ def _load(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
 
     path = Path(name) if name.endswith((".yaml", ".yml")) else policy_dir() / f"{name}.yaml"
     if not path.is_file():
-        raise UsageError(f"Unknown retrain policy {name!r}. Valid policies: "
-                         f"{', '.join(available()) or '(none)'} (or a YAML file, or off).")
+        raise UsageError(
+            f"Unknown retrain policy {name!r}. Valid policies: "
+            f"{', '.join(available()) or '(none)'} (or a YAML file, or off)."
+        )
     raw = OmegaConf.to_container(OmegaConf.load(path)) or {}
     parent = raw.pop("defaults", None)
     if parent and parent not in seen:
@@ -168,9 +176,15 @@ def observe_drift(state: LoopState, status: str) -> None:
         state.drift_streak = 0
 
 
-def decide(policy: Policy, state: LoopState, *, drift: dict[str, Any] | None = None,
-           quality: dict[str, float] | None = None, quality_rows: int = 0,
-           now: float | None = None) -> Decision:
+def decide(
+    policy: Policy,
+    state: LoopState,
+    *,
+    drift: dict[str, Any] | None = None,
+    quality: dict[str, float] | None = None,
+    quality_rows: int = 0,
+    now: float | None = None,
+) -> Decision:
     """Apply the rules (module docstring) to the state and the latest evidence."""
     now = time.time() if now is None else now
     if not policy.enabled:
@@ -181,28 +195,46 @@ def decide(policy: Policy, state: LoopState, *, drift: dict[str, Any] | None = N
         return Decision(False, f"a retrain is already running (job {state.running_job})")
     if state.last_started is not None and now - state.last_started < policy.cooldown_s:
         wait = policy.cooldown_s - (now - state.last_started)
-        return Decision(False, f"cooling down for {wait / 60:.0f} more minute(s) after the "
-                               "last retrain")
+        return Decision(
+            False, f"cooling down for {wait / 60:.0f} more minute(s) after the last retrain"
+        )
     evidence = {"drift_streak": state.drift_streak, **({"drift": drift} if drift else {})}
     if state.drift_streak >= policy.drift_checks:
         share = (drift or {}).get("share")
         shown = f" (share of drifted features {share:.0%})" if share is not None else ""
-        return Decision(True, f"drift detected on {state.drift_streak} consecutive checks"
-                              f"{shown}", DRIFT, evidence)
+        return Decision(
+            True,
+            f"drift detected on {state.drift_streak} consecutive checks{shown}",
+            DRIFT,
+            evidence,
+        )
     metric = policy.quality_metric
     if metric and quality and metric in quality and quality_rows >= policy.quality_min_rows:
         value = quality[metric]
         evidence = {**evidence, "quality": quality, "quality_rows": quality_rows}
         if policy.quality_above is not None and value > policy.quality_above:
-            return Decision(True, f"live {metric} {value:.4g} is above {policy.quality_above:g}"
-                                  f" on {quality_rows} labelled predictions", QUALITY, evidence)
+            return Decision(
+                True,
+                f"live {metric} {value:.4g} is above {policy.quality_above:g}"
+                f" on {quality_rows} labelled predictions",
+                QUALITY,
+                evidence,
+            )
         if policy.quality_below is not None and value < policy.quality_below:
-            return Decision(True, f"live {metric} {value:.4g} is below {policy.quality_below:g}"
-                                  f" on {quality_rows} labelled predictions", QUALITY, evidence)
-    return Decision(False, f"no trigger (drift streak {state.drift_streak} of "
-                           f"{policy.drift_checks}"
-                           + (f", live {metric} within bounds or too few labels" if metric
-                              else "") + ")")
+            return Decision(
+                True,
+                f"live {metric} {value:.4g} is below {policy.quality_below:g}"
+                f" on {quality_rows} labelled predictions",
+                QUALITY,
+                evidence,
+            )
+    return Decision(
+        False,
+        f"no trigger (drift streak {state.drift_streak} of "
+        f"{policy.drift_checks}"
+        + (f", live {metric} within bounds or too few labels" if metric else "")
+        + ")",
+    )
 
 
 def job_finished(policy: Policy, state: LoopState, failed: bool, reason: str) -> None:
@@ -213,5 +245,7 @@ def job_finished(policy: Policy, state: LoopState, failed: bool, reason: str) ->
         return
     state.failures += 1
     if state.failures >= policy.max_failures:
-        state.stopped = (f"{state.failures} retrains failed in a row (last: {reason}); "
-                         "fix the cause, then restart the server or `opsline monitor watch`")
+        state.stopped = (
+            f"{state.failures} retrains failed in a row (last: {reason}); "
+            "fix the cause, then restart the server or `opsline monitor watch`"
+        )

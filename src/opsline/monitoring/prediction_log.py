@@ -36,8 +36,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import sqlalchemy as sa
 
 PRIMARY, SHADOW = "primary", "shadow"
-_WRITE_COLUMNS = ("request_id", "ts", "model", "version", "role", "features", "request",
-                  "prediction", "predicted_value", "latency_ms")
+_WRITE_COLUMNS = (
+    "request_id",
+    "ts",
+    "model",
+    "version",
+    "role",
+    "features",
+    "request",
+    "prediction",
+    "predicted_value",
+    "latency_ms",
+)
 DB_FILE = "predictions.db"
 
 
@@ -82,10 +92,15 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     import sqlalchemy as sa
 
     predictions = sa.Table(
-        "predictions", metadata,
+        "predictions",
+        metadata,
         # BIGINT on PostgreSQL; SQLite autoincrements only an INTEGER primary key.
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                  primary_key=True, autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("request_id", sa.String(128), nullable=False),
         sa.Column("ts", sa.Float, nullable=False),
         sa.Column("model", sa.String(200), nullable=False),
@@ -100,7 +115,8 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Index("ix_predictions_request_id", "request_id"),
     )
     feedback = sa.Table(
-        "feedback", metadata,
+        "feedback",
+        metadata,
         sa.Column("request_id", sa.String(128), primary_key=True),
         sa.Column("actual", sa.Text, nullable=False),  # JSON
         sa.Column("ts", sa.Float, nullable=False),
@@ -124,7 +140,7 @@ class PredictionLog:
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._engine = sa.create_engine(uri, pool_pre_ping=not uri.startswith("sqlite"))
-        except Exception as error:  # a malformed URL or a missing driver
+        except Exception as error:  # noqa: BLE001 (a malformed URL or a missing driver: one sentence)
             raise UsageError(f"Cannot use the prediction log at {safe_uri(uri)}: {error}") from None
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
@@ -134,8 +150,10 @@ class PredictionLog:
         # The hot path skips SQLAlchemy's per-call statement handling (~200 us a batch,
         # a quarter of a one-row /predict): one held DB-API connection, one fixed statement.
         marker = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
-        self._insert_sql = (f"INSERT INTO predictions ({', '.join(_WRITE_COLUMNS)}) "
-                            f"VALUES ({', '.join([marker] * len(_WRITE_COLUMNS))})")
+        self._insert_sql = (
+            f"INSERT INTO predictions ({', '.join(_WRITE_COLUMNS)}) "
+            f"VALUES ({', '.join([marker] * len(_WRITE_COLUMNS))})"
+        )
         self._writer: Any = None  # DB-API connection, opened on first write
         self._lock = threading.Lock()  # one writer: SQLite allows one anyway
 
@@ -157,8 +175,21 @@ class PredictionLog:
         """Insert ``rows`` in one transaction (committed when this returns)."""
         if not rows:
             return
-        values = [(r.request_id, r.ts, r.model, r.version, r.role, _dumps(r.features),
-                   r.request, r.prediction, r.predicted_value, r.latency_ms) for r in rows]
+        values = [
+            (
+                r.request_id,
+                r.ts,
+                r.model,
+                r.version,
+                r.role,
+                _dumps(r.features),
+                r.request,
+                r.prediction,
+                r.predicted_value,
+                r.latency_ms,
+            )
+            for r in rows
+        ]
         with self._lock:
             if self._writer is None:
                 self._writer = self._engine.raw_connection()
@@ -184,8 +215,11 @@ class PredictionLog:
         found: set[str] = set()
         with self._engine.connect() as conn:
             for chunk in _chunks(wanted, 500):
-                query = (sa.select(self.predictions.c.request_id).distinct()
-                         .where(self.predictions.c.request_id.in_(chunk)))
+                query = (
+                    sa.select(self.predictions.c.request_id)
+                    .distinct()
+                    .where(self.predictions.c.request_id.in_(chunk))
+                )
                 found.update(conn.execute(query).scalars())
         return [i for i in wanted if i not in found]
 
@@ -202,20 +236,31 @@ class PredictionLog:
         with self._lock, self._engine.begin() as conn:
             for request_id, actual in items:
                 result = conn.execute(
-                    sa.update(self.feedback).where(self.feedback.c.request_id == request_id)
-                    .values(actual=_dumps(actual), ts=now,
-                            updates=self.feedback.c.updates + 1))
+                    sa.update(self.feedback)
+                    .where(self.feedback.c.request_id == request_id)
+                    .values(actual=_dumps(actual), ts=now, updates=self.feedback.c.updates + 1)
+                )
                 if result.rowcount:
                     updated.append(True)
                 else:
-                    conn.execute(sa.insert(self.feedback).values(
-                        request_id=request_id, actual=_dumps(actual), ts=now, updates=0))
+                    conn.execute(
+                        sa.insert(self.feedback).values(
+                            request_id=request_id, actual=_dumps(actual), ts=now, updates=0
+                        )
+                    )
                     updated.append(False)
         return updated
 
     # -- reading (off the request path) ------------------------------------------------------
-    def _window(self, query: Any, model: str, role: str, last: int | None,
-                since: float | None, version: str | None = None) -> Any:
+    def _window(
+        self,
+        query: Any,
+        model: str,
+        role: str,
+        last: int | None,
+        since: float | None,
+        version: str | None = None,
+    ) -> Any:
         c = self.predictions.c
         query = query.where(c.model == model, c.role == role)
         if version is not None:
@@ -232,8 +277,11 @@ class PredictionLog:
         import sqlalchemy as sa
 
         c = self.predictions.c
-        query = sa.select(sa.func.count()).select_from(self.predictions).where(
-            c.model == model, c.role == role)
+        query = (
+            sa.select(sa.func.count())
+            .select_from(self.predictions)
+            .where(c.model == model, c.role == role)
+        )
         if since is not None:
             query = query.where(c.ts >= since)
         with self._engine.connect() as conn:
@@ -251,18 +299,28 @@ class PredictionLog:
 
         shadow = self.predictions.alias("shadow")
         primary = self.predictions.alias("primary_rows")
-        matched = sa.exists().where(primary.c.request_id == shadow.c.request_id,
-                                    primary.c.role == PRIMARY,
-                                    primary.c.model == shadow.c.model)
-        query = (sa.select(sa.func.count(sa.distinct(shadow.c.request_id)))
-                 .where(shadow.c.model == model, shadow.c.role == SHADOW, matched,
-                        shadow.c.version.is_(None) if version is None
-                        else shadow.c.version == str(version)))
+        matched = sa.exists().where(
+            primary.c.request_id == shadow.c.request_id,
+            primary.c.role == PRIMARY,
+            primary.c.model == shadow.c.model,
+        )
+        query = sa.select(sa.func.count(sa.distinct(shadow.c.request_id))).where(
+            shadow.c.model == model,
+            shadow.c.role == SHADOW,
+            matched,
+            shadow.c.version.is_(None) if version is None else shadow.c.version == str(version),
+        )
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def features(self, model: str, *, last: int | None = None, since: float | None = None,
-                 role: str = PRIMARY) -> pd.DataFrame:
+    def features(
+        self,
+        model: str,
+        *,
+        last: int | None = None,
+        since: float | None = None,
+        role: str = PRIMARY,
+    ) -> pd.DataFrame:
         """Monitored features of the window (the newest ``last`` rows and/or those since a
         unix time), oldest first: one column per feature."""
         import pandas as pd
@@ -274,16 +332,30 @@ class PredictionLog:
         rows.reverse()
         return pd.DataFrame.from_records(rows)
 
-    def labelled(self, model: str, *, last: int | None = None, since: float | None = None,
-                 role: str = PRIMARY, version: str | None = None) -> list[Labelled]:
+    def labelled(
+        self,
+        model: str,
+        *,
+        last: int | None = None,
+        since: float | None = None,
+        role: str = PRIMARY,
+        version: str | None = None,
+    ) -> list[Labelled]:
         """Predictions of the window (of one ``version``, if given) that have feedback,
         oldest first."""
         import sqlalchemy as sa
 
         p, f = self.predictions.c, self.feedback.c
-        query = sa.select(p.request_id, p.ts, p.version, p.request, p.prediction,
-                          p.predicted_value, f.actual, p.features).join(
-            self.feedback, f.request_id == p.request_id)
+        query = sa.select(
+            p.request_id,
+            p.ts,
+            p.version,
+            p.request,
+            p.prediction,
+            p.predicted_value,
+            f.actual,
+            p.features,
+        ).join(self.feedback, f.request_id == p.request_id)
         query = self._window(query, model, role, last, since, version)
         with self._engine.connect() as conn:
             rows = [Labelled(*row[:6], _loads(row[6]), row[7]) for row in conn.execute(query)]
@@ -297,45 +369,82 @@ class PredictionLog:
         import sqlalchemy as sa
 
         p, f = self.predictions.c, self.feedback.c
-        query = (sa.select(p.request_id, p.ts, p.model, p.version, p.role, p.predicted_value,
-                           p.latency_ms, p.prediction, p.request, p.features,
-                           f.actual.label("actual"))
-                 .outerjoin(self.feedback, f.request_id == p.request_id)
-                 .where(p.model == model))
+        query = (
+            sa.select(
+                p.request_id,
+                p.ts,
+                p.model,
+                p.version,
+                p.role,
+                p.predicted_value,
+                p.latency_ms,
+                p.prediction,
+                p.request,
+                p.features,
+                f.actual.label("actual"),
+            )
+            .outerjoin(self.feedback, f.request_id == p.request_id)
+            .where(p.model == model)
+        )
         if since is not None:
             query = query.where(p.ts >= since)
         query = query.order_by(p.ts, p.id)
         with self._engine.connect() as conn:
             frame = pd.read_sql(query, conn)
-        features = pd.DataFrame.from_records([_loads(x) for x in frame.pop("features")],
-                                             index=frame.index)
+        features = pd.DataFrame.from_records(
+            [_loads(x) for x in frame.pop("features")], index=frame.index
+        )
         frame["time"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
         return pd.concat([frame, features.add_prefix("feature.")], axis=1)
 
-    def pairs(self, model: str, *, last: int | None = None, since: float | None = None
-              ) -> list[dict[str, Any]]:
+    def pairs(
+        self, model: str, *, last: int | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
         """Shadow rows joined with the primary row of the same request (and feedback)."""
         import sqlalchemy as sa
 
         shadow = self.predictions.alias("shadow")
         primary = self.predictions.alias("primary_rows")
         f = self.feedback.c
-        query = (sa.select(shadow.c.request_id, shadow.c.ts, shadow.c.version,
-                           shadow.c.prediction, shadow.c.predicted_value,
-                           primary.c.version, primary.c.prediction, primary.c.predicted_value,
-                           f.actual)
-                 .join(primary, sa.and_(primary.c.request_id == shadow.c.request_id,
-                                        primary.c.role == PRIMARY,
-                                        primary.c.model == shadow.c.model))
-                 .outerjoin(self.feedback, f.request_id == shadow.c.request_id)
-                 .where(shadow.c.model == model, shadow.c.role == SHADOW))
+        query = (
+            sa.select(
+                shadow.c.request_id,
+                shadow.c.ts,
+                shadow.c.version,
+                shadow.c.prediction,
+                shadow.c.predicted_value,
+                primary.c.version,
+                primary.c.prediction,
+                primary.c.predicted_value,
+                f.actual,
+            )
+            .join(
+                primary,
+                sa.and_(
+                    primary.c.request_id == shadow.c.request_id,
+                    primary.c.role == PRIMARY,
+                    primary.c.model == shadow.c.model,
+                ),
+            )
+            .outerjoin(self.feedback, f.request_id == shadow.c.request_id)
+            .where(shadow.c.model == model, shadow.c.role == SHADOW)
+        )
         if since is not None:
             query = query.where(shadow.c.ts >= since)
         query = query.order_by(shadow.c.ts.desc(), shadow.c.id.desc())
         if last is not None:
             query = query.limit(int(last))
-        keys = ("request_id", "ts", "shadow_version", "shadow_prediction", "shadow_value",
-                "primary_version", "primary_prediction", "primary_value", "actual")
+        keys = (
+            "request_id",
+            "ts",
+            "shadow_version",
+            "shadow_prediction",
+            "shadow_value",
+            "primary_version",
+            "primary_prediction",
+            "primary_value",
+            "actual",
+        )
         with self._engine.connect() as conn:
             rows = [dict(zip(keys, row, strict=True)) for row in conn.execute(query)]
         for row in rows:
@@ -357,11 +466,13 @@ class PredictionLog:
                 deleted += conn.execute(sa.delete(self.predictions).where(c.ts < cutoff)).rowcount
             if max_rows > 0:
                 # The id of the newest row beyond the limit: everything up to it goes.
-                edge = conn.execute(sa.select(c.id).order_by(c.id.desc())
-                                    .offset(max_rows).limit(1)).scalar()
+                edge = conn.execute(
+                    sa.select(c.id).order_by(c.id.desc()).offset(max_rows).limit(1)
+                ).scalar()
                 if edge is not None:
                     deleted += conn.execute(
-                        sa.delete(self.predictions).where(c.id <= edge)).rowcount
+                        sa.delete(self.predictions).where(c.id <= edge)
+                    ).rowcount
             if deleted:
                 orphan = ~sa.exists().where(c.request_id == self.feedback.c.request_id)
                 conn.execute(sa.delete(self.feedback).where(orphan))
@@ -392,7 +503,7 @@ def _loads(text: str) -> Any:
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def safe_uri(uri: str) -> str:
@@ -401,5 +512,5 @@ def safe_uri(uri: str) -> str:
         import sqlalchemy as sa
 
         return sa.engine.make_url(uri).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 (an unparseable URI still gets a message, minus credentials)
         return uri.split("@")[-1]

@@ -43,8 +43,11 @@ def counter_delta(now: Snapshot, before: Snapshot) -> Snapshot:
     return out
 
 
-def select(values: Snapshot, name: str, keep: Callable[[dict[str, str]], bool] | None = None,
-           ) -> list[tuple[dict[str, str], float]]:
+def select(
+    values: Snapshot,
+    name: str,
+    keep: Callable[[dict[str, str]], bool] | None = None,
+) -> list[tuple[dict[str, str], float]]:
     """The ``(labels, value)`` pairs of sample ``name`` whose labels pass ``keep``."""
     found = []
     for (sample, labels), value in values.items():
@@ -55,16 +58,20 @@ def select(values: Snapshot, name: str, keep: Callable[[dict[str, str]], bool] |
     return found
 
 
-def total(values: Snapshot, name: str,
-          keep: Callable[[dict[str, str]], bool] | None = None) -> float | None:
+def total(
+    values: Snapshot, name: str, keep: Callable[[dict[str, str]], bool] | None = None
+) -> float | None:
     """Sum of the matching samples; ``None`` if the metric is absent."""
     found = select(values, name, keep)
     return sum(v for _, v in found) if found else None
 
 
-def buckets_by(values: Snapshot, histogram: str, by: str | None = None,
-               keep: Callable[[dict[str, str]], bool] | None = None,
-               ) -> dict[str, list[tuple[float, float]]]:
+def buckets_by(
+    values: Snapshot,
+    histogram: str,
+    by: str | None = None,
+    keep: Callable[[dict[str, str]], bool] | None = None,
+) -> dict[str, list[tuple[float, float]]]:
     """Cumulative ``(le, count)`` buckets of ``histogram``, summed per value of label ``by``.
 
     Summing buckets across other labels (e.g. methods of one route) is valid because every

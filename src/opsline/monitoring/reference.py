@@ -64,11 +64,12 @@ def normalize_features(frame: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_numeric_dtype(column):
             numeric = True
         else:  # object: look at the values (None and numbers, or strings somewhere)
-            numeric = all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-                          for v in column.dropna().tolist())
+            numeric = all(
+                isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                for v in column.dropna().tolist()
+            )
         if not numeric:
-            out[str(name)] = column.map(lambda v: None if _missing(v) else str(v)
-                                        ).astype(object)
+            out[str(name)] = column.map(lambda v: None if _missing(v) else str(v)).astype(object)
         else:
             out[str(name)] = pd.to_numeric(column, errors="coerce").astype("float64")
     return pd.DataFrame(out, index=frame.index)
@@ -77,20 +78,25 @@ def normalize_features(frame: pd.DataFrame) -> pd.DataFrame:
 def _missing(value: Any) -> bool:
     import pandas as pd
 
-    return value is None or (isinstance(value, float) and math.isnan(value)) \
-        or value is pd.NA or value is pd.NaT
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or value is pd.NA
+        or value is pd.NaT
+    )
 
 
 def _predict_in_chunks(predictor: Predictor, requests: Sequence[Any]) -> list[Any]:
     size = max(1, min(CHUNK_ROWS, predictor.max_batch_size or CHUNK_ROWS))
     responses: list[Any] = []
     for start in range(0, len(requests), size):
-        responses.extend(predictor.predict(list(requests[start:start + size])))
+        responses.extend(predictor.predict(list(requests[start : start + size])))
     return responses
 
 
-def build_reference(recipe: Recipe, predictor: Predictor, frame: pd.DataFrame,
-                    seed: int = 0) -> pd.DataFrame | None:
+def build_reference(
+    recipe: Recipe, predictor: Predictor, frame: pd.DataFrame, seed: int = 0
+) -> pd.DataFrame | None:
     """The monitored features of up to ``recipe.reference_rows`` rows of ``frame``.
 
     Args:
@@ -122,8 +128,13 @@ def build_reference(recipe: Recipe, predictor: Predictor, frame: pd.DataFrame,
     return normalize_features(reference)
 
 
-def write_reference(recipe: Recipe, predictor: Predictor, frame: pd.DataFrame,
-                    model_dir: Path, say: Callable[[str], None] | None = None) -> Path | None:
+def write_reference(
+    recipe: Recipe,
+    predictor: Predictor,
+    frame: pd.DataFrame,
+    model_dir: Path,
+    say: Callable[[str], None] | None = None,
+) -> Path | None:
     """Build the reference and write it into ``model_dir`` (before registration).
 
     Never fails the training run: a recipe whose reference cannot be built still registers
@@ -143,8 +154,10 @@ def write_reference(recipe: Recipe, predictor: Predictor, frame: pd.DataFrame,
     path = Path(model_dir) / REFERENCE_FILE
     reference.to_parquet(path, index=False)
     if say is not None:
-        say(f"Drift reference: {len(reference)} train rows, {reference.shape[1]} monitored "
-            "features.")
+        say(
+            f"Drift reference: {len(reference)} train rows, {reference.shape[1]} monitored "
+            "features."
+        )
     return path
 
 
@@ -159,6 +172,8 @@ def read_reference(model_dir: Path | str | None, version: str | None = None) -> 
     path = Path(model_dir) / REFERENCE_FILE if model_dir is not None else None
     if path is None or not path.is_file():
         which = f"model version {version}" if version else f"the model at {model_dir}"
-        raise NoReferenceError(f"{which} has no drift reference (registered before drift "
-                               "detection); retrain to add one")
+        raise NoReferenceError(
+            f"{which} has no drift reference (registered before drift "
+            "detection); retrain to add one"
+        )
     return normalize_features(pd.read_parquet(path))

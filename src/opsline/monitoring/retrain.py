@@ -11,8 +11,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.policy import Decision, Policy
 
 
-def start_retrain(manager: JobManager, recipe: str, model: str, policy: Policy,
-                  decision: Decision, old_version: str | None) -> Action:
+def start_retrain(
+    manager: JobManager,
+    recipe: str,
+    model: str,
+    policy: Policy,
+    decision: Decision,
+    old_version: str | None,
+) -> Action:
     """Record the action, then start a ``retrain`` job (prepare with feedback → train →
     gate); the job's worker writes the outcome into the same record.
 
@@ -20,8 +26,16 @@ def start_retrain(manager: JobManager, recipe: str, model: str, policy: Policy,
         JobLimitError: another job holds the workspace's job slots.
     """
     actions = ActionLog(manager.root)
-    action = actions.add(recipe, model, decision.trigger or "manual", "retrain", RUNNING,
-                         decision.evidence, reason=decision.reason, old_version=old_version)
+    action = actions.add(
+        recipe,
+        model,
+        decision.trigger or "manual",
+        "retrain",
+        RUNNING,
+        decision.evidence,
+        reason=decision.reason,
+        old_version=old_version,
+    )
     try:
         job = manager.start("retrain", recipe, policy.train_overrides)
     except Exception as error:
@@ -30,4 +44,3 @@ def start_retrain(manager: JobManager, recipe: str, model: str, policy: Policy,
     actions.set_job(action.id, job.id)
     action.job_id = job.id
     return action
-

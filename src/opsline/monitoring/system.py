@@ -78,21 +78,29 @@ class SystemCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         memory = self._psutil.virtual_memory()
         system_cpu, process_cpu = self._cpu_percents()
-        yield GaugeMetricFamily("opsline_system_cpu_percent",
-                                "System-wide CPU utilisation over the last 5-10 s (0-100).",
-                                value=system_cpu)
-        yield GaugeMetricFamily("opsline_system_memory_used_bytes",
-                                "System memory in use (total minus available).",
-                                value=float(memory.total - memory.available))
-        yield GaugeMetricFamily("opsline_system_memory_total_bytes",
-                                "Total system memory.", value=float(memory.total))
-        yield GaugeMetricFamily("opsline_process_cpu_percent",
-                                "This process's CPU use over the last 5-10 s "
-                                "(100 = one core).",
-                                value=process_cpu)
-        yield GaugeMetricFamily("opsline_process_resident_memory_bytes",
-                                "This process's resident memory.",
-                                value=float(self._process.memory_info().rss))
+        yield GaugeMetricFamily(
+            "opsline_system_cpu_percent",
+            "System-wide CPU utilisation over the last 5-10 s (0-100).",
+            value=system_cpu,
+        )
+        yield GaugeMetricFamily(
+            "opsline_system_memory_used_bytes",
+            "System memory in use (total minus available).",
+            value=float(memory.total - memory.available),
+        )
+        yield GaugeMetricFamily(
+            "opsline_system_memory_total_bytes", "Total system memory.", value=float(memory.total)
+        )
+        yield GaugeMetricFamily(
+            "opsline_process_cpu_percent",
+            "This process's CPU use over the last 5-10 s (100 = one core).",
+            value=process_cpu,
+        )
+        yield GaugeMetricFamily(
+            "opsline_process_resident_memory_bytes",
+            "This process's resident memory.",
+            value=float(self._process.memory_info().rss),
+        )
         yield from gpu_memory_families()
 
 
@@ -104,11 +112,16 @@ def gpu_memory_families() -> Iterator[GaugeMetricFamily]:
         if cuda is None or not cuda.is_available():
             return
         devices = [str(i) for i in range(cuda.device_count())]
-        allocated = GaugeMetricFamily("opsline_gpu_memory_allocated_bytes",
-                                      "GPU memory held by tensors (torch).", labels=["device"])
-        reserved = GaugeMetricFamily("opsline_gpu_memory_reserved_bytes",
-                                     "GPU memory reserved by torch's caching allocator.",
-                                     labels=["device"])
+        allocated = GaugeMetricFamily(
+            "opsline_gpu_memory_allocated_bytes",
+            "GPU memory held by tensors (torch).",
+            labels=["device"],
+        )
+        reserved = GaugeMetricFamily(
+            "opsline_gpu_memory_reserved_bytes",
+            "GPU memory reserved by torch's caching allocator.",
+            labels=["device"],
+        )
         for device in devices:
             allocated.add_metric([device], float(cuda.memory_allocated(int(device))))
             reserved.add_metric([device], float(cuda.memory_reserved(int(device))))

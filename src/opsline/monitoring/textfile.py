@@ -56,8 +56,11 @@ def read_samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 
     try:
         text = path.read_text(encoding="utf-8")
-        return {(s.name, tuple(sorted(s.labels.items()))): float(s.value)
-                for family in text_string_to_metric_families(text) for s in family.samples}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): float(s.value)
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
     except (OSError, ValueError, UnicodeDecodeError) as error:
         if path.exists():
             log.warning("Ignoring unreadable metrics file %s: %s", path, error)

@@ -1,4 +1,4 @@
-"""Live training metrics: a Lightning callback writing ``<workspace>/metrics/training-<model>.prom``.
+"""Live training metrics: a Lightning callback writing ``metrics/training-<model>.prom``.
 
 Every Lightning recipe gets :class:`TrainingTelemetry` from
 :func:`opsline.training.trainer.build_trainer`. The file is rewritten at most every
@@ -73,8 +73,7 @@ class TrainingTelemetry(Callback):
         interval: least seconds between two writes in the middle of an epoch.
     """
 
-    def __init__(self, model: str, path: Path | None = None,
-                 interval: float = DEFAULT_INTERVAL):
+    def __init__(self, model: str, path: Path | None = None, interval: float = DEFAULT_INTERVAL):
         from prometheus_client import CollectorRegistry, Counter, Gauge
 
         super().__init__()
@@ -87,21 +86,29 @@ class TrainingTelemetry(Callback):
         def gauge(name: str, doc: str) -> Any:
             return Gauge(name, doc, labels, registry=r).labels(model=model)
 
-        self.steps = Counter("opsline_training_steps", "Optimizer steps of the current fit.",
-                             labels, registry=r).labels(model=model)
+        self.steps = Counter(
+            "opsline_training_steps", "Optimizer steps of the current fit.", labels, registry=r
+        ).labels(model=model)
         self.loss = gauge("opsline_training_loss", "Loss of the latest training batch.")
         self.val_loss = gauge("opsline_validation_loss", "Latest validation loss (val_loss).")
         self.epoch = gauge("opsline_training_epoch", "Current epoch (0-based).")
-        self.progress = gauge("opsline_training_epoch_progress",
-                              "Fraction of the current epoch's training batches done (0..1).")
-        self.samples_per_second = gauge("opsline_training_samples_per_second",
-                                        "Training samples per second since the last update.")
-        self.tokens_per_second = gauge("opsline_training_tokens_per_second",
-                                       "Training tokens per second since the last update "
-                                       "(text recipes only).")
+        self.progress = gauge(
+            "opsline_training_epoch_progress",
+            "Fraction of the current epoch's training batches done (0..1).",
+        )
+        self.samples_per_second = gauge(
+            "opsline_training_samples_per_second",
+            "Training samples per second since the last update.",
+        )
+        self.tokens_per_second = gauge(
+            "opsline_training_tokens_per_second",
+            "Training tokens per second since the last update (text recipes only).",
+        )
         self.running = gauge("opsline_training_running", "1 while fitting, 0 after.")
-        self.updated = gauge("opsline_training_last_update_timestamp_seconds",
-                             "Unix time this file was last written.")
+        self.updated = gauge(
+            "opsline_training_last_update_timestamp_seconds",
+            "Unix time this file was last written.",
+        )
         # NaN, not 0, until the first value: a loss of 0 would read as a perfect model on the
         # dashboards; NaN is a gap in Prometheus/Grafana and "no data" on the UI page.
         self.loss.set(math.nan)
@@ -150,8 +157,9 @@ class TrainingTelemetry(Callback):
         self.epoch.set(int(trainer.current_epoch))
         self.progress.set(0)
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         steps = int(trainer.global_step)
         if steps > self._steps_seen:
             self.steps.inc(steps - self._steps_seen)

@@ -70,8 +70,9 @@ def _rule(check: Any) -> str:
     return str(getattr(check, "error", None) or getattr(check, "name", None) or check)
 
 
-def record_validation(model: str, result: ValidationResult, checks: Checks,
-                      path: Path | None = None) -> Path:
+def record_validation(
+    model: str, result: ValidationResult, checks: Checks, path: Path | None = None
+) -> Path:
     """Write the metrics of one validation run of ``model``; returns the file written.
 
     Never raises for an unwritable file (the run's outcome matters more than its metrics).
@@ -81,21 +82,37 @@ def record_validation(model: str, result: ValidationResult, checks: Checks,
     path = Path(path) if path is not None else metrics_path("validation", model)
     previous = read_samples(path)
     registry = CollectorRegistry()
-    per_check = Gauge("opsline_data_validation_checks",
-                      "Checks of the last validation run (1 per check and outcome).",
-                      ["model", "split", "check", "outcome"], registry=registry)
-    failed = Gauge("opsline_data_validation_failed_checks",
-                   "Checks that failed in the last validation run.", ["model"],
-                   registry=registry)
-    cases = Gauge("opsline_data_validation_failure_cases",
-                  "Offending rows per failed check in the last validation run.",
-                  ["model", "split", "check"], registry=registry)
-    rows = Gauge("opsline_data_validation_rows", "Rows per split in the last validation run.",
-                 ["model", "split"], registry=registry)
-    runs = Counter(RUNS, "Validation runs by outcome.", ["model", "outcome"],
-                   registry=registry)
-    stamp = Gauge("opsline_data_validation_last_run_timestamp_seconds",
-                  "Unix time of the last validation run.", ["model"], registry=registry)
+    per_check = Gauge(
+        "opsline_data_validation_checks",
+        "Checks of the last validation run (1 per check and outcome).",
+        ["model", "split", "check", "outcome"],
+        registry=registry,
+    )
+    failed = Gauge(
+        "opsline_data_validation_failed_checks",
+        "Checks that failed in the last validation run.",
+        ["model"],
+        registry=registry,
+    )
+    cases = Gauge(
+        "opsline_data_validation_failure_cases",
+        "Offending rows per failed check in the last validation run.",
+        ["model", "split", "check"],
+        registry=registry,
+    )
+    rows = Gauge(
+        "opsline_data_validation_rows",
+        "Rows per split in the last validation run.",
+        ["model", "split"],
+        registry=registry,
+    )
+    runs = Counter(RUNS, "Validation runs by outcome.", ["model", "outcome"], registry=registry)
+    stamp = Gauge(
+        "opsline_data_validation_last_run_timestamp_seconds",
+        "Unix time of the last validation run.",
+        ["model"],
+        registry=registry,
+    )
 
     failing: dict[tuple[str, str], int] = {}
     for failure in result.failures:

@@ -32,8 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 JOB_POLL_S = 2.0
 
 
-def logged_drift(ref: ModelRef, window: str, *, min_rows: int, drift_share: float | None,
-                 html: bool = False) -> DriftResult:
+def logged_drift(
+    ref: ModelRef, window: str, *, min_rows: int, drift_share: float | None, html: bool = False
+) -> DriftResult:
     """Drift of the logged requests of ``ref``'s model against its reference.
 
     Raises:
@@ -45,9 +46,16 @@ def logged_drift(ref: ModelRef, window: str, *, min_rows: int, drift_share: floa
     last, since = parse_window(window)
     reference = read_reference(ref.local_dir, ref.version)
     current = logged_features(ref.name, last, since)
-    return compute_drift(reference, current, min_rows=min_rows, drift_share=drift_share,
-                         html=html, window=describe_window(window), model=ref.name,
-                         version=ref.version)
+    return compute_drift(
+        reference,
+        current,
+        min_rows=min_rows,
+        drift_share=drift_share,
+        html=html,
+        window=describe_window(window),
+        model=ref.name,
+        version=ref.version,
+    )
 
 
 def logged_features(model: str, last: int | None, since: float | None) -> pd.DataFrame:
@@ -61,8 +69,7 @@ def logged_features(model: str, last: int | None, since: float | None) -> pd.Dat
         log.close()
 
 
-def logged_quality(recipe: Recipe, model: str, version: str | None, window: int
-                   ) -> LiveQuality:
+def logged_quality(recipe: Recipe, model: str, version: str | None, window: int) -> LiveQuality:
     from opsline.monitoring import live_quality
     from opsline.monitoring.prediction_log import PredictionLog
 
@@ -88,22 +95,39 @@ class Check:
 
     def lines(self) -> list[str]:
         version = f" v{self.version}" if self.version else ""
-        quality = (", ".join(f"{k} {v:.4g}" for k, v in self.quality.metrics.items())
-                   + f" on {self.quality.rows} labelled predictions"
-                   if self.quality.metrics else "no feedback yet")
-        return [f"{self.model}{version}: drift: {self.drift_note}; live quality: {quality}",
-                (f"  decision: {'RETRAIN' if self.decision.retrain else 'wait'} — "
-                f"{self.decision.reason}"), *(f"  {n}" for n in self.notes)]
+        quality = (
+            ", ".join(f"{k} {v:.4g}" for k, v in self.quality.metrics.items())
+            + f" on {self.quality.rows} labelled predictions"
+            if self.quality.metrics
+            else "no feedback yet"
+        )
+        return [
+            f"{self.model}{version}: drift: {self.drift_note}; live quality: {quality}",
+            (
+                f"  decision: {'RETRAIN' if self.decision.retrain else 'wait'} — "
+                f"{self.decision.reason}"
+            ),
+            *(f"  {n}" for n in self.notes),
+        ]
 
 
 class Watch:
     """Check, decide and (unless ``dry_run``) act, for one recipe's production model."""
 
-    def __init__(self, recipe: Recipe, policy: rules.Policy, manager: JobManager, *,
-                 model_name: str, tracking_uri: str | None, window: str = "1000",
-                 min_rows: int = 100, drift_share: float | None = None,
-                 quality_window: int = 1000,
-                 dry_run: bool = False):
+    def __init__(
+        self,
+        recipe: Recipe,
+        policy: rules.Policy,
+        manager: JobManager,
+        *,
+        model_name: str,
+        tracking_uri: str | None,
+        window: str = "1000",
+        min_rows: int = 100,
+        drift_share: float | None = None,
+        quality_window: int = 1000,
+        dry_run: bool = False,
+    ):
         self.recipe, self.policy, self.manager = recipe, policy, manager
         self.model_name, self.tracking_uri = model_name, tracking_uri
         self.window, self.min_rows, self.drift_share = window, min_rows, drift_share
@@ -119,30 +143,50 @@ class Watch:
         from opsline.tracking.registry import resolve_model
 
         self._follow_running_job()
-        ref = resolve_model(self.recipe.name, f"models:/{self.model_name}@production",
-                            self.tracking_uri)
+        ref = resolve_model(
+            self.recipe.name, f"models:/{self.model_name}@production", self.tracking_uri
+        )
         drift: DriftResult | None = None
         try:
-            drift = logged_drift(ref, self.window, min_rows=self.min_rows,
-                                 drift_share=self.drift_share)
+            drift = logged_drift(
+                ref, self.window, min_rows=self.min_rows, drift_share=self.drift_share
+            )
             rules.observe_drift(self.state, drift.status)
-            note = (f"{'DRIFT' if drift.detected else 'none'} ({drift.share:.0%} of "
-                    f"features, {drift.rows} requests)" if drift.verdict else drift.message)
+            note = (
+                f"{'DRIFT' if drift.detected else 'none'} ({drift.share:.0%} of "
+                f"features, {drift.rows} requests)"
+                if drift.verdict
+                else drift.message
+            )
         except NoReferenceError as error:
             note = str(error)
         quality = logged_quality(self.recipe, ref.name, ref.version, self.quality_window)
-        summary = None if drift is None else {"status": drift.status, "share": drift.share,
-                                              "rows": drift.rows,
-                                              "features": drift.drifted_features}
-        decision = rules.decide(self.policy, self.state, drift=summary,
-                                quality=quality.metrics, quality_rows=quality.rows)
+        summary = (
+            None
+            if drift is None
+            else {
+                "status": drift.status,
+                "share": drift.share,
+                "rows": drift.rows,
+                "features": drift.drifted_features,
+            }
+        )
+        decision = rules.decide(
+            self.policy,
+            self.state,
+            drift=summary,
+            quality=quality.metrics,
+            quality_rows=quality.rows,
+        )
         self.state.last_decision = decision.reason
         check = Check(ref.name, ref.version, drift, note, quality, decision)
         if decision.retrain:
             if self.dry_run:
-                check.notes.append("dry run: would start a retrain job "
-                                   f"({' '.join(self.policy.train_overrides) or 'no overrides'}"
-                                   ", feedback rows included) and let the gate decide")
+                check.notes.append(
+                    "dry run: would start a retrain job "
+                    f"({' '.join(self.policy.train_overrides) or 'no overrides'}"
+                    ", feedback rows included) and let the gate decide"
+                )
             else:
                 check.action = self._start(decision, ref.name, ref.version)
                 check.notes.append(f"retrain job {check.action.job_id} started")
@@ -151,8 +195,9 @@ class Watch:
     def _start(self, decision: rules.Decision, model: str, version: str | None) -> Action:
         from opsline.monitoring.retrain import start_retrain
 
-        action = start_retrain(self.manager, self.recipe.name, model, self.policy, decision,
-                               version)
+        action = start_retrain(
+            self.manager, self.recipe.name, model, self.policy, decision, version
+        )
         self.state.running_job = action.job_id
         self.state.last_started = time.time()
         self.state.drift_streak = 0
@@ -180,16 +225,22 @@ class Watch:
 def describe_action(action: Action | None) -> str:
     if action is None:
         return "the retrain ended without a record"
-    change = (f" (v{action.old_version} → v{action.new_version})"
-              if action.new_version else "")
+    change = f" (v{action.old_version} → v{action.new_version})" if action.new_version else ""
     return f"retrain job {action.job_id}: {action.outcome}{change}: {action.result}"
 
 
 def summary(check: Check) -> dict[str, Any]:
     """``--json`` output of one check."""
-    return {"model": check.model, "version": check.version,
-            "drift": None if check.drift is None else check.drift.summary(),
-            "drift_note": check.drift_note, "quality": check.quality.describe(),
-            "decision": {"retrain": check.decision.retrain, "reason": check.decision.reason,
-                         "trigger": check.decision.trigger},
-            "action": None if check.action is None else check.action.to_dict()}
+    return {
+        "model": check.model,
+        "version": check.version,
+        "drift": None if check.drift is None else check.drift.summary(),
+        "drift_note": check.drift_note,
+        "quality": check.quality.describe(),
+        "decision": {
+            "retrain": check.decision.retrain,
+            "reason": check.decision.reason,
+            "trigger": check.decision.trigger,
+        },
+        "action": None if check.action is None else check.action.to_dict(),
+    }

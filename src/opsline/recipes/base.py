@@ -158,11 +158,11 @@ class Predictor(ABC):
         """An iterable of text pieces with ``.result`` at the end and ``.cancel()``."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
-    def bind_metrics(self, metrics: Any) -> None:
+    def bind_metrics(self, metrics: Any) -> None:  # noqa: B027 (optional hook: empty on purpose)
         """Called by the server after loading with its ``ServingMetrics``, for predictors
         that report their own figures (decode steps, tokens/s). Default: nothing."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: empty on purpose)
         """Called when the server stops, for predictors owning threads or processes (the
         text-generation engine). Default: nothing."""
 
@@ -184,8 +184,7 @@ class Recipe(ABC):
         return self.name
 
     # -- data -------------------------------------------------------------------------
-    def manifest_extras(self, cfg: DictConfig, splits: dict[str, pd.DataFrame]
-                        ) -> dict[str, Any]:
+    def manifest_extras(self, cfg: DictConfig, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         """Recipe-specific facts for ``manifest.json`` under ``extras`` (e.g. class counts);
         not part of the data version. Default: none."""
         return {}
@@ -204,8 +203,9 @@ class Recipe(ABC):
 
     # -- training ---------------------------------------------------------------------
     @abstractmethod
-    def train(self, cfg: DictConfig, dataset: Dataset, run: RunHandle,
-              out_dir: Path) -> TrainedModel:
+    def train(
+        self, cfg: DictConfig, dataset: Dataset, run: RunHandle, out_dir: Path
+    ) -> TrainedModel:
         """Fit the model chosen by ``cfg.model`` and export it into ``out_dir``.
 
         Per-epoch metrics go to ``run.log_metrics``. The core evaluates, logs and
@@ -228,8 +228,13 @@ class Recipe(ABC):
     #: used when ``Response`` is :class:`HasPredictedValue`.
     predicted_value_buckets: ClassVar[Sequence[float] | None] = None
 
-    def request_from_upload(self, filename: str | None, content_type: str | None, data: bytes,
-                            fields: dict[str, str] | None = None) -> BaseModel:
+    def request_from_upload(
+        self,
+        filename: str | None,
+        content_type: str | None,
+        data: bytes,
+        fields: dict[str, str] | None = None,
+    ) -> BaseModel:
         """Build a ``Request`` from an uploaded file (only if ``accepts_files``); raise
         ``pydantic.ValidationError`` for bad input, like the JSON route."""
         raise NotImplementedError(f"recipe {self.name!r} does not accept file uploads")
@@ -243,8 +248,9 @@ class Recipe(ABC):
         without an ONNX export ignore it.
         """
 
-    def export_onnx(self, cfg: DictConfig, model_dir: Path, dataset: Dataset
-                    ) -> ParityRecord | None:
+    def export_onnx(
+        self, cfg: DictConfig, model_dir: Path, dataset: Dataset
+    ) -> ParityRecord | None:
         """Write ``model.onnx`` beside the native weights in ``model_dir`` and compare it
         with the native model on the test split (:mod:`opsline.export.parity`).
 
@@ -274,8 +280,9 @@ class Recipe(ABC):
     #: of the features tested: 2 of 4, 5 of 33). ``OPSLINE_DRIFT_SHARE`` overrides it.
     drift_share: ClassVar[float | None] = None
 
-    def monitored_features(self, requests: Sequence[BaseModel],
-                           responses: Sequence[BaseModel]) -> list[dict[str, Scalar]]:
+    def monitored_features(
+        self, requests: Sequence[BaseModel], responses: Sequence[BaseModel]
+    ) -> list[dict[str, Scalar]]:
         """Scalar features of each request (and its response) for the prediction log and
         drift detection: one flat dict per row, the same keys for every row. Called once
         per batch on the serving hot path: keep it cheap (no pandas). Default: none."""
@@ -286,14 +293,16 @@ class Recipe(ABC):
         them and taking their :meth:`monitored_features`. Default: no reference."""
         raise NotImplementedError(f"recipe {self.name!r} has no drift reference")
 
-    def live_quality(self, predictions: Sequence[dict[str, Any]],
-                     actuals: Sequence[Any]) -> dict[str, float]:
+    def live_quality(
+        self, predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]
+    ) -> dict[str, float]:
         """Quality of logged predictions (response JSON) against feedback ``actuals``, e.g.
         ``{"rmsle": ..., "within_10pct": ...}``; metric names as in :meth:`evaluate`."""
         return {}
 
-    def feedback_frame(self, requests: Sequence[dict[str, Any]],
-                       actuals: Sequence[Any]) -> pd.DataFrame:
+    def feedback_frame(
+        self, requests: Sequence[dict[str, Any]], actuals: Sequence[Any]
+    ) -> pd.DataFrame:
         """Labelled production rows (request JSON + feedback) as a frame with the prepared
         splits' columns, added to the train split by ``data.include_feedback=true``."""
         raise UsageError(f"Recipe {self.name!r} cannot learn from feedback rows yet.")
@@ -312,8 +321,12 @@ _REGISTRY: dict[str, type[Recipe]] = {}
 
 # Built-in recipes are imported on first lookup, not at ``import opsline``: each module is
 # cheap, but this keeps ``opsline --help`` from touching any of them.
-_BUILTIN_MODULES = ("opsline.recipes.house_price", "opsline.recipes.translation",
-                    "opsline.recipes.image_classification", "opsline.recipes.text_generation")
+_BUILTIN_MODULES = (
+    "opsline.recipes.house_price",
+    "opsline.recipes.translation",
+    "opsline.recipes.image_classification",
+    "opsline.recipes.text_generation",
+)
 _builtins_loaded = False
 
 
@@ -323,8 +336,9 @@ def register_recipe(cls: type[Recipe]) -> type[Recipe]:
     if not name:
         raise ValueError(f"{cls.__qualname__} must set a non-empty `name`")
     if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"a recipe named {name!r} is already registered "
-                         f"({_REGISTRY[name].__module__})")
+        raise ValueError(
+            f"a recipe named {name!r} is already registered ({_REGISTRY[name].__module__})"
+        )
     _REGISTRY[name] = cls
     return cls
 
@@ -349,5 +363,6 @@ def get_recipe(name: str) -> Recipe:
     try:
         return _REGISTRY[name]()
     except KeyError:
-        raise UsageError(f"Unknown recipe {name!r}. Valid recipes: "
-                         f"{', '.join(sorted(_REGISTRY)) or '(none)'}.") from None
+        raise UsageError(
+            f"Unknown recipe {name!r}. Valid recipes: {', '.join(sorted(_REGISTRY)) or '(none)'}."
+        ) from None

@@ -14,6 +14,9 @@ def validation_message(error: ValidationError) -> str:
     The form shows it as Markdown instead of raising, so a bad value reads like the API's
     422 (same field names, same reasons) rather than a generic error toast.
     """
-    lines = [f"- **{'.'.join(str(p) for p in e.get('loc', ())) or 'request'}**: "
-             f"{e.get('msg', 'invalid value')}" for e in error.errors()]
+    lines = [
+        f"- **{'.'.join(str(p) for p in e.get('loc', ())) or 'request'}**: "
+        f"{e.get('msg', 'invalid value')}"
+        for e in error.errors()
+    ]
     return "Please check the form:\n" + "\n".join(lines)

@@ -76,8 +76,9 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
             # let have them all at once, not the setting's default of a few.
             if slot.model.predictor.max_concurrency:
                 app.state.inference_limiter.total_tokens = slot.model.predictor.max_concurrency
-            collectors.set_model(slot.model.name, slot.model.version, slot.model.alias,
-                                 slot.model.kind)
+            collectors.set_model(
+                slot.model.name, slot.model.version, slot.model.alias, slot.model.kind
+            )
         else:
             collectors.clear_model()
         if settings.prediction_log:
@@ -109,18 +110,24 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
             # e.g. the text-generation engine's decoding thread: finish it, fail its waiters.
             await anyio.to_thread.run_sync(slot.model.predictor.close)
 
-    app = FastAPI(title=f"opsline · {recipe.name}", version=__version__, lifespan=lifespan,
-                  description=recipe.description or None)
+    app = FastAPI(
+        title=f"opsline · {recipe.name}",
+        version=__version__,
+        lifespan=lifespan,
+        description=recipe.description or None,
+    )
     app.state.settings = settings
     app.state.recipe = recipe
     app.state.metrics = collectors
     app.state.model = ModelSlot()  # "still loading" until lifespan has run
-    app.state.batcher = Batcher(app.state.model, collectors,
-                                max_size=settings.batch_max_size,
-                                max_delay_s=settings.batch_max_delay_ms / 1000,
-                                max_queue=settings.batch_max_queue)
-    app.state.reloader = Reloader(recipe, settings, app.state.model, app.state.batcher,
-                                  collectors)
+    app.state.batcher = Batcher(
+        app.state.model,
+        collectors,
+        max_size=settings.batch_max_size,
+        max_delay_s=settings.batch_max_delay_ms / 1000,
+        max_queue=settings.batch_max_queue,
+    )
+    app.state.reloader = Reloader(recipe, settings, app.state.model, app.state.batcher, collectors)
     app.state.drift = DriftMonitor(recipe, settings, app.state.model, collectors.registry)
     app.state.inference_limiter = None
     # The prediction log commits each batch's rows before the batch is answered.
@@ -156,8 +163,13 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
             return app.state.quality
         try:
             app.state.quality = await anyio.to_thread.run_sync(
-                live_quality.compute, recipe, log_store, slot.model.name,
-                settings.quality_window, slot.model.version)
+                live_quality.compute,
+                recipe,
+                log_store,
+                slot.model.name,
+                settings.quality_window,
+                slot.model.version,
+            )
         except Exception:  # a failing store: keep the last figures, say so in the log
             log.warning("Could not compute the live quality", exc_info=True)
         live_quality.publish(app.state.quality, collectors)
@@ -165,16 +177,18 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
 
     app.state.refresh_quality = refresh_quality
     # The UI mount and the scrape endpoints are the monitoring's own traffic, not the API's.
-    app.state.history = MetricsHistory(collectors.registry,
-                                       interval=settings.history_interval_seconds,
-                                       ignored_routes=(UI_PATH, *UI_ROOT_ROUTES, "/metrics",
-                                                       "/metrics/history"))
+    app.state.history = MetricsHistory(
+        collectors.registry,
+        interval=settings.history_interval_seconds,
+        ignored_routes=(UI_PATH, *UI_ROOT_ROUTES, "/metrics", "/metrics/history"),
+    )
 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(model.router)
-    app.include_router(predict.build_router(recipe, settings.max_batch_size,
-                                           settings.max_body_bytes))
+    app.include_router(
+        predict.build_router(recipe, settings.max_batch_size, settings.max_body_bytes)
+    )
     app.include_router(stream_route.build_router(recipe, settings.max_body_bytes))
     app.include_router(history_route.router)
     app.include_router(metrics.router)
@@ -190,8 +204,9 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
 
     if settings.ui:
         mount_ui(app, recipe, UI_PATH)
-    app.add_middleware(MetricsMiddleware, metrics=collectors,
-                       mounts=[UI_PATH] if settings.ui else [])
+    app.add_middleware(
+        MetricsMiddleware, metrics=collectors, mounts=[UI_PATH] if settings.ui else []
+    )
     app.add_middleware(RequestIdMiddleware)  # outermost: every response carries the id
     return app
 
@@ -208,5 +223,6 @@ def serve(settings: ServingSettings | None = None) -> None:
     import uvicorn
 
     settings = settings or ServingSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )

@@ -18,8 +18,9 @@ from opsline.serving.settings import ServingSettings
 DISABLED = "job and admin endpoints are disabled: set OPSLINE_API_KEY"
 
 # auto_error=False: we answer ourselves, with one message and WWW-Authenticate.
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
-                               description="The server's OPSLINE_API_KEY")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The server's OPSLINE_API_KEY"
+)
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <OPSLINE_API_KEY>`")
 
 
@@ -35,12 +36,17 @@ async def require_api_key(
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=DISABLED)
     given = api_key or (bearer.credentials if bearer else None)
     if given is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            detail="Missing API key: send X-API-Key or Authorization: Bearer.",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="Missing API key: send X-API-Key or Authorization: Bearer.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Invalid API key.",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="Invalid API key.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 ApiKeyDep = Depends(require_api_key)

@@ -57,8 +57,10 @@ class QueueFullError(OpslineError):
     """The batcher's queue is full: the server answers 503 with ``Retry-After``."""
 
     def __init__(self, queued: int, limit: int, retry_after_s: int = 1):
-        super().__init__(f"The server is overloaded: {queued} rows are already waiting "
-                         f"(limit {limit}); retry in {retry_after_s} s.")
+        super().__init__(
+            f"The server is overloaded: {queued} rows are already waiting "
+            f"(limit {limit}); retry in {retry_after_s} s."
+        )
         self.retry_after_s = retry_after_s
 
 
@@ -102,8 +104,15 @@ class Batcher:
         max_queue: most rows waiting; above it :meth:`submit` raises ``QueueFullError``.
     """
 
-    def __init__(self, slot: ModelSlot, metrics: ServingMetrics | None = None, *,
-                 max_size: int = 256, max_delay_s: float = 0.002, max_queue: int = 4096):
+    def __init__(
+        self,
+        slot: ModelSlot,
+        metrics: ServingMetrics | None = None,
+        *,
+        max_size: int = 256,
+        max_delay_s: float = 0.002,
+        max_queue: int = 4096,
+    ):
         self.slot = slot
         self.metrics = metrics
         self.max_size = max(1, int(max_size))
@@ -158,9 +167,13 @@ class Batcher:
         return not self._busy and not self._queue and self._direct == 0
 
     # -- submitting ---------------------------------------------------------------------
-    async def submit(self, requests: Sequence[BaseModel],
-                     disconnected: Callable[[], Awaitable[bool]] | None = None, *,
-                     itemized: bool = False) -> list[BaseModel]:
+    async def submit(
+        self,
+        requests: Sequence[BaseModel],
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+        *,
+        itemized: bool = False,
+    ) -> list[BaseModel]:
         """Predict ``requests`` (one HTTP call's rows) through the queue; responses in order.
 
         Each row is logged under the current request id (``<id>/<i>`` when there are several
@@ -185,8 +198,10 @@ class Batcher:
             raise QueueFullError(len(self._queue), self.max_queue)
         loop = asyncio.get_running_loop()
         predictor = model.predictor
-        rows = [_Row(r, loop.create_future(), predictor.batch_key(r), i)
-                for r, i in zip(requests, ids, strict=True)]
+        rows = [
+            _Row(r, loop.create_future(), predictor.batch_key(r), i)
+            for r, i in zip(requests, ids, strict=True)
+        ]
         self._queue.extend(rows)
         self._set_depth()
         assert self._wakeup is not None
@@ -200,11 +215,13 @@ class Batcher:
             raise
         return self._unwrap(results, len(requests))
 
-    async def _wait(self, futures: list[asyncio.Future[Any]],
-                    disconnected: Callable[[], Awaitable[Any]] | None) -> list[Any]:
+    async def _wait(
+        self, futures: list[asyncio.Future[Any]], disconnected: Callable[[], Awaitable[Any]] | None
+    ) -> list[Any]:
         """Every row's response or exception; ``ClientDisconnectedError`` if the client left."""
-        waiter: asyncio.Future[Any] = (futures[0] if len(futures) == 1 else
-                                       asyncio.gather(*futures, return_exceptions=True))
+        waiter: asyncio.Future[Any] = (
+            futures[0] if len(futures) == 1 else asyncio.gather(*futures, return_exceptions=True)
+        )
         if disconnected is not None and not waiter.done():
             done, _ = await asyncio.wait([waiter], timeout=DISCONNECT_WATCH_AFTER_S)
             if not done:
@@ -219,7 +236,7 @@ class Batcher:
             return await waiter
         try:
             return [await waiter]
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (a failing row fails only its own answer)
             return [error]
 
     @staticmethod
@@ -240,8 +257,9 @@ class Batcher:
         return model
 
     # -- self-scheduling predictors ------------------------------------------------------
-    async def _direct_predict(self, model: LoadedModel, requests: Sequence[BaseModel],
-                              ids: list[str]) -> list[BaseModel]:
+    async def _direct_predict(
+        self, model: LoadedModel, requests: Sequence[BaseModel], ids: list[str]
+    ) -> list[BaseModel]:
         import anyio.to_thread
 
         if self._direct_limit is None:
@@ -256,8 +274,13 @@ class Batcher:
             now = time.perf_counter()
             try:
                 results = await anyio.to_thread.run_sync(
-                    self._run_batch, model, list(requests), ids, [now] * len(ids),
-                    abandon_on_cancel=False)
+                    self._run_batch,
+                    model,
+                    list(requests),
+                    ids,
+                    [now] * len(ids),
+                    abandon_on_cancel=False,
+                )
                 return self._unwrap(results, len(requests))
             finally:
                 model.inflight -= 1
@@ -304,9 +327,14 @@ class Batcher:
             self._observe_queue(batch, started)
             try:
                 results = await loop.run_in_executor(
-                    self._executor, self._run_batch, model, [row.request for row in batch],
-                    [row.request_id for row in batch], [row.queued_at for row in batch])
-            except BaseException as error:  # the executor itself failed; never hang a row
+                    self._executor,
+                    self._run_batch,
+                    model,
+                    [row.request for row in batch],
+                    [row.request_id for row in batch],
+                    [row.queued_at for row in batch],
+                )
+            except BaseException as error:  # noqa: BLE001 (the executor failed: never hang a row)
                 results = [error] * len(batch)
             finally:
                 self._busy = False
@@ -365,14 +393,15 @@ class Batcher:
         return NoModelError(self.slot.error or "No model is loaded.")
 
     # -- running one batch (in the batcher thread) ---------------------------------------
-    def _run_batch(self, model: LoadedModel, requests: list[BaseModel], ids: list[str],
-                   queued: list[float]) -> list[Any]:
+    def _run_batch(
+        self, model: LoadedModel, requests: list[BaseModel], ids: list[str], queued: list[float]
+    ) -> list[Any]:
         """Responses (or per-row exceptions) for ``requests``: one call, rows on failure;
         then the hooks (the prediction log commits here, before any row is answered)."""
         started = time.perf_counter()
         try:
             results: list[Any] = self._predict_batch(model, requests)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (recipe code: retry rows one by one below)
             if len(requests) == 1:
                 results = [error]
             else:  # find the culprit(s): every other row still gets its answer
@@ -380,11 +409,12 @@ class Batcher:
                 for request in requests:
                     try:
                         results.extend(self._predict_batch(model, [request]))
-                    except Exception as row_error:
+                    except Exception as row_error:  # noqa: BLE001 (only this row fails)
                         results.append(row_error)
         done = time.perf_counter()
-        outcome = BatchOutcome(model, requests, results, done - started, ids,
-                               [done - q for q in queued])
+        outcome = BatchOutcome(
+            model, requests, results, done - started, ids, [done - q for q in queued]
+        )
         for hook in self.hooks:
             try:
                 hook(outcome)

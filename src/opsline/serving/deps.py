@@ -52,8 +52,9 @@ async def wait_for_disconnect(request: Request) -> None:
 async def require_model(slot: Annotated[ModelSlot, Depends(get_slot)]) -> LoadedModel:
     """The loaded model, or 503 with the reason there is none (and how to fix it)."""
     if slot.model is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            detail=slot.error or "No model is loaded.")
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=slot.error or "No model is loaded."
+        )
     return slot.model
 
 

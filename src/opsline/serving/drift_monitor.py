@@ -61,15 +61,22 @@ class DriftMonitor:
             computed it; a listener that raises is logged and the others still run.
     """
 
-    def __init__(self, recipe: Recipe, settings: ServingSettings, slot: ModelSlot,
-                 registry: CollectorRegistry | None = None):
+    def __init__(
+        self,
+        recipe: Recipe,
+        settings: ServingSettings,
+        slot: ModelSlot,
+        registry: CollectorRegistry | None = None,
+    ):
         self.recipe, self.settings, self.slot = recipe, settings, slot
         self.interval = float(settings.drift_interval_s)
         self.window = settings.drift_window
         self.min_rows = int(settings.drift_min_rows)
-        self.drift_share: float | None = (settings.drift_share
-                                          if settings.drift_share is not None
-                                          else getattr(recipe, "drift_share", None))
+        self.drift_share: float | None = (
+            settings.drift_share
+            if settings.drift_share is not None
+            else getattr(recipe, "drift_share", None)
+        )
         self.latest: DriftResult | None = None
         self.listeners: list[DriftListener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -96,10 +103,8 @@ class DriftMonitor:
 
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         if self._running is not None and not self._running.done():
             # A check in its thread cannot be cancelled: let it finish (it logs its errors).
@@ -150,27 +155,46 @@ class DriftMonitor:
         model = self.slot.model
         window = describe_window(self.window)
         if model is None:
-            return DriftResult(status=NO_MODEL, min_rows=self.min_rows, window=window,
-                               message=f"no model is served: {self.slot.error or 'none loaded'}")
+            return DriftResult(
+                status=NO_MODEL,
+                min_rows=self.min_rows,
+                window=window,
+                message=f"no model is served: {self.slot.error or 'none loaded'}",
+            )
         fields = {"window": window, "model": model.name, "version": model.version}
         if not self.settings.prediction_log:
-            return DriftResult(status=ERROR, min_rows=self.min_rows, **fields,
-                               message="the prediction log is off (OPSLINE_PREDICTION_LOG="
-                                       "false): there are no logged requests to compare")
+            return DriftResult(
+                status=ERROR,
+                min_rows=self.min_rows,
+                **fields,
+                message="the prediction log is off (OPSLINE_PREDICTION_LOG="
+                "false): there are no logged requests to compare",
+            )
         try:
             reference = self._reference_of(model)
             last, since = parse_window(self.window)
             current = self._prediction_log().features(model.name, last=last, since=since)
-            return compute_drift(reference, current, min_rows=self.min_rows,
-                                 drift_share=self.drift_share, html=True, **fields)
+            return compute_drift(
+                reference,
+                current,
+                min_rows=self.min_rows,
+                drift_share=self.drift_share,
+                html=True,
+                **fields,
+            )
         except NoReferenceError as error:
-            return DriftResult(status=NO_REFERENCE, min_rows=self.min_rows, message=str(error),
-                               **fields)
+            return DriftResult(
+                status=NO_REFERENCE, min_rows=self.min_rows, message=str(error), **fields
+            )
         except Exception as error:  # a failing store or report: say so, keep serving
             log.warning("Drift check failed", exc_info=True)
-            return DriftResult(status=ERROR, min_rows=self.min_rows, **fields,
-                               message=f"the drift check failed ({type(error).__name__}: "
-                                       f"{error}); see the server log")
+            return DriftResult(
+                status=ERROR,
+                min_rows=self.min_rows,
+                **fields,
+                message=f"the drift check failed ({type(error).__name__}: "
+                f"{error}); see the server log",
+            )
 
     def _reference_of(self, model: LoadedModel) -> pd.DataFrame:
         key = (str(model.model_dir), model.version)
@@ -209,15 +233,23 @@ class DriftMonitor:
         self._verdicts[run_id] = result.status
         html = [name for name in files if name.endswith(".html")]
         result.logged_to = f"runs:/{run_id}/{REPORT_DIR}/{html[0] if html else ''}"
-        log.info("Drift verdict %s for %s version %s; reports logged to run %s",
-                 result.status, result.model, result.version, run_id)
+        log.info(
+            "Drift verdict %s for %s version %s; reports logged to run %s",
+            result.status,
+            result.model,
+            result.version,
+            run_id,
+        )
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` shows under ``monitoring.drift``."""
         latest = self.latest
-        return {"interval_s": self.interval, "window": describe_window(self.window),
-                "min_rows": self.min_rows,
-                "drift_share": "auto" if self.drift_share is None else self.drift_share,
-                "status": latest.status if latest else None,
-                "message": latest.message if latest else "no drift check yet",
-                "checked_at": latest.summary()["checked_at"] if latest else None}
+        return {
+            "interval_s": self.interval,
+            "window": describe_window(self.window),
+            "min_rows": self.min_rows,
+            "drift_share": "auto" if self.drift_share is None else self.drift_share,
+            "status": latest.status if latest else None,
+            "message": latest.message if latest else "no drift check yet",
+            "checked_at": latest.summary()["checked_at"] if latest else None,
+        }

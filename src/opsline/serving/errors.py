@@ -19,19 +19,28 @@ log = logging.getLogger("opsline.serving")
 def _error_entry(error: dict[str, Any]) -> dict[str, Any]:
     # The offending ``input`` is left out on purpose: for a 1001-item batch it would echo the
     # whole body back. ``loc`` + ``msg`` + ``type`` say which field and why.
-    return {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""),
-            "type": error.get("type", "")}
+    return {
+        "loc": list(error.get("loc", ())),
+        "msg": error.get("msg", ""),
+        "type": error.get("type", ""),
+    }
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse(status_code=422, content=jsonable_encoder(
-        {"detail": [_error_entry(e) for e in exc.errors()]}))
+    return JSONResponse(
+        status_code=422,
+        content=jsonable_encoder({"detail": [_error_entry(e) for e in exc.errors()]}),
+    )
 
 
 async def invalid_request_error(request: Request, exc: InvalidRequestError) -> JSONResponse:
     # Shaped like FastAPI's own 422 so clients handle schema and model limits alike.
-    return JSONResponse(status_code=422, content={"detail": [
-        {"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]})
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": [{"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]
+        },
+    )
 
 
 async def no_model_error(request: Request, exc: Exception) -> JSONResponse:
@@ -39,13 +48,19 @@ async def no_model_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
-    return JSONResponse(status_code=503, content={"detail": str(exc)},
-                        headers={"Retry-After": str(exc.retry_after_s)})
+    return JSONResponse(
+        status_code=503,
+        content={"detail": str(exc)},
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
 
 
 async def shutting_down(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(status_code=503, content={"detail": str(exc)},
-                        headers={"Retry-After": "1", "Connection": "close"})
+    return JSONResponse(
+        status_code=503,
+        content={"detail": str(exc)},
+        headers={"Retry-After": "1", "Connection": "close"},
+    )
 
 
 async def client_disconnected(request: Request, exc: Exception) -> JSONResponse:
@@ -56,8 +71,9 @@ async def client_disconnected(request: Request, exc: Exception) -> JSONResponse:
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(status_code=500,
-                        content={"detail": "Internal server error; the server log has details."})
+    return JSONResponse(
+        status_code=500, content={"detail": "Internal server error; the server log has details."}
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -60,8 +60,10 @@ def _requests(p: dict[str, Any]) -> list[tuple[str, float | None]]:
 
 
 def _latency(p: dict[str, Any]) -> list[tuple[str, float | None]]:
-    rows = [("all p50", _ms(p.get("latency_p50_seconds"))),
-            ("all p95", _ms(p.get("latency_p95_seconds")))]
+    rows = [
+        ("all p50", _ms(p.get("latency_p50_seconds"))),
+        ("all p95", _ms(p.get("latency_p95_seconds"))),
+    ]
     per_route = p.get("route_latency_p95_seconds", {})
     if len(per_route) > 1:  # with one route its p95 is the "all" line again
         rows += [(f"{route} p95", _ms(v)) for route, v in sorted(per_route.items())]
@@ -73,31 +75,41 @@ def _errors(p: dict[str, Any]) -> list[tuple[str, float | None]]:
 
 
 def _model(p: dict[str, Any]) -> list[tuple[str, float | None]]:
-    return [("inference p95 (ms)", _ms(p.get("inference_p95_seconds"))),
-            ("predictions/s", p.get("predictions_per_second")),
-            ("tokens/s", p.get("tokens_per_second"))]
+    return [
+        ("inference p95 (ms)", _ms(p.get("inference_p95_seconds"))),
+        ("predictions/s", p.get("predictions_per_second")),
+        ("tokens/s", p.get("tokens_per_second")),
+    ]
 
 
 def _cpu(p: dict[str, Any]) -> list[tuple[str, float | None]]:
     system = p.get("system", {})
-    return [("system", system.get("cpu_percent")),
-            ("server process", system.get("process_cpu_percent"))]
+    return [
+        ("system", system.get("cpu_percent")),
+        ("server process", system.get("process_cpu_percent")),
+    ]
 
 
 def _memory(p: dict[str, Any]) -> list[tuple[str, float | None]]:
     system = p.get("system", {})
-    rows = [("system used", _gib(system.get("memory_used_bytes"))),
-            ("server process", _gib(system.get("process_memory_bytes")))]
-    rows += [(f"GPU {device}", _gib(v))
-             for device, v in sorted(system.get("gpu_memory_bytes", {}).items())]
+    rows = [
+        ("system used", _gib(system.get("memory_used_bytes"))),
+        ("server process", _gib(system.get("process_memory_bytes"))),
+    ]
+    rows += [
+        (f"GPU {device}", _gib(v))
+        for device, v in sorted(system.get("gpu_memory_bytes", {}).items())
+    ]
     return rows
 
 
 def _training(p: dict[str, Any]) -> list[tuple[str, float | None]]:
     rows = []
     for model, figures in sorted(p.get("training", {}).items()):
-        rows += [(f"{model} loss", figures.get("loss")),
-                 (f"{model} val loss", figures.get("val_loss"))]
+        rows += [
+            (f"{model} loss", figures.get("loss")),
+            (f"{model} val loss", figures.get("val_loss")),
+        ]
     return rows
 
 
@@ -123,8 +135,12 @@ def chart_frame(chart: Chart, points: list[dict[str, Any]]) -> pd.DataFrame:
     """Long-format frame ``time | series | value`` for a ``gr.LinePlot`` (no-data rows dropped)."""
     import pandas as pd
 
-    records = [(p["time"], series, float(value)) for p in points
-               for series, value in chart.rows(p) if value is not None]
+    records = [
+        (p["time"], series, float(value))
+        for p in points
+        for series, value in chart.rows(p)
+        if value is not None
+    ]
     frame = pd.DataFrame(records, columns=["time", "series", "value"])
     # Vega reads datetimes as UTC epoch ms and shows them in the browser's local time.
     frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s")
@@ -140,10 +156,12 @@ def _number(value: float | None, digits: int = 0, unit: str = "") -> str:
 
 def _stat(name: str, label: str, value: float | None, shown: str, detail: str = "") -> str:
     data = "" if value is None else f"{value:g}"
-    return (f'<div class="stat"><div class="stat-label">{html.escape(label)}</div>'
-            f'<span id="stat-{name}" class="stat-value" data-value="{data}">'
-            f"{html.escape(shown)}</span>"
-            f'<div class="stat-detail">{html.escape(detail)}</div></div>')
+    return (
+        f'<div class="stat"><div class="stat-label">{html.escape(label)}</div>'
+        f'<span id="stat-{name}" class="stat-value" data-value="{data}">'
+        f"{html.escape(shown)}</span>"
+        f'<div class="stat-detail">{html.escape(detail)}</div></div>'
+    )
 
 
 def _model_stat(model: dict[str, Any]) -> str:
@@ -153,8 +171,13 @@ def _model_stat(model: dict[str, Any]) -> str:
         return _stat("model", "Model", 0, "not loaded", "see /ready for why")
     version = f" v{model['version']}" if model.get("version") else ""
     alias = f"@{model['alias']}" if model.get("alias") else ""
-    return _stat("model", "Model", 1, f"{model.get('name', '')}{version}",
-                 " ".join(x for x in (alias, model.get("kind", "")) if x))
+    return _stat(
+        "model",
+        "Model",
+        1,
+        f"{model.get('name', '')}{version}",
+        " ".join(x for x in (alias, model.get("kind", "")) if x),
+    )
 
 
 def _loop_stats(loop: dict[str, Any]) -> list[str]:
@@ -162,18 +185,27 @@ def _loop_stats(loop: dict[str, Any]) -> list[str]:
     quality, rows = loop.get("quality", {}), loop.get("quality_rows")
     if quality:
         first = sorted(quality)[0]
-        live = _stat("live-quality", "Live quality", quality[first],
-                     f"{first} {quality[first]:.3g}",
-                     ", ".join(f"{m} {v:.3g}" for m, v in sorted(quality.items())[1:])
-                     + f" · {_number(rows)} labelled")
+        live = _stat(
+            "live-quality",
+            "Live quality",
+            quality[first],
+            f"{first} {quality[first]:.3g}",
+            ", ".join(f"{m} {v:.3g}" for m, v in sorted(quality.items())[1:])
+            + f" · {_number(rows)} labelled",
+        )
     else:
         live = _stat("live-quality", "Live quality", None, NO_DATA, "POST /feedback")
     share, detected = loop.get("drift_share"), loop.get("drift_detected")
     if share is None:
         drift = _stat("drift", "Data drift", None, NO_DATA, "see /ui/drift")
     else:
-        drift = _stat("drift", "Data drift", share, "DRIFT" if detected else "none",
-                      f"{share:.0%} of features drifted")
+        drift = _stat(
+            "drift",
+            "Data drift",
+            share,
+            "DRIFT" if detected else "none",
+            f"{share:.0%} of features drifted",
+        )
     return [live, drift]
 
 
@@ -185,40 +217,88 @@ def headline_html(latest: dict[str, Any]) -> str:
     used, ram_total = system.get("memory_used_bytes"), system.get("memory_total_bytes")
     rss = system.get("process_memory_bytes")
     cards = [
-        _stat("requests-total", "API requests", latest.get("requests_total"),
-              _number(latest.get("requests_total")),
-              f"{_number(latest.get('requests_per_second'), 2)} req/s, {recent}"),
-        _stat("error-percent", "Errors (5xx)", latest.get("error_percent"),
-              _number(latest.get("error_percent"), 1, " %"), recent),
-        _stat("latency-p95", "p95 latency", _ms(latest.get("latency_p95_seconds")),
-              _number(_ms(latest.get("latency_p95_seconds")), 1, " ms"),
-              f"p50 {_number(_ms(latest.get('latency_p50_seconds')), 1, ' ms')}"),
+        _stat(
+            "requests-total",
+            "API requests",
+            latest.get("requests_total"),
+            _number(latest.get("requests_total")),
+            f"{_number(latest.get('requests_per_second'), 2)} req/s, {recent}",
+        ),
+        _stat(
+            "error-percent",
+            "Errors (5xx)",
+            latest.get("error_percent"),
+            _number(latest.get("error_percent"), 1, " %"),
+            recent,
+        ),
+        _stat(
+            "latency-p95",
+            "p95 latency",
+            _ms(latest.get("latency_p95_seconds")),
+            _number(_ms(latest.get("latency_p95_seconds")), 1, " ms"),
+            f"p50 {_number(_ms(latest.get('latency_p50_seconds')), 1, ' ms')}",
+        ),
         _model_stat(latest.get("model", {})),
-        _stat("predictions-total", "Predictions", latest.get("predictions_total"),
-              _number(latest.get("predictions_total")),
-              f"inference p95 {_number(_ms(latest.get('inference_p95_seconds')), 1, ' ms')}"),
-        _stat("tokens-per-second", "Tokens/s", latest.get("tokens_per_second"),
-              _number(latest.get("tokens_per_second"), 1),
-              f"{_number(latest.get('generated_tokens_total'))} generated"),
-        _stat("cpu-percent", "CPU", system.get("cpu_percent"),
-              _number(system.get("cpu_percent"), 0, " %"),
-              f"server {_number(system.get('process_cpu_percent'), 0, ' %')}"),
-        _stat("memory-used", "RAM", used,
-              NO_DATA if used is None else f"{used / GIB:.1f}"
-              + ("" if ram_total is None else f" / {ram_total / GIB:.1f}") + " GiB",
-              f"server {_number(_gib(rss), 2, ' GiB')}"),
+        _stat(
+            "predictions-total",
+            "Predictions",
+            latest.get("predictions_total"),
+            _number(latest.get("predictions_total")),
+            f"inference p95 {_number(_ms(latest.get('inference_p95_seconds')), 1, ' ms')}",
+        ),
+        _stat(
+            "tokens-per-second",
+            "Tokens/s",
+            latest.get("tokens_per_second"),
+            _number(latest.get("tokens_per_second"), 1),
+            f"{_number(latest.get('generated_tokens_total'))} generated",
+        ),
+        _stat(
+            "cpu-percent",
+            "CPU",
+            system.get("cpu_percent"),
+            _number(system.get("cpu_percent"), 0, " %"),
+            f"server {_number(system.get('process_cpu_percent'), 0, ' %')}",
+        ),
+        _stat(
+            "memory-used",
+            "RAM",
+            used,
+            NO_DATA
+            if used is None
+            else f"{used / GIB:.1f}"
+            + ("" if ram_total is None else f" / {ram_total / GIB:.1f}")
+            + " GiB",
+            f"server {_number(_gib(rss), 2, ' GiB')}",
+        ),
     ]
     for device, value in sorted(system.get("gpu_memory_bytes", {}).items()):
-        cards.append(_stat(f"gpu-{device}", f"GPU {device}", value,
-                           _number(_gib(value), 2, " GiB"), "allocated"))
+        cards.append(
+            _stat(
+                f"gpu-{device}",
+                f"GPU {device}",
+                value,
+                _number(_gib(value), 2, " GiB"),
+                "allocated",
+            )
+        )
     training = latest.get("training", {})
     for model, figures in sorted(training.items()):
         progress = figures.get("progress")
-        detail = (f"loss {_number(figures.get('loss'), 4)}, val {_number(figures.get('val_loss'), 4)}"
-                  + ("" if progress is None else f", epoch {100 * progress:.0f} %"))
-        cards.append(_stat(f"training-{model}", f"Training {model}", figures.get("step"),
-                           f"step {_number(figures.get('step'))}"
-                           + (" (running)" if figures.get("running") else ""), detail))
+        detail = (
+            f"loss {_number(figures.get('loss'), 4)}, val {_number(figures.get('val_loss'), 4)}"
+            + ("" if progress is None else f", epoch {100 * progress:.0f} %")
+        )
+        cards.append(
+            _stat(
+                f"training-{model}",
+                f"Training {model}",
+                figures.get("step"),
+                f"step {_number(figures.get('step'))}"
+                + (" (running)" if figures.get("running") else ""),
+                detail,
+            )
+        )
     if not training:
         cards.append(_stat("training", "Training", None, NO_DATA))
     cards += _loop_stats(latest.get("loop", {}))
@@ -236,9 +316,14 @@ HEADLINE_CSS = """
 
 
 # -- the page ---------------------------------------------------------------------------------
-def add_monitoring_page(blocks: Any, history: MetricsHistory, *,
-                        path: str = MONITORING_PATH, refresh_seconds: float | None = None,
-                        chart_points: int = CHART_POINTS) -> None:
+def add_monitoring_page(
+    blocks: Any,
+    history: MetricsHistory,
+    *,
+    path: str = MONITORING_PATH,
+    refresh_seconds: float | None = None,
+    chart_points: int = CHART_POINTS,
+) -> None:
     """Add the "Monitoring" page to ``blocks`` (a recipe's ``gradio.Blocks``) at ``path``.
 
     Args:
@@ -264,20 +349,37 @@ def add_monitoring_page(blocks: Any, history: MetricsHistory, *,
         return [headline_html(history.latest())] + [chart_update(c, points) for c in CHARTS]
 
     with blocks.route("Monitoring", path) as page:
-        gr.Markdown("## Monitoring\nLive figures of this server, sampled every "
-                    f"{history.interval:g} s. API figures leave out the web UI and the "
-                    "`/metrics` endpoints; the same series are at `GET /metrics/history`.")
-        headline = gr.HTML(headline_html(history.latest()), css_template=HEADLINE_CSS,
-                           js_on_load=None, elem_id="monitoring-headline")
+        gr.Markdown(
+            "## Monitoring\nLive figures of this server, sampled every "
+            f"{history.interval:g} s. API figures leave out the web UI and the "
+            "`/metrics` endpoints; the same series are at `GET /metrics/history`."
+        )
+        headline = gr.HTML(
+            headline_html(history.latest()),
+            css_template=HEADLINE_CSS,
+            js_on_load=None,
+            elem_id="monitoring-headline",
+        )
         plots = []
         for i in range(0, len(CHARTS), 2):
             with gr.Row():
-                for chart in CHARTS[i:i + 2]:
-                    plots.append(gr.LinePlot(
-                        None, x="time", y="value", color="series", x_title="time",
-                        y_title=chart.y_title, x_axis_format="%H:%M:%S", color_title="",
-                        label=f"{chart.title} · {NO_DATA}", show_label=True,
-                        elem_id=f"chart-{chart.name}", tooltip="all"))
+                for chart in CHARTS[i : i + 2]:
+                    plots.append(
+                        gr.LinePlot(
+                            None,
+                            x="time",
+                            y="value",
+                            color="series",
+                            x_title="time",
+                            y_title=chart.y_title,
+                            x_axis_format="%H:%M:%S",
+                            color_title="",
+                            label=f"{chart.title} · {NO_DATA}",
+                            show_label=True,
+                            elem_id=f"chart-{chart.name}",
+                            tooltip="all",
+                        )
+                    )
         timer = gr.Timer(refresh_seconds or history.interval)
         outputs = [headline, *plots]
         # Private: the refresh is the page's plumbing, not an endpoint of the model's API.

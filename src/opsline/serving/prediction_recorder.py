@@ -44,8 +44,9 @@ class PredictionRecorder:
     """Write answered rows to the prediction log (a :class:`~opsline.serving.batcher.Batcher`
     hook). ``open``/``start``/``stop`` are called from the app's lifespan."""
 
-    def __init__(self, recipe: Recipe, settings: ServingSettings,
-                 metrics: ServingMetrics | None = None):
+    def __init__(
+        self, recipe: Recipe, settings: ServingSettings, metrics: ServingMetrics | None = None
+    ):
         self.recipe = recipe
         self.settings = settings
         self.metrics = metrics
@@ -61,13 +62,14 @@ class PredictionRecorder:
         try:
             self.log = PredictionLog.open(self.settings.prediction_log_uri)
             self.last_error = None
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (a log failure must never fail a prediction)
             self._failed(error, rows=0)
 
     def start(self) -> None:
         """Prune now and every hour, on the running loop (in a worker thread)."""
-        self._pruner = asyncio.get_running_loop().create_task(self._prune_forever(),
-                                                             name="prediction-log-pruner")
+        self._pruner = asyncio.get_running_loop().create_task(
+            self._prune_forever(), name="prediction-log-pruner"
+        )
 
     async def stop(self) -> None:
         if self._pruner is not None:
@@ -89,9 +91,11 @@ class PredictionRecorder:
         if self.log is None:
             return 0
         try:
-            return self.log.prune(max_age_days=self.settings.prediction_log_retention_days,
-                                  max_rows=self.settings.prediction_log_max_rows)
-        except Exception as error:
+            return self.log.prune(
+                max_age_days=self.settings.prediction_log_retention_days,
+                max_rows=self.settings.prediction_log_max_rows,
+            )
+        except Exception as error:  # noqa: BLE001 (a log failure must never fail a prediction)
             self._failed(error, rows=0)
             return 0
 
@@ -99,23 +103,35 @@ class PredictionRecorder:
         """For ``GET /model``: where the log is and whether it works."""
         from opsline.monitoring.prediction_log import default_uri, safe_uri
 
-        uri = self.log.uri if self.log is not None else (self.settings.prediction_log_uri
-                                                         or default_uri())
-        return {"uri": safe_uri(uri), "ok": self.log is not None and self.last_error is None,
-                "last_error": self.last_error}
+        uri = (
+            self.log.uri
+            if self.log is not None
+            else (self.settings.prediction_log_uri or default_uri())
+        )
+        return {
+            "uri": safe_uri(uri),
+            "ok": self.log is not None and self.last_error is None,
+            "last_error": self.last_error,
+        }
 
     # -- the hook ---------------------------------------------------------------------------
     def __call__(self, outcome: BatchOutcome) -> None:
-        self.record(outcome.model, outcome.requests, outcome.results, outcome.request_ids,
-                    outcome.latencies)
+        self.record(
+            outcome.model, outcome.requests, outcome.results, outcome.request_ids, outcome.latencies
+        )
 
-    def record(self, model: LoadedModel, requests: Sequence[BaseModel], results: Sequence[Any],
-               request_ids: Sequence[str], latencies: Sequence[float],
-               role: str = PRIMARY) -> None:
+    def record(
+        self,
+        model: LoadedModel,
+        requests: Sequence[BaseModel],
+        results: Sequence[Any],
+        request_ids: Sequence[str],
+        latencies: Sequence[float],
+        role: str = PRIMARY,
+    ) -> None:
         """Log the answered rows of one batch in one transaction (failed rows are skipped:
         they are errors, counted elsewhere, not predictions)."""
-        answered = [i for i, result in enumerate(results)
-                    if not isinstance(result, BaseException)]
+        answered = [i for i, result in enumerate(results) if not isinstance(result, BaseException)]
         if not answered:
             return
         if self.log is None or time.monotonic() < self._paused_until:
@@ -127,30 +143,45 @@ class PredictionRecorder:
         try:
             rows = self._rows(model, requests, results, request_ids, latencies, answered, role)
             self.log.write(rows)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (a log failure must never fail a prediction)
             self._failed(error, rows=len(answered))
             return
         self.last_error = None
         if self.metrics is not None:
             self.metrics.prediction_log_rows.inc(len(rows))
 
-    def _rows(self, model: LoadedModel, requests: Sequence[BaseModel], results: Sequence[Any],
-              request_ids: Sequence[str], latencies: Sequence[float], answered: list[int],
-              role: str) -> list[LogRow]:
+    def _rows(
+        self,
+        model: LoadedModel,
+        requests: Sequence[BaseModel],
+        results: Sequence[Any],
+        request_ids: Sequence[str],
+        latencies: Sequence[float],
+        answered: list[int],
+        role: str,
+    ) -> list[LogRow]:
         ok_requests = [requests[i] for i in answered]
         ok_results = [results[i] for i in answered]
         features = self.recipe.monitored_features(ok_requests, ok_results)
         keep_request = self.recipe.log_request_body and not self.recipe.request_in_features
         now = time.time()
-        return [LogRow(request_id=request_ids[i], ts=now, model=model.name,
-                       version=model.version, features=feats,
-                       prediction=response.model_dump_json(),
-                       predicted_value=_value(response),
-                       latency_ms=latencies[i] * 1000.0,
-                       request=request.model_dump_json() if keep_request else None,
-                       role=role)
-                for i, request, response, feats
-                in zip(answered, ok_requests, ok_results, features, strict=True)]
+        return [
+            LogRow(
+                request_id=request_ids[i],
+                ts=now,
+                model=model.name,
+                version=model.version,
+                features=feats,
+                prediction=response.model_dump_json(),
+                predicted_value=_value(response),
+                latency_ms=latencies[i] * 1000.0,
+                request=request.model_dump_json() if keep_request else None,
+                role=role,
+            )
+            for i, request, response, feats in zip(
+                answered, ok_requests, ok_results, features, strict=True
+            )
+        ]
 
     # -- failures ---------------------------------------------------------------------------
     def _failed(self, error: Exception, rows: int) -> None:
@@ -162,8 +193,11 @@ class PredictionRecorder:
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY_S:
             self._warned_at = now
-            log.warning("The prediction log failed (%s); predictions are still answered but "
-                        "not logged until it recovers.", self.last_error)
+            log.warning(
+                "The prediction log failed (%s); predictions are still answered but "
+                "not logged until it recovers.",
+                self.last_error,
+            )
 
     def _dropped(self, rows: int) -> None:
         if rows and self.metrics is not None:

@@ -18,6 +18,7 @@ Any failure keeps the old model serving; the reason is in ``GET /model`` (``relo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -60,8 +61,14 @@ class ReloadAttempt:
 class Reloader:
     """Follow the registry alias and swap proven models into ``slot``."""
 
-    def __init__(self, recipe: Recipe, settings: ServingSettings, slot: ModelSlot,
-                 batcher: Batcher, metrics: ServingMetrics | None = None):
+    def __init__(
+        self,
+        recipe: Recipe,
+        settings: ServingSettings,
+        slot: ModelSlot,
+        batcher: Batcher,
+        metrics: ServingMetrics | None = None,
+    ):
         self.recipe, self.settings, self.slot = recipe, settings, slot
         self.batcher, self.metrics = batcher, metrics
         self.interval = float(settings.reload_interval_s)
@@ -79,10 +86,8 @@ class Reloader:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         for task in list(self._closing):
             await task
@@ -97,9 +102,11 @@ class Reloader:
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` shows under ``reload``."""
-        return {"follows": self.settings.resolved_model_uri,
-                "interval_s": self.interval,
-                "attempts": [asdict(a) for a in reversed(self.attempts)]}
+        return {
+            "follows": self.settings.resolved_model_uri,
+            "interval_s": self.interval,
+            "attempts": [asdict(a) for a in reversed(self.attempts)],
+        }
 
     # -- one check ----------------------------------------------------------------------
     async def reload(self, trigger: str = "admin", force: bool = False) -> ReloadAttempt:
@@ -112,9 +119,13 @@ class Reloader:
             current = self.slot.model
             previous = current.version if current is not None else None
             uri = self.settings.resolved_model_uri
-            attempt = ReloadAttempt(at=datetime.now(UTC).isoformat(timespec="seconds"),
-                                    trigger=trigger, outcome="failed", uri=uri,
-                                    previous=previous)
+            attempt = ReloadAttempt(
+                at=datetime.now(UTC).isoformat(timespec="seconds"),
+                trigger=trigger,
+                outcome="failed",
+                uri=uri,
+                previous=previous,
+            )
             try:
                 target = await anyio.to_thread.run_sync(self._target_version)
                 attempt.version = target
@@ -129,9 +140,11 @@ class Reloader:
                     attempt.version = candidate.version
                     self._swap(candidate)
                     attempt.outcome = "swapped"
-                    attempt.reason = (f"now serving version {candidate.version} "
-                                      f"(was {previous or 'none'}); backend "
-                                      f"{candidate.predictor.backend}.")
+                    attempt.reason = (
+                        f"now serving version {candidate.version} "
+                        f"(was {previous or 'none'}); backend "
+                        f"{candidate.predictor.backend}."
+                    )
             except OpslineError as error:
                 attempt.reason = str(error)
             except Exception as error:  # a broken candidate must not take the server down
@@ -142,8 +155,13 @@ class Reloader:
             if self.metrics is not None:
                 self.metrics.model_reloads.labels(outcome=attempt.outcome).inc()
             if attempt.outcome != "unchanged":
-                log.log(logging.INFO if attempt.outcome == "swapped" else logging.WARNING,
-                        "Reload (%s) %s: %s", trigger, attempt.outcome, attempt.reason)
+                log.log(
+                    logging.INFO if attempt.outcome == "swapped" else logging.WARNING,
+                    "Reload (%s) %s: %s",
+                    trigger,
+                    attempt.outcome,
+                    attempt.reason,
+                )
             return attempt
 
     def _target_version(self) -> str | None:
@@ -162,20 +180,24 @@ class Reloader:
             responses = predict_sync(candidate, samples, None)
             for response in responses:
                 if not isinstance(response, self.recipe.Response):
-                    raise OpslineError(f"the smoke test got a {type(response).__name__}, "
-                                       f"not a {self.recipe.Response.__name__}.")
+                    raise OpslineError(
+                        f"the smoke test got a {type(response).__name__}, "
+                        f"not a {self.recipe.Response.__name__}."
+                    )
                 value = getattr(response, "predicted_value", 0.0)
                 if not math.isfinite(float(value)):
-                    raise OpslineError(f"the smoke test predicted a non-finite value "
-                                       f"({value}).")
+                    raise OpslineError(f"the smoke test predicted a non-finite value ({value}).")
         except OpslineError as error:
             candidate.predictor.close()
-            raise OpslineError(f"Version {candidate.version} failed its smoke test: "
-                               f"{error}") from None
-        except Exception as error:
+            raise OpslineError(
+                f"Version {candidate.version} failed its smoke test: {error}"
+            ) from None
+        except Exception as error:  # noqa: BLE001 (any candidate failure: the old model keeps serving)
             candidate.predictor.close()
-            raise OpslineError(f"Version {candidate.version} failed its smoke test on "
-                               f"sample_requests(): {type(error).__name__}: {error}") from None
+            raise OpslineError(
+                f"Version {candidate.version} failed its smoke test on "
+                f"sample_requests(): {type(error).__name__}: {error}"
+            ) from None
         if self.metrics is not None:
             candidate.predictor.bind_metrics(self.metrics)
         return candidate
@@ -185,8 +207,9 @@ class Reloader:
         old = self.slot.model
         self.slot.model, self.slot.error = candidate, None
         if self.metrics is not None:
-            self.metrics.set_model(candidate.name, candidate.version, candidate.alias,
-                                   candidate.kind)
+            self.metrics.set_model(
+                candidate.name, candidate.version, candidate.alias, candidate.kind
+            )
         freeze_heap()  # the new model's objects are long-lived too (see freeze_heap)
         if old is not None:
             task = asyncio.get_running_loop().create_task(self._retire(old))

@@ -94,25 +94,38 @@ class RetrainLoop:
                 rules.observe_drift(self.state, drift.status)
             quality = await self.app.state.refresh_quality()
             decision = rules.decide(
-                self.policy, self.state,
-                drift=None if drift is None else {"status": drift.status, "share": drift.share,
-                                                  "rows": drift.rows,
-                                                  "features": drift.drifted_features},
-                quality=quality.metrics, quality_rows=quality.rows)
+                self.policy,
+                self.state,
+                drift=None
+                if drift is None
+                else {
+                    "status": drift.status,
+                    "share": drift.share,
+                    "rows": drift.rows,
+                    "features": drift.drifted_features,
+                },
+                quality=quality.metrics,
+                quality_rows=quality.rows,
+            )
             self.state.last_decision = decision.reason
             if decision.retrain:
                 await self._retrain(decision, model.name, model.version)
             return decision
 
-    async def _retrain(self, decision: rules.Decision, model: str, version: str | None
-                       ) -> None:
+    async def _retrain(self, decision: rules.Decision, model: str, version: str | None) -> None:
         from opsline.monitoring.retrain import start_retrain
 
         try:
             action = await anyio.to_thread.run_sync(
-                start_retrain, self.app.state.jobs, self.recipe.name, model, self.policy,
-                decision, version)
-        except Exception as error:  # e.g. a user's job holds the only slot: try next tick
+                start_retrain,
+                self.app.state.jobs,
+                self.recipe.name,
+                model,
+                self.policy,
+                decision,
+                version,
+            )
+        except Exception as error:  # noqa: BLE001 (e.g. a user's job holds the slot: next tick)
             self.state.last_decision = f"could not start a retrain: {error}"
             log.warning("Retrain not started: %s", error)
             return
@@ -133,8 +146,9 @@ class RetrainLoop:
             await asyncio.sleep(JOB_POLL_S)
         action = await anyio.to_thread.run_sync(self.actions.for_job, job_id)
         if action is not None and action.outcome == RUNNING:  # the worker died before noting it
-            await anyio.to_thread.run_sync(self.actions.finish, action.id, FAILED,
-                                           job.error or f"the job ended {job.status}")
+            await anyio.to_thread.run_sync(
+                self.actions.finish, action.id, FAILED, job.error or f"the job ended {job.status}"
+            )
             action = await anyio.to_thread.run_sync(self.actions.for_job, job_id)
         failed = job.status != "succeeded"
         reason = (action.result if action is not None else "") or job.error or job.message
@@ -142,12 +156,20 @@ class RetrainLoop:
         if action is not None and action.outcome == PROMOTED:
             attempt = await self.app.state.reloader.reload("retrain")
             await self.app.state.refresh_quality()  # the new version's own (empty) figures
-            log.info("Retrain job %s promoted version %s; reload: %s (%s)", job_id,
-                     action.new_version, attempt.outcome, attempt.reason)
+            log.info(
+                "Retrain job %s promoted version %s; reload: %s (%s)",
+                job_id,
+                action.new_version,
+                attempt.outcome,
+                attempt.reason,
+            )
 
     # -- GET /model ------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         model = self.app.state.model.model
         recent = self.actions.recent(model.name if model else None, limit=5)
-        return {"policy": self.policy.describe(), "state": self.state.describe(),
-                "actions": [a.to_dict() for a in recent]}
+        return {
+            "policy": self.policy.describe(),
+            "state": self.state.describe(),
+            "actions": [a.to_dict() for a in recent],
+        }

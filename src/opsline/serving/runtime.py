@@ -42,11 +42,17 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description of the model."""
-        return {"name": self.name, "version": self.version, "alias": self.alias,
-                "uri": self.uri, "run_id": self.run_id, "data_version": self.data_version,
-                "kind": self.kind, "metrics": dict(self.metrics),
-                "predictor": {**(self.predictor.info or {}),
-                              "backend": self.predictor.backend}}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "uri": self.uri,
+            "run_id": self.run_id,
+            "data_version": self.data_version,
+            "kind": self.kind,
+            "metrics": dict(self.metrics),
+            "predictor": {**(self.predictor.info or {}), "backend": self.predictor.backend},
+        }
 
 
 @dataclass
@@ -73,17 +79,27 @@ def load_model(recipe: Recipe, settings: ServingSettings) -> LoadedModel:
     except OpslineError:
         raise
     except Exception as error:  # a broken/mismatched directory: say which and why
-        raise ModelLoadError(f"Could not load {uri} ({ref.local_dir}) with recipe "
-                             f"{recipe.name!r}: {error}") from error
+        raise ModelLoadError(
+            f"Could not load {uri} ({ref.local_dir}) with recipe {recipe.name!r}: {error}"
+        ) from error
     info = predictor.info or {}
-    return LoadedModel(predictor=predictor, name=ref.name, uri=uri, version=ref.version,
-                       alias=ref.alias, run_id=ref.run_id, data_version=ref.data_version,
-                       kind=ref.kind or info.get("kind"), metrics=dict(ref.metrics),
-                       model_dir=Path(ref.local_dir))
+    return LoadedModel(
+        predictor=predictor,
+        name=ref.name,
+        uri=uri,
+        version=ref.version,
+        alias=ref.alias,
+        run_id=ref.run_id,
+        data_version=ref.data_version,
+        kind=ref.kind or info.get("kind"),
+        metrics=dict(ref.metrics),
+        model_dir=Path(ref.local_dir),
+    )
 
 
-def try_load_model(recipe: Recipe, settings: ServingSettings,
-                   metrics: ServingMetrics | None = None) -> ModelSlot:
+def try_load_model(
+    recipe: Recipe, settings: ServingSettings, metrics: ServingMetrics | None = None
+) -> ModelSlot:
     """:func:`load_model`, but a failure becomes a readable reason instead of an exception.
 
     The app must start without a model (``/health`` answers, ``/ready`` says why not).
@@ -101,14 +117,17 @@ def try_load_model(recipe: Recipe, settings: ServingSettings,
         return ModelSlot(error=reason)
     except Exception as error:
         log.exception("Loading the model %s failed", settings.resolved_model_uri)
-        return ModelSlot(error=f"Loading the model {settings.resolved_model_uri} failed "
-                               f"({type(error).__name__}: {error}); see the server log.")
+        return ModelSlot(
+            error=f"Loading the model {settings.resolved_model_uri} failed "
+            f"({type(error).__name__}: {error}); see the server log."
+        )
     log.info("Serving %s version %s (%s)", model.name, model.version, model.uri)
     return ModelSlot(model=model)
 
 
-def predict_sync(model: LoadedModel, requests: Sequence[BaseModel],
-                 metrics: ServingMetrics | None) -> list[BaseModel]:
+def predict_sync(
+    model: LoadedModel, requests: Sequence[BaseModel], metrics: ServingMetrics | None
+) -> list[BaseModel]:
     """Run ``predictor.predict`` and record inference metrics (call from a worker thread)."""
     start = time.perf_counter()
     try:
@@ -121,8 +140,9 @@ def predict_sync(model: LoadedModel, requests: Sequence[BaseModel],
         raise
     elapsed = time.perf_counter() - start
     if len(responses) != len(requests):
-        raise RuntimeError(f"predictor returned {len(responses)} responses "
-                           f"for {len(requests)} requests")
+        raise RuntimeError(
+            f"predictor returned {len(responses)} responses for {len(requests)} requests"
+        )
     if metrics is not None:
         metrics.observe_inference(elapsed, len(requests))
         metrics.observe_predictions(responses)

@@ -84,8 +84,9 @@ class ServingSettings(BaseSettings):
             ``retrain`` job through the same job slots as ``/jobs``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="OPSLINE_", extra="ignore",
-                                      protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="OPSLINE_", extra="ignore", protected_namespaces=()
+    )
 
     recipe: str = "house_price"
     model_name: str | None = None

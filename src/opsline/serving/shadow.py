@@ -82,10 +82,19 @@ class ShadowScorer:
         metrics: the app's collectors (``opsline_shadow_*``).
     """
 
-    def __init__(self, recipe: Recipe, settings: ServingSettings, recorder: PredictionRecorder,
-                 metrics: ServingMetrics | None = None):
-        self.recipe, self.settings, self.recorder, self.metrics = recipe, settings, recorder, \
-            metrics
+    def __init__(
+        self,
+        recipe: Recipe,
+        settings: ServingSettings,
+        recorder: PredictionRecorder,
+        metrics: ServingMetrics | None = None,
+    ):
+        self.recipe, self.settings, self.recorder, self.metrics = (
+            recipe,
+            settings,
+            recorder,
+            metrics,
+        )
         self.uri = settings.shadow_model_uri or ""
         self.max_queue = int(settings.shadow_max_queue)
         self.recheck_s = float(settings.reload_interval_s)
@@ -93,8 +102,13 @@ class ShadowScorer:
         self.state = LOADING
         self.error: str | None = None
         if not settings.prediction_log:
-            self.state, self.error = OFF, ("the prediction log is off (OPSLINE_PREDICTION_LOG="
-                                           "false): shadow answers would have nowhere to go.")
+            self.state, self.error = (
+                OFF,
+                (
+                    "the prediction log is off (OPSLINE_PREDICTION_LOG="
+                    "false): shadow answers would have nowhere to go."
+                ),
+            )
         self.rows_scored = self.rows_skipped = self.rows_failed = 0
         self._items: collections.deque[_Item] = collections.deque()
         self._queued = 0  # rows in ``_items``
@@ -149,23 +163,33 @@ class ShadowScorer:
     def describe(self) -> dict[str, Any]:
         """For ``GET /model`` under ``monitoring.shadow``."""
         model = self.model
-        return {"uri": self.uri, "state": self.state,
-                "version": model.version if model is not None else None,
-                "loaded": model is not None, "error": self.error,
-                "rows_scored": self.rows_scored, "rows_skipped": self.rows_skipped,
-                "rows_failed": self.rows_failed, "queued_rows": self._queued,
-                "max_queue": self.max_queue}
+        return {
+            "uri": self.uri,
+            "state": self.state,
+            "version": model.version if model is not None else None,
+            "loaded": model is not None,
+            "error": self.error,
+            "rows_scored": self.rows_scored,
+            "rows_skipped": self.rows_skipped,
+            "rows_failed": self.rows_failed,
+            "queued_rows": self._queued,
+            "max_queue": self.max_queue,
+        }
 
     # -- the hook (the batch thread, before the answers leave: keep it cheap) ----------------
     def __call__(self, outcome: BatchOutcome) -> None:
         if self.state in (FAILED, OFF) or self._stopping:
             return
-        answered = [i for i, result in enumerate(outcome.results)
-                    if not isinstance(result, BaseException)]
+        answered = [
+            i for i, result in enumerate(outcome.results) if not isinstance(result, BaseException)
+        ]
         if not answered:
             return
-        item = _Item(outcome.model.name, [outcome.requests[i] for i in answered],
-                     [outcome.request_ids[i] for i in answered])
+        item = _Item(
+            outcome.model.name,
+            [outcome.requests[i] for i in answered],
+            [outcome.request_ids[i] for i in answered],
+        )
         with self._cond:
             if self._queued + len(answered) > self.max_queue:
                 self._skip(len(answered))
@@ -190,8 +214,7 @@ class ShadowScorer:
                         self._cond.wait(wait)
                     else:
                         self._cond.wait()
-                if self._stopping and (not self._items
-                                       or time.monotonic() > self._drain_deadline):
+                if self._stopping and (not self._items or time.monotonic() > self._drain_deadline):
                     return
                 batch = self._take() if self.model is not None and self._items else None
                 self._busy = batch is not None
@@ -219,14 +242,18 @@ class ShadowScorer:
         """Queued rows of the oldest item's model name and batch key, up to a batch."""
         assert self.model is not None
         predictor = self.model.predictor
-        limit = min(self.settings.batch_max_size,
-                    predictor.max_batch_size or self.settings.batch_max_size)
+        limit = min(
+            self.settings.batch_max_size, predictor.max_batch_size or self.settings.batch_max_size
+        )
         first = self._items.popleft()
         key = predictor.batch_key(first.requests[0])
         requests, ids = list(first.requests), list(first.request_ids)
-        while (self._items and self._items[0].name == first.name
-               and len(requests) + len(self._items[0].requests) <= limit
-               and predictor.batch_key(self._items[0].requests[0]) == key):
+        while (
+            self._items
+            and self._items[0].name == first.name
+            and len(requests) + len(self._items[0].requests) <= limit
+            and predictor.batch_key(self._items[0].requests[0]) == key
+        ):
             item = self._items.popleft()
             requests.extend(item.requests)
             ids.extend(item.request_ids)
@@ -253,14 +280,22 @@ class ShadowScorer:
             self.rows_failed += len(failed)
             if self.metrics is not None:
                 self.metrics.shadow_errors.inc(len(failed))
-            self._warn(f"the shadow model failed on {len(failed)} of {len(requests)} rows "
-                       f"({type(failed[0]).__name__}: {failed[0]})")
+            self._warn(
+                f"the shadow model failed on {len(failed)} of {len(requests)} rows "
+                f"({type(failed[0]).__name__}: {failed[0]})"
+            )
         scored = len(requests) - len(failed)
         self.rows_scored += scored
         if self.metrics is not None and scored:
             self.metrics.shadow_rows.inc(scored)
-        self.recorder.record(self._log_model(name, model), requests, results, ids,
-                             [seconds] * len(requests), role=SHADOW)
+        self.recorder.record(
+            self._log_model(name, model),
+            requests,
+            results,
+            ids,
+            [seconds] * len(requests),
+            role=SHADOW,
+        )
 
     @staticmethod
     def _one(model: LoadedModel, request: BaseModel) -> Any:
@@ -290,11 +325,15 @@ class ShadowScorer:
         from opsline.serving.runtime import freeze_heap, load_model
 
         try:
-            model = load_model(self.recipe, self.settings.model_copy(
-                update={"model_uri": self.uri}))
+            model = load_model(
+                self.recipe, self.settings.model_copy(update={"model_uri": self.uri})
+            )
         except Exception as error:  # noqa: BLE001 - a broken candidate never stops the server
-            reason = str(error) if isinstance(error, OpslineError) \
+            reason = (
+                str(error)
+                if isinstance(error, OpslineError)
                 else f"{type(error).__name__}: {error}"
+            )
             with self._cond:
                 if self.model is None:
                     self.state = FAILED
@@ -311,8 +350,11 @@ class ShadowScorer:
             with contextlib.suppress(Exception):
                 old.predictor.close()
         freeze_heap()  # the candidate's objects are long-lived too (see freeze_heap)
-        log.info("Shadow model %s version %s loaded: it scores every batch off the response "
-                 "path.", self.uri, model.version)
+        log.info(
+            "Shadow model %s version %s loaded: it scores every batch off the response path.",
+            self.uri,
+            model.version,
+        )
 
     def _follows_alias(self) -> bool:
         return self.uri.startswith("models:/") and "@" in self.uri
@@ -354,5 +396,8 @@ class ShadowScorer:
 def _lower_priority() -> None:
     """Nice the calling thread (Linux sets priorities per thread), best effort."""
     with contextlib.suppress(Exception):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                       min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE))
+        os.setpriority(
+            os.PRIO_PROCESS,
+            threading.get_native_id(),
+            min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE),
+        )

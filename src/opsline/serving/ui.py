@@ -46,8 +46,7 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
         # Gradio calls this in its own worker thread; the form's rows join the API's
         # batches (and their metrics) on the server's event loop.
         batcher = app.state.batcher
-        return asyncio.run_coroutine_threadsafe(batcher.submit(requests), batcher.loop
-                                                ).result()
+        return asyncio.run_coroutine_threadsafe(batcher.submit(requests), batcher.loop).result()
 
     blocks = recipe.ui(predict)
     history = getattr(app.state, "history", None)
@@ -56,8 +55,9 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
 
         add_monitoring_page(blocks, history, path=MONITORING_PATH)
         page_url = path.rstrip("/") + MONITORING_PATH
-        app.add_api_route("/monitoring", lambda: RedirectResponse(page_url),
-                          include_in_schema=False)
+        app.add_api_route(
+            "/monitoring", lambda: RedirectResponse(page_url), include_in_schema=False
+        )
     drift = getattr(app.state, "drift", None)
     if drift is not None:  # the latest drift check and Evidently's report at /ui/drift
         from opsline.serving.drift_page import add_drift_page
@@ -65,14 +65,19 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
         add_drift_page(blocks, drift)
     # Browsers ask the site root for an icon; without this every page view logs a 404.
     icon_url = path.rstrip("/") + "/favicon.ico"
-    app.add_api_route("/favicon.ico", lambda: RedirectResponse(icon_url),
-                      include_in_schema=False)
+    app.add_api_route("/favicon.ico", lambda: RedirectResponse(icon_url), include_in_schema=False)
     # ssr off: no Node server; run history off: the server must not keep users' inputs.
     # The default theme uses fonts bundled with gradio, so the page also works offline.
     with warnings.catch_warnings():
         # Gradio warns that SSR is off for multipage apps even when ssr_mode=False asks it.
-        warnings.filterwarnings("ignore", message="SSR mode is not supported",
-                                category=UserWarning)
-        gradio.mount_gradio_app(app, blocks, path=path, ssr_mode=False, run_history=False,
-                                footer_links=["api"], mcp_server=False,
-                                enable_monitoring=False)
+        warnings.filterwarnings("ignore", message="SSR mode is not supported", category=UserWarning)
+        gradio.mount_gradio_app(
+            app,
+            blocks,
+            path=path,
+            ssr_mode=False,
+            run_history=False,
+            footer_links=["api"],
+            mcp_server=False,
+            enable_monitoring=False,
+        )

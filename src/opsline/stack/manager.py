@@ -40,20 +40,39 @@ def _ports(settings: StackSettings, *prefixes: str) -> dict[str, int]:
 
 
 COMPONENTS = (
-    Component(postgres.service, lambda s: _ports(s, "PostgreSQL"),
-              lambda s: f"postgresql://{s.client_host}:{s.pg_port}",
-              lambda s: (postgres.init_cluster(s), postgres.start(s))[1],
-              postgres.healthy, postgres.provision, timeout=60, stop_signal=signal.SIGINT),
+    Component(
+        postgres.service,
+        lambda s: _ports(s, "PostgreSQL"),
+        lambda s: f"postgresql://{s.client_host}:{s.pg_port}",
+        lambda s: (postgres.init_cluster(s), postgres.start(s))[1],
+        postgres.healthy,
+        postgres.provision,
+        timeout=60,
+        stop_signal=signal.SIGINT,
+    ),
     # SeaweedFS takes ~15 s to stop gracefully. Killing it after 5 s loses nothing it has
     # acknowledged (volumes and the filer's store are already written to the OS; only a
     # machine crash could lose unsynced pages), so `stack down` does not wait that long.
-    Component(s3.service, lambda s: _ports(s, "S3 API", "SeaweedFS"),
-              lambda s: s.s3_endpoint, s3.start, s3.healthy, s3.ensure_bucket, timeout=60,
-              grace=5.0),
+    Component(
+        s3.service,
+        lambda s: _ports(s, "S3 API", "SeaweedFS"),
+        lambda s: s.s3_endpoint,
+        s3.start,
+        s3.healthy,
+        s3.ensure_bucket,
+        timeout=60,
+        grace=5.0,
+    ),
     # The first start migrates the MLflow schema in PostgreSQL: slow on a busy machine.
-    Component(mlflow_server.service, lambda s: _ports(s, "MLflow"),
-              lambda s: s.tracking_uri, mlflow_server.start, mlflow_server.healthy,
-              lambda s: None, timeout=180),
+    Component(
+        mlflow_server.service,
+        lambda s: _ports(s, "MLflow"),
+        lambda s: s.tracking_uri,
+        mlflow_server.start,
+        mlflow_server.healthy,
+        lambda s: None,
+        timeout=180,
+    ),
 )
 
 
@@ -77,8 +96,15 @@ def status(settings: StackSettings) -> list[Row]:
     for component in COMPONENTS:
         svc = component.service(settings)
         pid = processes.pid_of(svc)
-        rows.append(Row(svc.name, component.uri(settings), pid,
-                        pid is not None and component.healthy(settings), str(svc.log)))
+        rows.append(
+            Row(
+                svc.name,
+                component.uri(settings),
+                pid,
+                pid is not None and component.healthy(settings),
+                str(svc.log),
+            )
+        )
     return rows
 
 
@@ -98,13 +124,13 @@ def up(settings: StackSettings, say: Say) -> bool:
                 pid = component.start(settings)
                 started.append(component)
             # Also for one already running: it may still be starting (another `up`).
-            processes.wait_healthy(svc, pid, lambda c=component: c.healthy(settings),
-                                   component.timeout)
+            processes.wait_healthy(
+                svc, pid, lambda c=component: c.healthy(settings), component.timeout
+            )
             component.setup(settings)
     except BaseException:
         for component in reversed(started):
-            processes.stop(component.service(settings), component.stop_signal,
-                           component.grace)
+            processes.stop(component.service(settings), component.stop_signal, component.grace)
         raise
     return bool(started)
 
@@ -113,9 +139,11 @@ def _check_ports(settings: StackSettings, component: Component) -> None:
     for name, port in component.ports(settings).items():
         if processes.port_in_use(settings.host, port):
             label, _, key = name.partition(" (")
-            raise OpslineError(f"Port {port} on {settings.host}, needed by {label}, is already "
-                               f"in use; free it or set {key.rstrip(')')} in "
-                               f"{settings.source}.")
+            raise OpslineError(
+                f"Port {port} on {settings.host}, needed by {label}, is already "
+                f"in use; free it or set {key.rstrip(')')} in "
+                f"{settings.source}."
+            )
 
 
 def down(settings: StackSettings) -> list[str]:

@@ -21,27 +21,45 @@ def service(settings: StackSettings, key: str = "mlflow") -> processes.Service:
 
 
 def server_env(settings: StackSettings, secret_key: str | None = None) -> dict[str, str]:
-    return {"MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint,
-            "AWS_ACCESS_KEY_ID": settings.access_key,
-            "AWS_SECRET_ACCESS_KEY": secret_key or settings.secret_key,
-            "AWS_DEFAULT_REGION": settings.region,
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return {
+        "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": settings.access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key or settings.secret_key,
+        "AWS_DEFAULT_REGION": settings.region,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
 
 
-def start(settings: StackSettings, *, port: int | None = None, key: str = "mlflow",
-          secret_key: str | None = None) -> int:
+def start(
+    settings: StackSettings,
+    *,
+    port: int | None = None,
+    key: str = "mlflow",
+    secret_key: str | None = None,
+) -> int:
     """Start the server (``port``/``key``/``secret_key`` let a test start a second, broken one)."""
     beside = Path(sys.executable).parent / "mlflow"
     program = [str(beside)] if beside.is_file() else [sys.executable, "-m", "mlflow"]
-    cmd = [*program, "server", "--host", settings.host,
-           "--port", str(port or settings.mlflow_port),
-           "--workers", str(settings.mlflow_workers),
-           "--backend-store-uri", settings.pg_uri(settings.mlflow_db),
-           "--serve-artifacts", "--artifacts-destination", settings.artifacts_destination]
+    cmd = [
+        *program,
+        "server",
+        "--host",
+        settings.host,
+        "--port",
+        str(port or settings.mlflow_port),
+        "--workers",
+        str(settings.mlflow_workers),
+        "--backend-store-uri",
+        settings.pg_uri(settings.mlflow_db),
+        "--serve-artifacts",
+        "--artifacts-destination",
+        settings.artifacts_destination,
+    ]
     root = settings.dir / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
-    return processes.start(service(settings, key), cmd, env=server_env(settings, secret_key),
-                           cwd=root)
+    return processes.start(
+        service(settings, key), cmd, env=server_env(settings, secret_key), cwd=root
+    )
 
 
 def healthy(settings: StackSettings, port: int | None = None) -> bool:

@@ -9,6 +9,7 @@ program) is never mistaken for ours.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,8 +31,8 @@ _children: dict[int, subprocess.Popen] = {}
 class Service:
     """A server of the stack: its name for people, its log and its pid record."""
 
-    name: str        # e.g. "PostgreSQL"
-    key: str         # file stem: postgres, s3, mlflow
+    name: str  # e.g. "PostgreSQL"
+    key: str  # file stem: postgres, s3, mlflow
     stack_dir: Path
 
     @property
@@ -58,14 +59,17 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 return True
-            raise OpslineError(f"Cannot listen on {host}:{port} ({error.strerror}); set host "
-                               f"and the ports in the stack config to ones this machine "
-                               f"allows.") from None
+            raise OpslineError(
+                f"Cannot listen on {host}:{port} ({error.strerror}); set host "
+                f"and the ports in the stack config to ones this machine "
+                f"allows."
+            ) from None
     return False
 
 
-def start(service: Service, cmd: Sequence[str], env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> int:
+def start(
+    service: Service, cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
     """Start ``cmd`` detached in its own session, output appended to the service's log."""
     service.log.parent.mkdir(parents=True, exist_ok=True)
     service.record.parent.mkdir(parents=True, exist_ok=True)
@@ -73,15 +77,24 @@ def start(service: Service, cmd: Sequence[str], env: dict[str, str] | None = Non
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         log.flush()
         try:
-            proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env={**os.environ, **(env or {})}, cwd=cwd)
+            proc = subprocess.Popen(
+                list(cmd),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+            )
         except OSError as error:
-            raise OpslineError(f"{service.name} could not be started ({error.strerror}: "
-                               f"{cmd[0]}); see {service.log}.") from None
+            raise OpslineError(
+                f"{service.name} could not be started ({error.strerror}: "
+                f"{cmd[0]}); see {service.log}."
+            ) from None
     _children[proc.pid] = proc
-    service.record.write_text(json.dumps({"pid": proc.pid, "cmd": list(cmd),
-                                          "ticks": _start_ticks(proc.pid)}))
+    service.record.write_text(
+        json.dumps({"pid": proc.pid, "cmd": list(cmd), "ticks": _start_ticks(proc.pid)})
+    )
     return proc.pid
 
 
@@ -132,18 +145,14 @@ def stop(service: Service, sig: int = signal.SIGTERM, grace: float = 15.0) -> bo
     if pid is None:
         service.record.unlink(missing_ok=True)
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)  # the leader first: servers shut their children down in order
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + grace
     while group_members(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if group_members(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + 5
         while group_members(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -159,13 +168,14 @@ def wait_healthy(service: Service, pid: int, check: Callable[[], bool], timeout:
     while True:
         if pid_of(service) != pid:
             code = _exit_code(pid)
-            raise OpslineError(f"{service.name} failed to start{code}; see its log "
-                               f"{service.log}.")
+            raise OpslineError(f"{service.name} failed to start{code}; see its log {service.log}.")
         if check():
             return
         if time.monotonic() > deadline:
-            raise OpslineError(f"{service.name} did not become healthy within {timeout:.0f} s;"
-                               f" see its log {service.log}.")
+            raise OpslineError(
+                f"{service.name} did not become healthy within {timeout:.0f} s;"
+                f" see its log {service.log}."
+            )
         time.sleep(0.25)
 
 

@@ -46,8 +46,10 @@ class StackSettings:
         return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
 
     def pg_uri(self, db: Database) -> str:
-        return (f"postgresql+psycopg2://{db.user}:{db.password}@{self.client_host}:"
-                f"{self.pg_port}/{db.database}")
+        return (
+            f"postgresql+psycopg2://{db.user}:{db.password}@{self.client_host}:"
+            f"{self.pg_port}/{db.database}"
+        )
 
     @property
     def s3_endpoint(self) -> str:
@@ -63,10 +65,14 @@ class StackSettings:
 
     def ports(self) -> dict[str, int]:
         """Every port the stack listens on, named for error messages."""
-        named = {"PostgreSQL (postgres.port)": self.pg_port, "S3 API (s3.port)": self.s3_port,
-                 "MLflow (mlflow.port)": self.mlflow_port}
-        named.update({f"SeaweedFS {k} (s3.internal_ports.{k})": v
-                      for k, v in self.internal_ports.items()})
+        named = {
+            "PostgreSQL (postgres.port)": self.pg_port,
+            "S3 API (s3.port)": self.s3_port,
+            "MLflow (mlflow.port)": self.mlflow_port,
+        }
+        named.update(
+            {f"SeaweedFS {k} (s3.internal_ports.{k})": v for k, v in self.internal_ports.items()}
+        )
         return named
 
     def client_env(self) -> dict[str, str]:
@@ -91,8 +97,9 @@ def default_path() -> Path:
     return config_dir() / "stack.yaml"
 
 
-def load_settings(path: Path | str | None = None, stack_dir: Path | str | None = None
-                  ) -> StackSettings:
+def load_settings(
+    path: Path | str | None = None, stack_dir: Path | str | None = None
+) -> StackSettings:
     """Read the stack config; a missing file or key is one sentence naming it.
 
     ``stack_dir`` (``--dir``) wins over the file's ``dir``, which wins over
@@ -111,16 +118,23 @@ def load_settings(path: Path | str | None = None, stack_dir: Path | str | None =
         ports = {k: int(s3["internal_ports"][k]) for k in _INTERNAL}
         root = Path(stack_dir or raw.get("dir") or home() / "stack").expanduser().resolve()
         return StackSettings(
-            host=str(raw.get("host") or "127.0.0.1"), dir=root,
-            pg_port=int(pg["port"]), pg_superuser_password=str(pg["superuser_password"]),
+            host=str(raw.get("host") or "127.0.0.1"),
+            dir=root,
+            pg_port=int(pg["port"]),
+            pg_superuser_password=str(pg["superuser_password"]),
             pg_os_user=str(pg.get("os_user") or "postgres"),
             mlflow_db=Database(**{k: str(v) for k, v in pg["mlflow"].items()}),
             opsline_db=Database(**{k: str(v) for k, v in pg["opsline"].items()}),
-            s3_port=int(s3["port"]), access_key=str(s3["access_key"]),
-            secret_key=str(s3["secret_key"]), region=str(s3.get("region") or "us-east-1"),
-            bucket=str(s3["bucket"]), internal_ports=ports,
-            mlflow_port=int(ml.get("port", 5000)), mlflow_workers=int(ml.get("workers", 1)),
-            source=source)
+            s3_port=int(s3["port"]),
+            access_key=str(s3["access_key"]),
+            secret_key=str(s3["secret_key"]),
+            region=str(s3.get("region") or "us-east-1"),
+            bucket=str(s3["bucket"]),
+            internal_ports=ports,
+            mlflow_port=int(ml.get("port", 5000)),
+            mlflow_workers=int(ml.get("workers", 1)),
+            source=source,
+        )
     except KeyError as error:
         raise UsageError(f"Stack config {source} is missing the key {error.args[0]!r}.") from None
     except (TypeError, ValueError, yaml.YAMLError) as error:

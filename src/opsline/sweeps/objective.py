@@ -65,8 +65,15 @@ class Objective:
         say: progress messages.
     """
 
-    def __init__(self, recipe: str, overrides: Sequence[str], spec: SweepSpec,
-                 parent_run_id: str, study_name: str, say: Callable[[str], None]):
+    def __init__(
+        self,
+        recipe: str,
+        overrides: Sequence[str],
+        spec: SweepSpec,
+        parent_run_id: str,
+        study_name: str,
+        say: Callable[[str], None],
+    ):
         self.recipe = recipe
         self.overrides = list(overrides)
         self.spec = spec
@@ -84,13 +91,21 @@ class Objective:
         trial.set_user_attr(WORKER_ATTR, worker_id())
         values = {key: param.suggest(trial) for key, param in self.spec.space.items()}
         overrides = [*self.overrides, *to_overrides(values)]
-        tags = {"optuna.study": self.study_name, "optuna.trial_number": str(trial.number),
-                "sweep.role": "trial"}
+        tags = {
+            "optuna.study": self.study_name,
+            "optuna.trial_number": str(trial.number),
+            "sweep.role": "trial",
+        }
         self.say(f"Trial {trial.number}: {' '.join(to_overrides(values))}")
         try:
-            result = pipeline.train(self.recipe, overrides, on_epoch=PruningHook(
-                trial, self.spec.prune_on), parent_run_id=self.parent_run_id,
-                register=False, tags=tags)
+            result = pipeline.train(
+                self.recipe,
+                overrides,
+                on_epoch=PruningHook(trial, self.spec.prune_on),
+                parent_run_id=self.parent_run_id,
+                register=False,
+                tags=tags,
+            )
         except TrialStopped as stop:
             raise optuna.TrialPruned(str(stop)) from None
         except Exception as error:
@@ -99,8 +114,10 @@ class Objective:
             trial.set_user_attr("error", f"{type(error).__name__}: {text[0] if text else ''}")
             raise
         if self.spec.metric not in result.metrics:
-            raise UsageError(f"sweep.metric {self.spec.metric!r} is not among the metrics "
-                             f"training reports: {', '.join(sorted(result.metrics))}.")
+            raise UsageError(
+                f"sweep.metric {self.spec.metric!r} is not among the metrics "
+                f"training reports: {', '.join(sorted(result.metrics))}."
+            )
         trial.set_user_attr("run_id", result.run_id)
         trial.set_user_attr("model_uri", result.model_uri)
         trial.set_user_attr("tags", result.tags)

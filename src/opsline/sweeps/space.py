@@ -28,9 +28,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from omegaconf import DictConfig
 
 TYPES = ("float", "int", "categorical")
-_FIELDS = {"float": {"type", "low", "high", "log", "step"},
-           "int": {"type", "low", "high", "log", "step"},
-           "categorical": {"type", "choices"}}
+_FIELDS = {
+    "float": {"type", "low", "high", "log", "step"},
+    "int": {"type", "low", "high", "log", "step"},
+    "categorical": {"type", "choices"},
+}
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,11 @@ class Param:
     def suggest(self, trial: Any) -> Any:
         """Sample a value for ``trial`` (an ``optuna.Trial``); returns the config value."""
         if self.type == "float":
-            return trial.suggest_float(self.key, self.low, self.high, log=self.log,
-                                       step=self.step)
+            return trial.suggest_float(self.key, self.low, self.high, log=self.log, step=self.step)
         if self.type == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log,
-                                     step=int(self.step or 1))
+            return trial.suggest_int(
+                self.key, int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
         labels = [label(c) for c in self.choices]
         picked = trial.suggest_categorical(self.key, labels)
         return self.choices[labels.index(picked)]
@@ -95,8 +97,11 @@ def parse_param(key: str, spec: Any) -> Param:
         raise _bad(key, f"unknown type {kind!r} (valid types: {', '.join(TYPES)})")
     unknown = sorted(set(spec) - _FIELDS[kind])
     if unknown:
-        raise _bad(key, f"unknown field(s) {', '.join(unknown)} for type {kind} "
-                        f"(valid: {', '.join(sorted(_FIELDS[kind]))})")
+        raise _bad(
+            key,
+            f"unknown field(s) {', '.join(unknown)} for type {kind} "
+            f"(valid: {', '.join(sorted(_FIELDS[kind]))})",
+        )
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -126,14 +131,21 @@ def _check_key_exists(cfg: DictConfig, key: str) -> None:
     missing = object()
     value = OmegaConf.select(cfg, key, default=missing)
     if value is missing:
-        raise _bad(key, "no such key in the composed config (check the spelling and the "
-                        "model the overrides select)")
+        raise _bad(
+            key,
+            "no such key in the composed config (check the spelling and the "
+            "model the overrides select)",
+        )
     if isinstance(value, DictConfig):
         raise _bad(key, "it is a config section, not a value")
 
 
-def load_spec(cfg: DictConfig, recipe_name: str, greater_is_better: bool,
-              overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+def load_spec(
+    cfg: DictConfig,
+    recipe_name: str,
+    greater_is_better: bool,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> SweepSpec:
     """The sweep spec for the model ``cfg`` selects, validated against ``cfg``.
 
     Raises:
@@ -146,15 +158,19 @@ def load_spec(cfg: DictConfig, recipe_name: str, greater_is_better: bool,
     section = cfg.get("sweep")
     where = f"configs/recipe/{recipe_name}.yaml"
     if not isinstance(section, DictConfig) or section.get("space") is None:
-        raise UsageError(f"Recipe {recipe_name!r} declares no search space: add a `sweep:` "
-                         f"section with `space:` to {where}.")
+        raise UsageError(
+            f"Recipe {recipe_name!r} declares no search space: add a `sweep:` "
+            f"section with `space:` to {where}."
+        )
     raw = OmegaConf.to_container(section, resolve=True)
     model_name = str(OmegaConf.select(cfg, "model.name", default="default"))
     spaces = raw.get("space") or {}
     if model_name not in spaces and "default" not in spaces:
-        raise UsageError(f"No sweep space for model {model_name!r} of recipe {recipe_name!r}: "
-                         f"add sweep.space.{model_name} to {where} (spaces exist for: "
-                         f"{', '.join(spaces) or 'none'}).")
+        raise UsageError(
+            f"No sweep space for model {model_name!r} of recipe {recipe_name!r}: "
+            f"add sweep.space.{model_name} to {where} (spaces exist for: "
+            f"{', '.join(spaces) or 'none'})."
+        )
     entries = spaces.get(model_name, spaces.get("default"))
     if not isinstance(entries, dict) or not entries:
         raise UsageError(f"sweep.space.{model_name} in {where} is empty.")
@@ -166,19 +182,27 @@ def load_spec(cfg: DictConfig, recipe_name: str, greater_is_better: bool,
     fixed = {o.lstrip("+~").partition("=")[0] for o in overrides}
     both = sorted(fixed & set(space))
     if both:
-        raise UsageError(f"Invalid sweep space key {both[0]!r}: it is both searched and set "
-                         f"by an override; drop one of them.")
+        raise UsageError(
+            f"Invalid sweep space key {both[0]!r}: it is both searched and set "
+            f"by an override; drop one of them."
+        )
     metric = str(raw.get("metric") or "")
     if not metric.startswith("val_"):
-        raise UsageError(f"sweep.metric must be a validation metric (val_...), got "
-                         f"{metric or 'nothing'!r}: tuning on test would leak it.")
+        raise UsageError(
+            f"sweep.metric must be a validation metric (val_...), got "
+            f"{metric or 'nothing'!r}: tuning on test would leak it."
+        )
     direction = raw.get("direction") or ("maximize" if greater_is_better else "minimize")
     if direction not in ("minimize", "maximize"):
         raise UsageError(f"sweep.direction must be minimize or maximize, got {direction!r}.")
-    return SweepSpec(metric=metric, direction=direction,
-                     prune_on=str(raw.get("prune_on") or "val_loss"), space=space,
-                     n_startup_trials=int(raw.get("n_startup_trials", 5)),
-                     pruner={k: int(v) for k, v in (raw.get("pruner") or {}).items()})
+    return SweepSpec(
+        metric=metric,
+        direction=direction,
+        prune_on=str(raw.get("prune_on") or "val_loss"),
+        space=space,
+        n_startup_trials=int(raw.get("n_startup_trials", 5)),
+        pruner={k: int(v) for k, v in (raw.get("pruner") or {}).items()},
+    )
 
 
 _PLAIN = re.compile(r"^[A-Za-z_][\w.\-/]*$")

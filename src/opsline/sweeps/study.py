@@ -78,10 +78,13 @@ def open_storage(url: str) -> Any:
             # Several worker processes write one SQLite file: wait for the lock, don't fail.
             engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,
             heartbeat_interval=None if sqlite else HEARTBEAT_SECONDS,
-            grace_period=None if sqlite else 3 * HEARTBEAT_SECONDS)
+            grace_period=None if sqlite else 3 * HEARTBEAT_SECONDS,
+        )
     except ModuleNotFoundError as error:
-        raise UsageError(f"Sweep storage {redact(url)} needs the {error.name!r} driver: "
-                         f"pip install it (e.g. psycopg2-binary for PostgreSQL).") from None
+        raise UsageError(
+            f"Sweep storage {redact(url)} needs the {error.name!r} driver: "
+            f"pip install it (e.g. psycopg2-binary for PostgreSQL)."
+        ) from None
     except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(f"Cannot open sweep storage {redact(url)}: {first}") from None
@@ -98,11 +101,13 @@ def _pruner(spec: SweepSpec) -> Any:
 
     return optuna.pruners.MedianPruner(
         n_startup_trials=spec.pruner.get("n_startup_trials", 2),
-        n_warmup_steps=spec.pruner.get("n_warmup_steps", 3))
+        n_warmup_steps=spec.pruner.get("n_warmup_steps", 3),
+    )
 
 
-def fail_dead_trials(study: Any, experiment: str, tracking_uri: str | None,
-                     say: Say = _stderr) -> list[int]:
+def fail_dead_trials(
+    study: Any, experiment: str, tracking_uri: str | None, say: Say = _stderr
+) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker died; end their MLflow runs as KILLED."""
     import socket
 
@@ -119,27 +124,35 @@ def fail_dead_trials(study: Any, experiment: str, tracking_uri: str | None,
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
         worker_host, _, pid = worker.rpartition(":")
-        age = (datetime.now() - trial.datetime_start).total_seconds() \
-            if trial.datetime_start else 0.0
-        dead = (worker_host == host and pid.isdigit() and not process_alive(int(pid))) \
-            or (not worker and age > 60)
+        age = (
+            (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+        )
+        dead = (worker_host == host and pid.isdigit() and not process_alive(int(pid))) or (
+            not worker and age > 60
+        )
         if not dead:
             continue
         # The storage API is the only way to end another process's trial (optuna's own
         # fail_stale_trials does the same); the state is only changed while still RUNNING.
         storage = study._storage
         try:
-            storage.set_trial_user_attr(trial._trial_id, "error",
-                                        f"worker {worker or '?'} died mid-trial")
+            storage.set_trial_user_attr(
+                trial._trial_id, "error", f"worker {worker or '?'} died mid-trial"
+            )
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process got there first
-        end_runs(experiment, {"optuna.study": study.study_name,
-                              "optuna.trial_number": str(trial.number)}, uri=tracking_uri)
+        end_runs(
+            experiment,
+            {"optuna.study": study.study_name, "optuna.trial_number": str(trial.number)},
+            uri=tracking_uri,
+        )
         failed.append(trial.number)
     if failed:
-        say(f"Marked {len(failed)} trial(s) left running by a dead worker as failed: "
-            f"{', '.join(map(str, failed))}.")
+        say(
+            f"Marked {len(failed)} trial(s) left running by a dead worker as failed: "
+            f"{', '.join(map(str, failed))}."
+        )
     return failed
 
 
@@ -152,9 +165,18 @@ def _counts(study: Any) -> tuple[int, int]:
     return done, running
 
 
-def work(recipe: str, overrides: Sequence[str], spec: SweepSpec, url: str, study_name: str,
-         parent_run_id: str, target: int, max_failures: int, seed: int,
-         say: Say = _stderr) -> int:
+def work(
+    recipe: str,
+    overrides: Sequence[str],
+    spec: SweepSpec,
+    url: str,
+    study_name: str,
+    parent_run_id: str,
+    target: int,
+    max_failures: int,
+    seed: int,
+    say: Say = _stderr,
+) -> int:
     """One worker: run trials until the study holds ``target`` finished ones.
 
     Returns the number of failed trials. Raises ``OpslineError`` after ``max_failures``
@@ -164,8 +186,12 @@ def work(recipe: str, overrides: Sequence[str], spec: SweepSpec, url: str, study
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we say one line per trial
-    study = optuna.load_study(study_name=study_name, storage=open_storage(url),
-                              sampler=_sampler(spec, seed), pruner=_pruner(spec))
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=open_storage(url),
+        sampler=_sampler(spec, seed),
+        pruner=_pruner(spec),
+    )
     objective = Objective(recipe, overrides, spec, parent_run_id, study_name, say)
     failures = in_a_row = 0
     while True:
@@ -173,8 +199,10 @@ def work(recipe: str, overrides: Sequence[str], spec: SweepSpec, url: str, study
         if done + running >= target:
             return failures
         if in_a_row >= max_failures:
-            raise OpslineError(f"Stopped the sweep after {in_a_row} failed trials in a row; "
-                               f"see the logs in {home() / 'logs'}.")
+            raise OpslineError(
+                f"Stopped the sweep after {in_a_row} failed trials in a row; "
+                f"see the logs in {home() / 'logs'}."
+            )
         try:
             study.optimize(objective, n_trials=1, catch=())
         except OpslineError:
@@ -183,15 +211,21 @@ def work(recipe: str, overrides: Sequence[str], spec: SweepSpec, url: str, study
             failures += 1
             in_a_row += 1
             log = _log_crash(study_name, objective.last_number)
-            say(f"Trial {objective.last_number} failed ({type(error).__name__}: "
-                f"{_first_line(error)}); continuing. Details in {log}.")
+            say(
+                f"Trial {objective.last_number} failed ({type(error).__name__}: "
+                f"{_first_line(error)}); continuing. Details in {log}."
+            )
             continue
-        trial = next(t for t in study.get_trials(deepcopy=False)
-                     if t.number == objective.last_number)
+        trial = next(
+            t for t in study.get_trials(deepcopy=False) if t.number == objective.last_number
+        )
         in_a_row = 0 if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else in_a_row
         if trial.state == TrialState.PRUNED:  # Optuna's value is then the last pruning report
-            value = ("" if trial.value is None else
-                     f" at step {trial.last_step} ({spec.prune_on}={trial.value:.5g})")
+            value = (
+                ""
+                if trial.value is None
+                else f" at step {trial.last_step} ({spec.prune_on}={trial.value:.5g})"
+            )
         else:
             value = "" if trial.value is None else f" {spec.metric}={trial.value:.5g}"
         say(f"Trial {trial.number} {trial.state.name.lower()}{value}.")
@@ -233,13 +267,16 @@ def run_workers(parallel: int, **kwargs: Any) -> None:
     for index in range(parallel):
         job = dict(kwargs, seed=kwargs["seed"] + 1000 * index)
         job.pop("say", None)
-        process = context.Process(target=_worker_main, args=(job, threads),
-                                  name=f"opsline-sweep-{index}")
+        process = context.Process(
+            target=_worker_main, args=(job, threads), name=f"opsline-sweep-{index}"
+        )
         process.start()
         processes.append(process)
     for process in processes:
         process.join()
     bad = [p.exitcode for p in processes if p.exitcode]
     if bad:
-        raise OpslineError(f"{len(bad)} of {parallel} sweep workers stopped with an error "
-                           f"(see the messages above).")
+        raise OpslineError(
+            f"{len(bad)} of {parallel} sweep workers stopped with an error "
+            f"(see the messages above)."
+        )

@@ -12,14 +12,24 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     """One JSON-ready dict per trial: number, state, value, params, run id, error."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
-        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
-            if trial.datetime_complete and trial.datetime_start else None
+        seconds = (
+            (trial.datetime_complete - trial.datetime_start).total_seconds()
+            if trial.datetime_complete and trial.datetime_start
+            else None
+        )
         # A pruned trial's value is its last intermediate (pruning) metric, not the objective.
         value = trial.value if trial.state.name == "COMPLETE" else None
-        rows.append({"trial": trial.number, "state": trial.state.name, "value": value,
-                     "seconds": None if seconds is None else round(seconds, 1),
-                     "params": dict(trial.params), "run_id": trial.user_attrs.get("run_id"),
-                     "error": trial.user_attrs.get("error")})
+        rows.append(
+            {
+                "trial": trial.number,
+                "state": trial.state.name,
+                "value": value,
+                "seconds": None if seconds is None else round(seconds, 1),
+                "params": dict(trial.params),
+                "run_id": trial.user_attrs.get("run_id"),
+                "error": trial.user_attrs.get("error"),
+            }
+        )
     return rows
 
 
@@ -31,11 +41,20 @@ def format_table(rows: list[dict[str, Any]], metric: str) -> str:
     for row in rows:
         value = "-" if row["value"] is None else f"{row['value']:.5g}"
         params = [_short(row["params"].get(k)) for k in keys]
-        lines.append([str(row["trial"]), row["state"], value,
-                      "-" if row["seconds"] is None else f"{row['seconds']:.1f}", *params])
+        lines.append(
+            [
+                str(row["trial"]),
+                row["state"],
+                value,
+                "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
+                *params,
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
 
 
 def _short(value: Any) -> str:
@@ -77,16 +96,24 @@ def importance_figure(values: dict[str, float], metric: str) -> Any:
     return figure
 
 
-def log_to_parent(parent: Any, study: Any, spec: SweepSpec, rows: list[dict[str, Any]],
-                  table: str, values: dict[str, float] | None, note: str | None) -> None:
+def log_to_parent(
+    parent: Any,
+    study: Any,
+    spec: SweepSpec,
+    rows: list[dict[str, Any]],
+    table: str,
+    values: dict[str, float] | None,
+    note: str | None,
+) -> None:
     """Store table, trials, space, importances and the best trial on the parent run."""
     import matplotlib.pyplot as plt
     from optuna.trial import TrialState
 
     parent.log_text(table + "\n", "sweep/summary.txt")
     parent.log_dict({"trials": rows}, "sweep/trials.json")
-    counts = {state: sum(r["state"] == state for r in rows)
-              for state in ("COMPLETE", "PRUNED", "FAIL")}
+    counts = {
+        state: sum(r["state"] == state for r in rows) for state in ("COMPLETE", "PRUNED", "FAIL")
+    }
     parent.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()})
     if values is not None:
         parent.log_dict(values, "sweep/importance.json")
@@ -98,6 +125,10 @@ def log_to_parent(parent: Any, study: Any, spec: SweepSpec, rows: list[dict[str,
     if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         best = study.best_trial
         parent.log_metrics({f"best_{spec.metric}": float(best.value)})
-        parent.set_tags({"sweep.best_trial": best.number,
-                         "sweep.best_params": json.dumps(best.params, sort_keys=True),
-                         "sweep.best_run_id": best.user_attrs.get("run_id", "")})
+        parent.set_tags(
+            {
+                "sweep.best_trial": best.number,
+                "sweep.best_params": json.dumps(best.params, sort_keys=True),
+                "sweep.best_run_id": best.user_attrs.get("run_id", ""),
+            }
+        )

@@ -47,12 +47,21 @@ class Promotion:
 
 
 def _not_found(error: Exception) -> bool:
-    return "RESOURCE_DOES_NOT_EXIST" in str(getattr(error, "error_code", "")) or \
-        "not found" in str(error).lower() or "does not exist" in str(error).lower()
+    return (
+        "RESOURCE_DOES_NOT_EXIST" in str(getattr(error, "error_code", ""))
+        or "not found" in str(error).lower()
+        or "does not exist" in str(error).lower()
+    )
 
 
-def register(name: str, run_id: str, source: str, tags: dict[str, Any],
-             metrics: dict[str, float], uri: str | None = None) -> str:
+def register(
+    name: str,
+    run_id: str,
+    source: str,
+    tags: dict[str, Any],
+    metrics: dict[str, float],
+    uri: str | None = None,
+) -> str:
     """Create a new version of registered model ``name``; returns the version number."""
     from mlflow.exceptions import MlflowException
 
@@ -64,14 +73,16 @@ def register(name: str, run_id: str, source: str, tags: dict[str, Any],
             raise
     all_tags = {k: str(v) for k, v in tags.items()}
     all_tags.update({METRIC_TAG_PREFIX + k: repr(float(v)) for k, v in metrics.items()})
-    version = mlflow_client.create_model_version(name, source=source, run_id=run_id,
-                                                 tags=all_tags)
+    version = mlflow_client.create_model_version(name, source=source, run_id=run_id, tags=all_tags)
     return str(version.version)
 
 
 def _version_metrics(version: Any) -> dict[str, float]:
-    return {k[len(METRIC_TAG_PREFIX):]: float(v) for k, v in (version.tags or {}).items()
-            if k.startswith(METRIC_TAG_PREFIX)}
+    return {
+        k[len(METRIC_TAG_PREFIX) :]: float(v)
+        for k, v in (version.tags or {}).items()
+        if k.startswith(METRIC_TAG_PREFIX)
+    }
 
 
 def _get_version(mlflow_client: Any, name: str, version: str) -> Any:
@@ -81,8 +92,9 @@ def _get_version(mlflow_client: Any, name: str, version: str) -> Any:
         return mlflow_client.get_model_version(name, str(version))
     except MlflowException as error:
         if _not_found(error):
-            raise NoModelError(f"Model {name!r} has no version {version}; "
-                               f"see `opsline models {name}`.") from None
+            raise NoModelError(
+                f"Model {name!r} has no version {version}; see `opsline models {name}`."
+            ) from None
         raise
 
 
@@ -97,12 +109,19 @@ def _get_alias(mlflow_client: Any, name: str, alias: str) -> Any | None:
         raise
 
 
-def promote(name: str, version: str, metric: str, greater_is_better: bool,
-            alias: str = "production", force: bool = False,
-            uri: str | None = None, current_value: float | None = None,
-            basis: str | None = None,
-            shadow: Callable[[], int] | None = None, shadow_required: int = 0
-            ) -> Promotion:
+def promote(
+    name: str,
+    version: str,
+    metric: str,
+    greater_is_better: bool,
+    alias: str = "production",
+    force: bool = False,
+    uri: str | None = None,
+    current_value: float | None = None,
+    basis: str | None = None,
+    shadow: Callable[[], int] | None = None,
+    shadow_required: int = 0,
+) -> Promotion:
     """Move ``alias`` to ``version`` if it is at least as good on ``test_<metric>``.
 
     The candidate must carry the metric; ``force`` skips the comparison (and says so).
@@ -127,38 +146,59 @@ def promote(name: str, version: str, metric: str, greater_is_better: bool,
         return "n/a" if value is None else f"{value:.4f}"
 
     if previous == str(version):
-        decision = Promotion(False, str(version), previous,
-                             f"version {version} already holds @{alias}")
+        decision = Promotion(
+            False, str(version), previous, f"version {version} already holds @{alias}"
+        )
         return decision
-    compared = (shadow() if shadow is not None and shadow_required > 0 and not force
-                and current is not None else None)
+    compared = (
+        shadow()
+        if shadow is not None and shadow_required > 0 and not force and current is not None
+        else None
+    )
     if force:
-        decision = Promotion(True, str(version), previous,
-                             f"forced: {key} {fmt(new_value)} vs v{previous} {fmt(old_value)}")
+        decision = Promotion(
+            True,
+            str(version),
+            previous,
+            f"forced: {key} {fmt(new_value)} vs v{previous} {fmt(old_value)}",
+        )
     elif compared is not None and compared < shadow_required:
-        decision = Promotion(False, str(version), previous,
-                             f"version {version} answered {compared} requests in shadow beside "
-                             f"v{previous}; the gate requires {shadow_required} "
-                             "(promotion.shadow_min_requests): serve it with "
-                             f"OPSLINE_SHADOW_MODEL_URI=models:/{name}/{version} first")
+        decision = Promotion(
+            False,
+            str(version),
+            previous,
+            f"version {version} answered {compared} requests in shadow beside "
+            f"v{previous}; the gate requires {shadow_required} "
+            "(promotion.shadow_min_requests): serve it with "
+            f"OPSLINE_SHADOW_MODEL_URI=models:/{name}/{version} first",
+        )
     elif new_value is None or not math.isfinite(new_value):
-        decision = Promotion(False, str(version), previous,
-                             f"version {version} has no {key}; evaluate it first or use --force")
+        decision = Promotion(
+            False,
+            str(version),
+            previous,
+            f"version {version} has no {key}; evaluate it first or use --force",
+        )
     elif old_value is None:
-        decision = Promotion(True, str(version), previous,
-                             f"first @{alias}: {key} {fmt(new_value)}")
+        decision = Promotion(
+            True, str(version), previous, f"first @{alias}: {key} {fmt(new_value)}"
+        )
     else:
         better = new_value >= old_value if greater_is_better else new_value <= old_value
         comparison = "at least as good as" if better else "worse than"
-        decision = Promotion(better, str(version), previous,
-                             f"{key} {fmt(new_value)} is {comparison} v{previous} "
-                             f"{fmt(old_value)}{on}")
+        decision = Promotion(
+            better,
+            str(version),
+            previous,
+            f"{key} {fmt(new_value)} is {comparison} v{previous} {fmt(old_value)}{on}",
+        )
     if decision.promoted:
         mlflow_client.set_registered_model_alias(name, alias, str(version))
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     verdict = "promoted" if decision.promoted else "not promoted"
-    mlflow_client.set_model_version_tag(name, str(version), f"promotion.{alias}",
-                                        f"{stamp} {verdict}: {decision.reason}")
+    mlflow_client.set_model_version_tag(
+        name, str(version), f"promotion.{alias}", f"{stamp} {verdict}: {decision.reason}"
+    )
     return decision
 
 
@@ -169,16 +209,19 @@ def tag_version(name: str, version: str, tags: dict[str, str], uri: str | None =
         mlflow_client.set_model_version_tag(name, str(version), key, str(value))
 
 
-def data_versions(name: str, version: str, alias: str, uri: str | None = None
-                  ) -> tuple[str | None, str | None, str | None]:
+def data_versions(
+    name: str, version: str, alias: str, uri: str | None = None
+) -> tuple[str | None, str | None, str | None]:
     """The candidate's data version, the version holding ``alias`` and its data version
     (``None`` where unknown), read from the version tags without downloading anything."""
     mlflow_client = client(uri)
     candidate = _get_version(mlflow_client, name, version)
     current = _get_alias(mlflow_client, name, alias)
-    return ((candidate.tags or {}).get("data_version"),
-            None if current is None else str(current.version),
-            None if current is None else (current.tags or {}).get("data_version"))
+    return (
+        (candidate.tags or {}).get("data_version"),
+        None if current is None else str(current.version),
+        None if current is None else (current.tags or {}).get("data_version"),
+    )
 
 
 def list_versions(name: str, uri: str | None = None) -> list[dict[str, Any]]:
@@ -193,12 +236,21 @@ def list_versions(name: str, uri: str | None = None) -> list[dict[str, Any]]:
         aliases.setdefault(str(version), []).append(alias)
     rows = []
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        rows.append({"version": str(v.version), "aliases": aliases.get(str(v.version), []),
-                     "kind": (v.tags or {}).get("kind"), "run_id": v.run_id,
-                     "metrics": _version_metrics(v),
-                     # the optimised backend's parity gate (onnx / int8), if it has one
-                     "parity": {k.removesuffix(".parity"): t for k, t in (v.tags or {}).items()
-                                if k.endswith(".parity")}})
+        rows.append(
+            {
+                "version": str(v.version),
+                "aliases": aliases.get(str(v.version), []),
+                "kind": (v.tags or {}).get("kind"),
+                "run_id": v.run_id,
+                "metrics": _version_metrics(v),
+                # the optimised backend's parity gate (onnx / int8), if it has one
+                "parity": {
+                    k.removesuffix(".parity"): t
+                    for k, t in (v.tags or {}).items()
+                    if k.endswith(".parity")
+                },
+            }
+        )
     return rows
 
 
@@ -215,8 +267,9 @@ def _download(source: str, name: str, version: str, uri: str | None) -> Path:
     if (target / "model").is_dir():
         return target / "model"
     target.mkdir(parents=True, exist_ok=True)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(target),
-                                                tracking_uri=tracking_uri(uri))
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri(uri)
+    )
     return Path(local)
 
 
@@ -234,14 +287,14 @@ def current_version(model_uri: str, tracking_uri: str | None = None) -> str | No
     if match["alias"]:
         version = _get_alias(mlflow_client, match["name"], match["alias"])
         if version is None:
-            raise NoModelError(f"No model {match['name']!r} has the alias "
-                               f"{match['alias']!r} yet.")
+            raise NoModelError(f"No model {match['name']!r} has the alias {match['alias']!r} yet.")
         return str(version.version)
     return str(_get_version(mlflow_client, match["name"], match["version"]).version)
 
 
-def resolve_model(recipe_name: str, model_uri: str | None = None,
-                  tracking_uri: str | None = None) -> ModelRef:
+def resolve_model(
+    recipe_name: str, model_uri: str | None = None, tracking_uri: str | None = None
+) -> ModelRef:
     """Resolve ``models:/name@alias``, ``models:/name/N``, ``runs:/id/path`` or a directory.
 
     ``None`` means ``models:/<recipe>@production``.
@@ -262,29 +315,41 @@ def resolve_model(recipe_name: str, model_uri: str | None = None,
         run_id = model_uri.split("/")[1]
         target = home() / "runs" / run_id
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
-                                                        dst_path=str(target),
-                                                        tracking_uri=mlflow_client.tracking_uri)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri,
+                dst_path=str(target),
+                tracking_uri=mlflow_client.tracking_uri,
+            )
         except MlflowException as error:
             raise NoModelError(f"Cannot load {model_uri}: {str(error).splitlines()[0]}") from None
         return ModelRef(local_dir=Path(local), name=recipe_name, run_id=run_id)
     match = _MODELS_URI.match(model_uri)
     if not match:
-        raise UsageError(f"Unsupported model URI {model_uri!r}: use models:/NAME@ALIAS, "
-                         "models:/NAME/VERSION, runs:/RUN_ID/model or a local directory.")
+        raise UsageError(
+            f"Unsupported model URI {model_uri!r}: use models:/NAME@ALIAS, "
+            "models:/NAME/VERSION, runs:/RUN_ID/model or a local directory."
+        )
     name, alias = match["name"], match["alias"]
     if alias:
         version = _get_alias(mlflow_client, name, alias)
         if version is None:
             registered = bool(mlflow_client.search_model_versions(f"name = '{name}'"))
-            hint = (f"promote one with `opsline promote {name} --version N`" if registered
-                    else f"train one with `opsline run {recipe_name}`")
+            hint = (
+                f"promote one with `opsline promote {name} --version N`"
+                if registered
+                else f"train one with `opsline run {recipe_name}`"
+            )
             raise NoModelError(f"No model {name!r} has the alias {alias!r} yet: {hint}.")
     else:
         version = _get_version(mlflow_client, name, match["version"])
     tags = version.tags or {}
     return ModelRef(
         local_dir=_download(version.source, name, str(version.version), tracking_uri),
-        name=name, version=str(version.version), alias=alias, run_id=version.run_id,
-        data_version=tags.get("data_version"), metrics=_version_metrics(version),
-        kind=tags.get("kind"))
+        name=name,
+        version=str(version.version),
+        alias=alias,
+        run_id=version.run_id,
+        data_version=tags.get("data_version"),
+        metrics=_version_metrics(version),
+        kind=tags.get("kind"),
+    )

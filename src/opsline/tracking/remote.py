@@ -56,9 +56,11 @@ def ensure_reachable(uri: str) -> None:
 
 def _unreachable(uri: str, reason: Any) -> OpslineError:
     text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-    return OpslineError(f"The MLflow tracking server at {uri} is unreachable ({text}); start "
-                        f"it (`opsline stack up` for the local stack) or fix tracking.uri / "
-                        f"OPSLINE_TRACKING_URI.")
+    return OpslineError(
+        f"The MLflow tracking server at {uri} is unreachable ({text}); start "
+        f"it (`opsline stack up` for the local stack) or fix tracking.uri / "
+        f"OPSLINE_TRACKING_URI."
+    )
 
 
 def check_artifact_store(mlflow_client: Any, run: Any) -> None:
@@ -81,11 +83,15 @@ def check_artifact_store(mlflow_client: Any, run: Any) -> None:
         else:
             mlflow_client.log_text(run.info.run_id, text, "opsline/preflight.txt")
     except Exception as error:  # noqa: BLE001 - boto3, HTTP and MLflow errors alike
-        where = ("the tracking server's S3 bucket and credentials"
-                 if urlparse(root).scheme == "mlflow-artifacts"
-                 else "MLFLOW_S3_ENDPOINT_URL, AWS_* and the bucket")
-        raise OpslineError(f"The artifact store {root} refused a test write before training "
-                           f"({_first_line(error)}); check {where}.") from None
+        where = (
+            "the tracking server's S3 bucket and credentials"
+            if urlparse(root).scheme == "mlflow-artifacts"
+            else "MLFLOW_S3_ENDPOINT_URL, AWS_* and the bucket"
+        )
+        raise OpslineError(
+            f"The artifact store {root} refused a test write before training "
+            f"({_first_line(error)}); check {where}."
+        ) from None
     _checked_stores.add(key)
 
 

@@ -43,10 +43,16 @@ def client(uri: str | None = None):
 def git_commit() -> str:
     """Commit of the working directory, ``unknown`` outside git; ``+dirty`` if modified."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=False, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -79,16 +85,20 @@ class RunHandle:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items()
-                 if value is not None and math.isfinite(float(value))]
+        batch = [
+            Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+            if value is not None and math.isfinite(float(value))
+        ]
         if batch:
             self.client.log_batch(self.run_id, metrics=batch)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000])
-                                                   for k, v in params.items()])
+        self.client.log_batch(
+            self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
+        )
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
@@ -121,9 +131,13 @@ def _experiment_id(mlflow_client: Any, name: str) -> str:
 
 
 @contextmanager
-def start_run(experiment: str, run_name: str | None = None, uri: str | None = None,
-              tags: dict[str, str] | None = None,
-              parent_run_id: str | None = None) -> Iterator[RunHandle]:
+def start_run(
+    experiment: str,
+    run_name: str | None = None,
+    uri: str | None = None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[RunHandle]:
     """Open a run; it ends FINISHED on success, KILLED on :class:`RunStopped`, else FAILED.
 
     ``parent_run_id`` nests the run under another one (the ``mlflow.parentRunId`` tag),
@@ -133,8 +147,9 @@ def start_run(experiment: str, run_name: str | None = None, uri: str | None = No
     all_tags = dict(tags or {})
     if parent_run_id:
         all_tags[PARENT_RUN_TAG] = parent_run_id
-    run = mlflow_client.create_run(_experiment_id(mlflow_client, experiment),
-                                   run_name=run_name, tags=all_tags)
+    run = mlflow_client.create_run(
+        _experiment_id(mlflow_client, experiment), run_name=run_name, tags=all_tags
+    )
     handle = RunHandle(mlflow_client, run.info.run_id)
     with _ending(handle):
         # A wrong S3 credential or bucket fails here, not after training (run FAILED).
@@ -176,8 +191,14 @@ def _ending(handle: RunHandle) -> Iterator[None]:
     handle.client.set_terminated(handle.run_id, status="FINISHED")
 
 
-def attach_to_model_version(name: str, version: str, local_dir: Path, artifact_path: str,
-                            tags: dict[str, Any], uri: str | None = None) -> str:
+def attach_to_model_version(
+    name: str,
+    version: str,
+    local_dir: Path,
+    artifact_path: str,
+    tags: dict[str, Any],
+    uri: str | None = None,
+) -> str:
     """Log ``local_dir`` into the run behind model version ``name/version`` and tag the version.
 
     Used to attach reports measured against a served version (e.g. a load test) so each
@@ -191,8 +212,9 @@ def attach_to_model_version(name: str, version: str, local_dir: Path, artifact_p
     return model_version.run_id
 
 
-def log_texts_to_run(run_id: str, files: dict[str, str], artifact_dir: str,
-                     uri: str | None = None) -> None:
+def log_texts_to_run(
+    run_id: str, files: dict[str, str], artifact_dir: str, uri: str | None = None
+) -> None:
     """Write each ``{name: text}`` as ``artifact_dir/name`` into an existing run.
 
     The run may have finished long ago (e.g. drift reports logged to the run behind the
@@ -203,8 +225,9 @@ def log_texts_to_run(run_id: str, files: dict[str, str], artifact_dir: str,
         mlflow_client.log_text(run_id, text, f"{artifact_dir.strip('/')}/{name}")
 
 
-def end_runs(experiment: str, tags: dict[str, str], status: str = "KILLED",
-             uri: str | None = None) -> list[str]:
+def end_runs(
+    experiment: str, tags: dict[str, str], status: str = "KILLED", uri: str | None = None
+) -> list[str]:
     """End the still-RUNNING runs of ``experiment`` that carry all ``tags``.
 
     For runs whose process died without ending them (e.g. a sweep worker killed mid-trial).
@@ -216,8 +239,9 @@ def end_runs(experiment: str, tags: dict[str, str], status: str = "KILLED",
         return []
     clauses = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
     clauses.append("attributes.status = 'RUNNING'")
-    runs = mlflow_client.search_runs([experiment_entity.experiment_id],
-                                     filter_string=" and ".join(clauses))
+    runs = mlflow_client.search_runs(
+        [experiment_entity.experiment_id], filter_string=" and ".join(clauses)
+    )
     for run in runs:
         mlflow_client.set_terminated(run.info.run_id, status=status)
     return [run.info.run_id for run in runs]

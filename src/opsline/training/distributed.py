@@ -93,8 +93,10 @@ def plan(trainer_cfg: Any) -> World:
     nodes = int(trainer_cfg.get("num_nodes") or 1)
     per_node = local_processes(trainer_cfg)
     if nodes > 1:
-        raise UsageError(f"trainer.num_nodes={nodes} needs every node's ranks started by "
-                         "torchrun (see docs/team/multi-process-training.md).")
+        raise UsageError(
+            f"trainer.num_nodes={nodes} needs every node's ranks started by "
+            "torchrun (see docs/team/multi-process-training.md)."
+        )
     return World(rank=0, size=per_node, launch=per_node - 1)
 
 
@@ -184,11 +186,9 @@ class LocalRanks:
     failed rank is one sentence there, with the file to read.
     """
 
-    def __init__(self, world: World, recipe_name: str, overrides: Sequence[str],
-                 log_dir: Path):
+    def __init__(self, world: World, recipe_name: str, overrides: Sequence[str], log_dir: Path):
         self.world = world
-        self.command = [sys.executable, "-m", "opsline.training.ddp_rank", recipe_name,
-                        *overrides]
+        self.command = [sys.executable, "-m", "opsline.training.ddp_rank", recipe_name, *overrides]
         self.log_dir = Path(log_dir)
         self.children: list[tuple[int, subprocess.Popen[bytes], Path]] = []
         self._saved_env: dict[str, str | None] = {}
@@ -198,8 +198,9 @@ class LocalRanks:
         if self.world.launch == 0:
             return self
         if _leading:
-            raise UsageError("A multi-process training already runs in this process; "
-                             "run one at a time.")
+            raise UsageError(
+                "A multi-process training already runs in this process; run one at a time."
+            )
         try:
             self._start()
         except BaseException:
@@ -216,15 +217,27 @@ class LocalRanks:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.ready_dir = Path(tempfile.mkdtemp(prefix=f"{stamp}-ready-", dir=self.log_dir))
         for rank in range(1, self.world.launch + 1):
-            env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                   READY_ENV: str(self.ready_dir),
-                   "WORLD_SIZE": str(self.world.size), "RANK": str(rank),
-                   "LOCAL_RANK": str(rank), "NODE_RANK": "0", "PYTHONUNBUFFERED": "1"}
+            env = {
+                **os.environ,
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                READY_ENV: str(self.ready_dir),
+                "WORLD_SIZE": str(self.world.size),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "NODE_RANK": "0",
+                "PYTHONUNBUFFERED": "1",
+            }
             log_path = self.log_dir / f"{stamp}-rank{rank}.log"
             with open(log_path, "wb") as out:
-                child = subprocess.Popen(self.command, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                child = subprocess.Popen(
+                    self.command,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             self.children.append((rank, child, log_path))
 
     def wait_ready(self, timeout: float) -> None:
@@ -239,13 +252,15 @@ class LocalRanks:
                 if code is not None:
                     raise DistributedTrainingError(
                         f"Training failed before it started: rank {rank} of "
-                        f"{self.world.size} exited with code {code} (log: {log_path}).")
+                        f"{self.world.size} exited with code {code} (log: {log_path})."
+                    )
             assert self.ready_dir is not None
             pending = [c for c in pending if not (self.ready_dir / f"rank{c[0]}").exists()]
             if pending and time.monotonic() > deadline:
                 raise DistributedTrainingError(
                     f"Training failed: rank {pending[0][0]} did not start within "
-                    f"{timeout:.0f} s (log: {pending[0][2]}).")
+                    f"{timeout:.0f} s (log: {pending[0][2]})."
+                )
             time.sleep(0.1)
 
     def failure(self, wait: float = 0.0) -> str | None:
@@ -256,7 +271,10 @@ class LocalRanks:
             for rank, child, log_path in self.children:
                 code = child.poll()
                 if code not in (None, 0):
-                    return f"rank {rank} of {self.world.size} exited with code {code} (log: {log_path})"
+                    return (
+                        f"rank {rank} of {self.world.size} exited with code {code} "
+                        f"(log: {log_path})"
+                    )
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.1)
@@ -271,7 +289,8 @@ class LocalRanks:
             except subprocess.TimeoutExpired:
                 raise DistributedTrainingError(
                     f"Training failed: rank {rank} did not finish within {timeout:.0f} s "
-                    f"after rank 0 (log: {log_path}).") from None
+                    f"after rank 0 (log: {log_path})."
+                ) from None
         failed = self.failure()
         if failed:
             raise DistributedTrainingError(f"Training failed: {failed}.")

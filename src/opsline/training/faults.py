@@ -42,8 +42,9 @@ def from_env() -> list[Any]:
     rank, step = spec[0], int(spec[1])
 
     class FailRank(Callback):
-        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
-                                 batch_idx: int) -> None:
+        def on_train_batch_start(
+            self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+        ) -> None:
             if trainer.global_rank == rank and trainer.global_step >= step:
                 raise InjectedRankFailure(f"{ENV}: rank {rank} fails at step {step}")
 

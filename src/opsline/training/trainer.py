@@ -29,13 +29,17 @@ def build_profiler(name: str | None, dirpath: Path) -> Any:
     if name in (None, "", "none", False):
         return None
     if name not in PROFILERS:
-        raise UsageError(f"Unknown trainer.profiler {name!r}. Valid profilers: "
-                         f"{', '.join(PROFILERS)} (or null).")
+        raise UsageError(
+            f"Unknown trainer.profiler {name!r}. Valid profilers: {', '.join(PROFILERS)} (or null)."
+        )
     from lightning.pytorch import profilers
 
     dirpath.mkdir(parents=True, exist_ok=True)
-    cls = {"simple": profilers.SimpleProfiler, "advanced": profilers.AdvancedProfiler,
-           "pytorch": profilers.PyTorchProfiler}[name]
+    cls = {
+        "simple": profilers.SimpleProfiler,
+        "advanced": profilers.AdvancedProfiler,
+        "pytorch": profilers.PyTorchProfiler,
+    }[name]
     return cls(dirpath=dirpath, filename=PROFILE_FILENAME)
 
 
@@ -47,8 +51,9 @@ def profiler_reports(work_dir: Path) -> dict[str, str]:
     return {p.name: p.read_text(errors="replace") for p in sorted(root.glob("*.txt"))}
 
 
-def finish_fit(trainer: Any, module: Any, run: Any, work_dir: Path,
-               restore_best: bool = True) -> str:
+def finish_fit(
+    trainer: Any, module: Any, run: Any, work_dir: Path, restore_best: bool = True
+) -> str:
     """After ``trainer.fit``: reload the best checkpoint's weights and log profiler reports.
 
     Returns the best checkpoint's path ("" if none was written). Checkpoints are our own,
@@ -72,6 +77,7 @@ def _drop_log_lines(logger_name: str, prefix: str) -> None:
 
     logger = logging.getLogger(logger_name)
     if not any(getattr(f, "opsline_prefix", None) == prefix for f in logger.filters):
+
         def keep(record: logging.LogRecord) -> bool:
             return not str(record.msg).startswith(prefix)
 
@@ -79,10 +85,19 @@ def _drop_log_lines(logger_name: str, prefix: str) -> None:
         logger.addFilter(keep)
 
 
-def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
-                  patience: int | None = None, monitor: str = "val_loss", mode: str = "min",
-                  run: Any = None, callbacks: Sequence[Any] = (),
-                  model_name: str | None = None, checkpoint: bool = True) -> Any:
+def build_trainer(
+    cfg: Any,
+    *,
+    default_max_epochs: int,
+    work_dir: Path,
+    patience: int | None = None,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    run: Any = None,
+    callbacks: Sequence[Any] = (),
+    model_name: str | None = None,
+    checkpoint: bool = True,
+) -> Any:
     """A seeded ``lightning.pytorch.Trainer`` configured from ``cfg.trainer``.
 
     Args:
@@ -124,9 +139,16 @@ def build_trainer(cfg: Any, *, default_max_epochs: int, work_dir: Path,
     work_dir = Path(work_dir)
     all_callbacks: list[Any] = []
     if checkpoint:
-        all_callbacks.append(ModelCheckpoint(dirpath=work_dir / "checkpoints",
-                                             filename="best-{epoch}", monitor=monitor, mode=mode,
-                                             save_top_k=1, save_last=False))
+        all_callbacks.append(
+            ModelCheckpoint(
+                dirpath=work_dir / "checkpoints",
+                filename="best-{epoch}",
+                monitor=monitor,
+                mode=mode,
+                save_top_k=1,
+                save_last=False,
+            )
+        )
     if patience is not None:
         all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
     if run is not None:
@@ -179,21 +201,29 @@ def build_strategy(trainer_cfg: Any) -> Any:
             before_rendezvous(timeout)  # rank 0 fails fast if a rank died before joining
             super().setup_distributed()
 
-    return OpslineDDP(cluster_environment=cluster_environment(),
-                      process_group_backend=trainer_cfg.get("process_group_backend") or None,
-                      timeout=timedelta(seconds=timeout))
+    return OpslineDDP(
+        cluster_environment=cluster_environment(),
+        process_group_backend=trainer_cfg.get("process_group_backend") or None,
+        timeout=timedelta(seconds=timeout),
+    )
 
 
 # Optional step/time budgets (``trainer.max_steps=200``, ``trainer.max_time=00:00:15:00`` …);
 # unset or null keys keep Lightning's defaults.
-BUDGET_KEYS = ("max_steps", "max_time", "val_check_interval", "limit_train_batches",
-               "limit_val_batches", "accumulate_grad_batches", "num_sanity_val_steps")
+BUDGET_KEYS = (
+    "max_steps",
+    "max_time",
+    "val_check_interval",
+    "limit_train_batches",
+    "limit_val_batches",
+    "accumulate_grad_batches",
+    "num_sanity_val_steps",
+)
 
 
 def budget(trainer_cfg: Any) -> dict[str, Any]:
     """The budget keys set in ``trainer_cfg``, as ``pl.Trainer`` keyword arguments."""
-    kwargs = {key: trainer_cfg.get(key) for key in BUDGET_KEYS
-              if trainer_cfg.get(key) is not None}
+    kwargs = {key: trainer_cfg.get(key) for key in BUDGET_KEYS if trainer_cfg.get(key) is not None}
     if isinstance(kwargs.get("val_check_interval"), int):
         # An integer interval counts training batches across epochs, so it may exceed one
         # epoch (a step-budgeted fine-tune); Lightning needs this to allow that.

@@ -19,7 +19,7 @@ def failures(schema, frame) -> set[tuple[str, str]]:
         schema.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as err:
         cases = err.failure_cases
-        return {(str(c), str(k)) for c, k in zip(cases.column, cases.check)}
+        return {(str(c), str(k)) for c, k in zip(cases.column, cases.check, strict=True)}
     return set()
 
 
@@ -30,15 +30,18 @@ def test_real_splits_pass(checks, splits):
         assert len(frame) >= checks.min_rows[name]
 
 
-@pytest.mark.parametrize(("column", "value", "check_word"), [
-    ("sale_price", -1000, "positive"),
-    ("overall_qual", 11, "in_range"),
-    ("neighborhood", None, "not_nullable"),
-    ("gr_liv_area", None, "not_nullable"),
-    ("lot_area", -5, "greater_than_or_equal_to"),
-    ("year_built", 1492, "in_range"),
-    ("kitchen_qual", "Great", "isin"),
-])
+@pytest.mark.parametrize(
+    ("column", "value", "check_word"),
+    [
+        ("sale_price", -1000, "positive"),
+        ("overall_qual", 11, "in_range"),
+        ("neighborhood", None, "not_nullable"),
+        ("gr_liv_area", None, "not_nullable"),
+        ("lot_area", -5, "greater_than_or_equal_to"),
+        ("year_built", 1492, "in_range"),
+        ("kitchen_qual", "Great", "isin"),
+    ],
+)
 def test_corruption_is_reported_with_its_column(checks, splits, column, value, check_word):
     frame = splits["train"].copy()
     frame[column] = frame[column].astype(object)

@@ -45,7 +45,7 @@ def test_exported_preprocessing_is_fitted_on_train_only(request, kind, dataset):
 
 def test_standardized_on_train_and_no_missing_values(pre, splits):
     train = pre.matrix(splits["train"])
-    numeric = train[:, :len(NUMERIC_FEATURES)]
+    numeric = train[:, : len(NUMERIC_FEATURES)]
     np.testing.assert_allclose(numeric.mean(axis=0), 0, atol=1e-4)
     assert np.isfinite(pre.matrix(splits["test"])).all()
     assert train.shape[1] == len(pre.features)

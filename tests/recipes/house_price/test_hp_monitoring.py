@@ -23,8 +23,9 @@ def test_features_are_every_request_field_as_sent(recipe) -> None:
     assert rows[0]["fireplaces"] is None and rows[0]["garage_type"] is None  # not sent
 
 
-def test_requests_from_the_test_split_predict_and_keep_their_values(recipe, splits,
-                                                                    gbm_predictor) -> None:
+def test_requests_from_the_test_split_predict_and_keep_their_values(
+    recipe, splits, gbm_predictor
+) -> None:
     frame = splits["test"]
     requests = recipe.requests_from_frame(frame)
     assert len(requests) == len(frame)
@@ -49,11 +50,19 @@ def test_a_refused_optional_value_is_left_out_not_the_row(recipe, splits) -> Non
 
 
 def test_live_quality_is_the_evaluate_metrics_of_the_scored_rows(recipe) -> None:
-    predictions = [{"predicted_price": 105_000.0}, {"predicted_price": 100_000.0},
-                   {"predicted_price": 90_000.0}]
+    predictions = [
+        {"predicted_price": 105_000.0},
+        {"predicted_price": 100_000.0},
+        {"predicted_price": 90_000.0},
+    ]
     quality = recipe.live_quality(predictions, [100_000.0, 125_000.0, -1.0])
-    expected = math.sqrt(((math.log1p(105_000) - math.log1p(100_000)) ** 2
-                          + (math.log1p(100_000) - math.log1p(125_000)) ** 2) / 2)
+    expected = math.sqrt(
+        (
+            (math.log1p(105_000) - math.log1p(100_000)) ** 2
+            + (math.log1p(100_000) - math.log1p(125_000)) ** 2
+        )
+        / 2
+    )
     assert quality == pytest.approx({"rmsle": expected, "within_10pct": 0.5})
     assert recipe.live_quality([], []) == {}
     assert recipe.live_quality(predictions[:1], [0.0]) == {}
@@ -62,12 +71,14 @@ def test_live_quality_is_the_evaluate_metrics_of_the_scored_rows(recipe) -> None
 def feedback(recipe):
     requests = sample_requests()
     actuals = [185_000.0, 92_500.0, 455_000.0]
-    return requests, actuals, recipe.feedback_frame(
-        [r.model_dump(mode="json") for r in requests], actuals)
+    return (
+        requests,
+        actuals,
+        recipe.feedback_frame([r.model_dump(mode="json") for r in requests], actuals),
+    )
 
 
-def test_feedback_rows_look_like_prepared_rows_and_pass_validation(recipe, cfg,
-                                                                   splits) -> None:
+def test_feedback_rows_look_like_prepared_rows_and_pass_validation(recipe, cfg, splits) -> None:
     train = splits["train"]
     requests, _, frame = feedback(recipe)
     assert list(frame.columns) == list(train.columns)
@@ -89,8 +100,14 @@ def test_feedback_rows_give_the_served_prediction_back(recipe, gbm_predictor) ->
 
 
 def test_none_codes_become_missing_like_in_the_data(recipe) -> None:
-    request = HousePriceRequest(neighborhood="NAmes", gr_liv_area=900, overall_qual=5,
-                                year_built=1950, bsmt_qual="NA", garage_type="NA")
+    request = HousePriceRequest(
+        neighborhood="NAmes",
+        gr_liv_area=900,
+        overall_qual=5,
+        year_built=1950,
+        bsmt_qual="NA",
+        garage_type="NA",
+    )
     frame = recipe.feedback_frame([request.model_dump(mode="json")], [120_000])
     assert frame.loc[0, ["bsmt_qual", "garage_type"]].isna().all()
 
@@ -102,17 +119,15 @@ def test_fill_values_are_the_train_defaults(splits) -> None:
     fitted = Preprocessor.fit(splits["train"]).defaults
     fitted = {k: None if v == NONE_LEVEL else v for k, v in fitted.items()}
     fitted["ms_subclass"] = int(fitted["ms_subclass"])  # a code in the model, a number here
-    assert DEFAULTS == fitted
+    assert fitted == DEFAULTS
 
 
-def test_the_log_keeps_features_only_and_feedback_rebuilds_the_requests(recipe,
-                                                                         tmp_path) -> None:
+def test_the_log_keeps_features_only_and_feedback_rebuilds_the_requests(recipe, tmp_path) -> None:
     # Every request field is a monitored feature, so the recorder stores no second copy of
     # the body; the rows a retrain learns from are the same as from the requests.
     from types import SimpleNamespace
 
     from opsline.data.feedback import feedback_rows
-    from opsline.monitoring.prediction_log import PredictionLog
     from opsline.recipes.house_price.schemas import HousePriceResponse
     from opsline.serving.prediction_recorder import PredictionRecorder
     from opsline.serving.settings import ServingSettings
@@ -121,10 +136,17 @@ def test_the_log_keeps_features_only_and_feedback_rebuilds_the_requests(recipe,
     requests, actuals, expected = feedback(recipe)
     recorder = PredictionRecorder(recipe, ServingSettings(prediction_log_uri=uri))
     recorder.open()
-    answers = [HousePriceResponse(predicted_price=1.0, price_per_sqft=1.0, model_kind="gbm")
-               for _ in requests]
-    recorder.record(SimpleNamespace(name="house_price", version="1"), requests, answers,
-                    ["a", "b", "c"], [0.001] * 3)
+    answers = [
+        HousePriceResponse(predicted_price=1.0, price_per_sqft=1.0, model_kind="gbm")
+        for _ in requests
+    ]
+    recorder.record(
+        SimpleNamespace(name="house_price", version="1"),
+        requests,
+        answers,
+        ["a", "b", "c"],
+        [0.001] * 3,
+    )
     recorder.log.add_feedback(list(zip(["a", "b", "c"], actuals, strict=True)))
     assert recorder.log.frame("house_price")["request"].isna().all()
     recorder.log.close()

@@ -73,20 +73,21 @@ def test_onnx_predictor_prices_match_native(recipe, exported, splits):
     # The ONNX predictor never loaded the native model, so its prices are ORT's own.
     assert not hasattr(onnx, "network") and not hasattr(onnx, "booster")
     fields = HousePriceRequest.model_fields
-    requests = [HousePriceRequest(**{k: v for k, v in row.items()
-                                     if k in fields and pd.notna(v)})
-                for row in splits["test"].head(50).to_dict("records")] + sample_requests()
+    requests = [
+        HousePriceRequest(**{k: v for k, v in row.items() if k in fields and pd.notna(v)})
+        for row in splits["test"].head(50).to_dict("records")
+    ] + sample_requests()
     got = [r.predicted_price for r in onnx.predict(requests)]
     want = [r.predicted_price for r in native.predict(requests)]
     np.testing.assert_allclose(got, want, rtol=REGRESSION_RTOL)
-    np.testing.assert_allclose(onnx.predict_frame(splits["val"]),
-                               native.predict_frame(splits["val"]), rtol=REGRESSION_RTOL)
+    np.testing.assert_allclose(
+        onnx.predict_frame(splits["val"]), native.predict_frame(splits["val"]), rtol=REGRESSION_RTOL
+    )
     one = onnx.predict(requests[:1])  # the dynamic batch axis also takes a single row
     assert one[0].predicted_price == pytest.approx(got[0], rel=REGRESSION_RTOL)
 
 
-def test_a_perturbed_onnx_fails_the_gate_and_never_serves(recipe, exported, splits,
-                                                          tmp_path):
+def test_a_perturbed_onnx_fails_the_gate_and_never_serves(recipe, exported, splits, tmp_path):
     model_dir = shutil.copytree(exported[0], tmp_path / "model")
     perturb(model_dir)
     record = check_parity(model_dir, splits["test"], exporter="test")

@@ -33,8 +33,13 @@ EDGE_RECORDS = [
     {**REQUIRED, "total_bsmt_sf": -50.0, "wood_deck_sf": -10, "yr_sold": 1950},
     {**REQUIRED, "garage_yr_blt": float("nan"), "fence": "MnPrv", "pool_qc": "Ex"},
     {**REQUIRED, "lot_area": "8450", "garage_area": "big", "ms_zoning": 7},
-    {**REQUIRED, "misc_val": float("inf"), "overall_qual": np.int64(9),
-     "gr_liv_area": np.float64(2100.5), "neighborhood": "NridgHt"},
+    {
+        **REQUIRED,
+        "misc_val": float("inf"),
+        "overall_qual": np.int64(9),
+        "gr_liv_area": np.float64(2100.5),
+        "neighborhood": "NridgHt",
+    },
     {**REQUIRED, "unknown_field": 3, "second_flr_sf": 0},
 ]
 
@@ -59,8 +64,9 @@ def test_plan_equals_request_path_on_the_whole_test_split(predictor, splits):
     raw = splits["test"][RAW_COLUMNS].astype(object)
     records = raw.where(raw.notna(), float("nan")).to_dict("records")
     for record in records[1::2]:
-        record.update({k: None for k, v in record.items() if isinstance(v, float)
-                       and math.isnan(v)})
+        record.update(
+            {k: None for k, v in record.items() if isinstance(v, float) and math.isnan(v)}
+        )
     assert any(v is None for r in records for v in r.values())
     assert any(isinstance(v, float) and math.isnan(v) for r in records for v in r.values())
     mlp, gbm = plan.mlp_matrix(records), plan.gbm_matrix(records)
@@ -77,13 +83,12 @@ def test_plan_equals_dataset_path_when_missing_values_are_nan(predictor, splits)
     raw = test[RAW_COLUMNS].astype(object)
     records = raw.where(raw.notna(), float("nan")).to_dict("records")
     np.testing.assert_array_equal(plan.mlp_matrix(records), pre.matrix(test))
-    np.testing.assert_array_equal(plan.gbm_matrix(records),
-                                  gbm_frame_matrix(pre.gbm_frame(test)))
+    np.testing.assert_array_equal(plan.gbm_matrix(records), gbm_frame_matrix(pre.gbm_frame(test)))
 
 
 def test_plan_equals_pandas_on_partial_sample_and_edge_records(predictor):
     pre, plan = predictor.preprocessor, predictor.plan
-    records = ([REQUIRED] + [r.record() for r in sample_requests()] + EDGE_RECORDS)
+    records = [REQUIRED] + [r.record() for r in sample_requests()] + EDGE_RECORDS
     np.testing.assert_array_equal(plan.mlp_matrix(records), pandas_mlp(pre, records))
     np.testing.assert_array_equal(plan.gbm_matrix(records), pandas_gbm(pre, records))
     # and one at a time (the server's most common batch)
@@ -100,11 +105,15 @@ def test_plan_encodes_categories_as_training_did(gbm_predictor):
     sub = len(NUMERIC_FEATURES) + NOMINAL.index("ms_subclass")
     assert gbm[0, sub] == pre.gbm_nominal["ms_subclass"].index("60")
     mlp = plan.mlp_matrix([EDGE_RECORDS[3]])
-    hot = [f for f, v in zip(pre.features, mlp[0], strict=True) if v == 1.0
-           and f.startswith("neighborhood=")]
+    hot = [
+        f
+        for f, v in zip(pre.features, mlp[0], strict=True)
+        if v == 1.0 and f.startswith("neighborhood=")
+    ]
     assert hot == []  # unknown neighborhood: no one-hot column set
     assert mlp[0, pre.features.index("kitchen_qual")] == pytest.approx(
-        (0 - pre.means["kitchen_qual"]) / pre.stds["kitchen_qual"])  # unknown ordinal -> 0
+        (0 - pre.means["kitchen_qual"]) / pre.stds["kitchen_qual"]
+    )  # unknown ordinal -> 0
 
 
 def test_plan_handles_an_empty_batch(predictor):
@@ -112,14 +121,14 @@ def test_plan_handles_an_empty_batch(predictor):
     assert predictor.plan.gbm_matrix([]).shape == (0, predictor.plan.n_numeric + len(NOMINAL))
 
 
-def test_lightgbm_predicts_the_same_from_codes_as_from_pandas_categoricals(gbm_predictor,
-                                                                          splits):
+def test_lightgbm_predicts_the_same_from_codes_as_from_pandas_categoricals(gbm_predictor, splits):
     pre, booster = gbm_predictor.preprocessor, gbm_predictor.booster
     records = splits["test"][RAW_COLUMNS].to_dict("records") + EDGE_RECORDS
     frame = pre.gbm_frame(pre.complete(records))
     assert isinstance(frame["neighborhood"].dtype, pd.CategoricalDtype)
-    np.testing.assert_array_equal(booster.predict(gbm_predictor.plan.gbm_matrix(records)),
-                                  booster.predict(frame))
+    np.testing.assert_array_equal(
+        booster.predict(gbm_predictor.plan.gbm_matrix(records)), booster.predict(frame)
+    )
 
 
 def test_requests_do_not_touch_pandas(predictor, monkeypatch):
@@ -136,9 +145,10 @@ def test_requests_do_not_touch_pandas(predictor, monkeypatch):
 
 def test_request_prices_equal_predict_frame_on_the_same_rows(predictor, splits):
     fields = HousePriceRequest.model_fields
-    requests = [HousePriceRequest(**{k: v for k, v in row.items()
-                                     if k in fields and pd.notna(v)})
-                for row in splits["test"].head(64).to_dict("records")]
+    requests = [
+        HousePriceRequest(**{k: v for k, v in row.items() if k in fields and pd.notna(v)})
+        for row in splits["test"].head(64).to_dict("records")
+    ]
     requests += [HousePriceRequest(**REQUIRED), *sample_requests()]
     pre = predictor.preprocessor
     via_plan = predictor.to_prices(predictor.forward(predictor.preprocess(requests)))
@@ -146,4 +156,3 @@ def test_request_prices_equal_predict_frame_on_the_same_rows(predictor, splits):
     np.testing.assert_array_equal(via_plan, via_frame)
     responses = predictor.predict(requests)
     assert [r.predicted_price for r in responses] == [round(float(p), 2) for p in via_frame]
-

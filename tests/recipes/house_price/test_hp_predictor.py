@@ -47,7 +47,8 @@ def test_load_refuses_incomplete_directory(recipe, trained, tmp_path, missing):
     model = trained[0]
     copy = shutil.copytree(model.model_dir, tmp_path / "model")
     name = {"weights": "model.safetensors" if model.kind == "mlp" else "model.txt"}.get(
-        missing, missing)
+        missing, missing
+    )
     (copy / name).unlink()
     with pytest.raises(ModelLoadError, match=name.replace(".", r"\.")):
         recipe.load_predictor(copy)
@@ -82,15 +83,17 @@ def test_requests_and_frames_share_one_code_path(request, kind, splits):
     assert predictor.info["kind"] == kind
     rows = splits["test"].head(5)
     fields = HousePriceRequest.model_fields
-    requests = [HousePriceRequest(**{k: v for k, v in row.items()
-                                     if k in fields and pd.notna(v)})
-                for row in rows.to_dict("records")]
+    requests = [
+        HousePriceRequest(**{k: v for k, v in row.items() if k in fields and pd.notna(v)})
+        for row in rows.to_dict("records")
+    ]
     responses = predictor.predict(requests)
     # A request carries only some columns; the frame path sees the full row, so compare
     # the request path with the frame path on the same completed rows.
     completed = predictor.preprocessor.complete([r.record() for r in requests])
-    np.testing.assert_allclose([r.predicted_price for r in responses],
-                               predictor.predict_frame(completed), rtol=1e-5)
+    np.testing.assert_allclose(
+        [r.predicted_price for r in responses], predictor.predict_frame(completed), rtol=1e-5
+    )
     for r, req in zip(responses, requests, strict=True):
         assert r.model_kind == kind
         assert r.price_per_sqft == pytest.approx(r.predicted_price / req.gr_liv_area, rel=1e-3)
@@ -105,10 +108,12 @@ def test_sample_predictions_are_plausible_and_ordered(request, kind):
 
 
 def test_partial_request_uses_training_defaults(gbm_predictor):
-    minimal = HousePriceRequest(neighborhood="NAmes", gr_liv_area=1500, overall_qual=6,
-                                year_built=1970)
-    explicit = HousePriceRequest(**minimal.record(),
-                                 lot_area=gbm_predictor.preprocessor.defaults["lot_area"])
+    minimal = HousePriceRequest(
+        neighborhood="NAmes", gr_liv_area=1500, overall_qual=6, year_built=1970
+    )
+    explicit = HousePriceRequest(
+        **minimal.record(), lot_area=gbm_predictor.preprocessor.defaults["lot_area"]
+    )
     a, b = gbm_predictor.predict([minimal, explicit])
     assert a.predicted_price == pytest.approx(b.predicted_price)
 
@@ -116,8 +121,7 @@ def test_partial_request_uses_training_defaults(gbm_predictor):
 def test_evaluate_reports_metrics_and_figures(recipe, cfg, gbm_predictor, splits):
     evaluation = recipe.evaluate(cfg, gbm_predictor, splits["val"])
     m = evaluation.metrics
-    assert {"rmse", "mae", "rmsle", "mape", "within_5pct", "within_10pct",
-            "within_20pct"} <= set(m)
+    assert {"rmse", "mae", "rmsle", "mape", "within_5pct", "within_10pct", "within_20pct"} <= set(m)
     assert 0 <= m["within_5pct"] <= m["within_10pct"] <= m["within_20pct"] <= 1
     assert set(evaluation.figures) == {"predicted_vs_actual.png", "residuals.png"}
     assert recipe.primary_metric == "rmsle" and recipe.greater_is_better is False

@@ -16,16 +16,21 @@ def test_registered():
 
 
 def test_import_is_cheap():
-    code = ("import sys, opsline.recipes.house_price; "
-            "print(sorted(m for m in ('torch', 'pandas', 'lightning', 'gradio', 'pandera', "
-            "'lightgbm', 'matplotlib', 'numpy', 'mlflow') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, opsline.recipes.house_price; "
+        "print(sorted(m for m in ('torch', 'pandas', 'lightning', 'gradio', 'pandera', "
+        "'lightgbm', 'matplotlib', 'numpy', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
-@pytest.mark.parametrize(("experiment", "batch_size", "lr"), [
-    ("baseline", 64, 3e-4), ("large_batch", 256, 6e-4), ("high_lr", 64, 3e-3)])
+@pytest.mark.parametrize(
+    ("experiment", "batch_size", "lr"),
+    [("baseline", 64, 3e-4), ("large_batch", 256, 6e-4), ("high_lr", 64, 3e-3)],
+)
 def test_experiments_compose(compose_config, experiment, batch_size, lr):
     cfg = compose_config(f"experiment=house_price/{experiment}")
     assert cfg.model.name == "mlp"
@@ -63,8 +68,9 @@ def test_gbm_logs_a_sparse_validation_curve(gbm_trained):
 
 
 @pytest.mark.parametrize("trainer_override", ["trainer=debug", "trainer.fast_dev_run=true"])
-def test_short_mlp_runs_export_a_loadable_model(recipe, compose_config, dataset, tmp_path,
-                                                 recording_run, trainer_override):
+def test_short_mlp_runs_export_a_loadable_model(
+    recipe, compose_config, dataset, tmp_path, recording_run, trainer_override
+):
     cfg = compose_config(trainer_override, "trainer.enable_progress_bar=false")
     run = recording_run()
     trained = recipe.train(cfg, dataset, run, tmp_path / "export")

@@ -32,15 +32,23 @@ def test_non_finite_numbers_are_rejected(value):
 def test_nan_in_json_is_rejected():
     with pytest.raises(ValidationError) as info:
         HousePriceRequest.model_validate_json(
-            '{"neighborhood": "NAmes", "gr_liv_area": NaN, "overall_qual": 6, '
-            '"year_built": 1970}')
+            '{"neighborhood": "NAmes", "gr_liv_area": NaN, "overall_qual": 6, "year_built": 1970}'
+        )
     assert info.value.errors()[0]["loc"] == ("gr_liv_area",)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("overall_qual", 11), ("overall_qual", 0), ("gr_liv_area", 50), ("year_built", 1500),
-    ("garage_cars", -1), ("lot_area", 10), ("mo_sold", 13),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("overall_qual", 11),
+        ("overall_qual", 0),
+        ("gr_liv_area", 50),
+        ("year_built", 1500),
+        ("garage_cars", -1),
+        ("lot_area", 10),
+        ("mo_sold", 13),
+    ],
+)
 def test_out_of_range_is_rejected(field, value):
     assert field in error_fields(**{field: value})
 

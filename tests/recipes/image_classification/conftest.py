@@ -16,25 +16,34 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-GRAPEVINE = Path(os.environ.get("OPSLINE_GRAPEVINE_DIR",
-                                REPO.parent / "shared" / "data" / "grapevine-leaves"))
+GRAPEVINE = Path(
+    os.environ.get("OPSLINE_GRAPEVINE_DIR", REPO.parent / "shared" / "data" / "grapevine-leaves")
+)
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["Ak", "Ala_Idris", "Buzgulu", "Dimnit", "Nazli"]
-SMOKE = ["model=small_cnn", "trainer=debug", "trainer.max_epochs=1", "model.image_size=32",
-         f"data.path={GRAPEVINE}"]
+SMOKE = [
+    "model=small_cnn",
+    "trainer=debug",
+    "trainer.max_epochs=1",
+    "model.image_size=32",
+    f"data.path={GRAPEVINE}",
+]
 
 
 def require_grapevine() -> Path:
     if not (GRAPEVINE / "Ak").is_dir():
-        pytest.fail(f"The grapevine test images are missing at {GRAPEVINE} "
-                    "(set OPSLINE_GRAPEVINE_DIR).")
+        pytest.fail(
+            f"The grapevine test images are missing at {GRAPEVINE} (set OPSLINE_GRAPEVINE_DIR)."
+        )
     return GRAPEVINE
 
 
 def require_fashion() -> Path:
     if not (FASHION / "train-labels-idx1-ubyte.gz").is_file():
-        pytest.fail(f"Fashion-MNIST is missing at {FASHION}: install the Debian package "
-                    "`dataset-fashion-mnist` (`make system-deps`).")
+        pytest.fail(
+            f"Fashion-MNIST is missing at {FASHION}: install the Debian package "
+            "`dataset-fashion-mnist` (`make system-deps`)."
+        )
     return FASHION
 
 
@@ -80,14 +89,16 @@ def shapes_dataset(root: Path, n: int = 160, size: int = 48, seed: int = 0) -> P
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        attrs = {a: rng.random() < 0.5 for a in ("has_circle", "is_red", "is_large",
-                                                 "has_stripe")}
+        attrs = {a: rng.random() < 0.5 for a in ("has_circle", "is_red", "is_large", "has_stripe")}
         image = Image.new("RGB", (size, size), (rng.randint(200, 255),) * 3)
         draw = ImageDraw.Draw(image)
         r = (0.4 if attrs["is_large"] else 0.2) * size
         cx, cy = size / 2 + rng.uniform(-4, 4), size / 2 + rng.uniform(-4, 4)
-        colour = (rng.randint(170, 255), rng.randint(0, 60), rng.randint(0, 60)) \
-            if attrs["is_red"] else (rng.randint(0, 60), rng.randint(0, 60), rng.randint(170, 255))
+        colour = (
+            (rng.randint(170, 255), rng.randint(0, 60), rng.randint(0, 60))
+            if attrs["is_red"]
+            else (rng.randint(0, 60), rng.randint(0, 60), rng.randint(170, 255))
+        )
         box = (cx - r, cy - r, cx + r, cy + r)
         (draw.ellipse if attrs["has_circle"] else draw.rectangle)(box, fill=colour)
         if attrs["has_stripe"]:
@@ -112,8 +123,9 @@ def grapevine_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("ic-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPSLINE_HOME", str(home))
-        _, decision = pipeline.run("image_classification",
-                                   ["data=grapevine", *SMOKE, "trainer.max_epochs=2"])
+        _, decision = pipeline.run(
+            "image_classification", ["data=grapevine", *SMOKE, "trainer.max_epochs=2"]
+        )
     assert decision.promoted, decision.reason
     return home
 

@@ -33,12 +33,19 @@ def test_packaged_mobilenetv2_weights_match_torchvision_exactly() -> None:
 
 
 def test_create_loads_the_backbone_and_leaves_a_new_head() -> None:
-    cfg = OmegaConf.create({"name": "mobilenetv2", "arch": "mobilenetv2_100",
-                            "pretrained": "package", "dropout": 0.3})
+    cfg = OmegaConf.create(
+        {"name": "mobilenetv2", "arch": "mobilenetv2_100", "pretrained": "package", "dropout": 0.3}
+    )
     net, arch = backbones.create(cfg, num_classes=5, in_chans=3)
-    assert arch == {"family": "timm", "name": "mobilenetv2_100", "num_classes": 5,
-                    "in_chans": 3, "drop_rate": 0.3, "head_norm": False,
-                    "pretrained": "package"}
+    assert arch == {
+        "family": "timm",
+        "name": "mobilenetv2_100",
+        "num_classes": 5,
+        "in_chans": 3,
+        "drop_rate": 0.3,
+        "head_norm": False,
+        "pretrained": "package",
+    }
     state = torch.load(backbones.packaged_weights_file("mobilenetv2_100"), weights_only=True)
     assert torch.equal(net.conv_stem.weight, state["features.0.0.weight"])
     assert net.get_classifier().out_features == 5
@@ -52,8 +59,9 @@ def test_unknown_packaged_model_says_what_to_do() -> None:
 
 
 def _module(net, **kw) -> ImageClassifier:
-    return ImageClassifier(net, PRE, "multiclass", backbone_lr=1e-5, head_lr=1e-3,
-                           weight_decay=0.01, **kw)
+    return ImageClassifier(
+        net, PRE, "multiclass", backbone_lr=1e-5, head_lr=1e-3, weight_decay=0.01, **kw
+    )
 
 
 def test_backbone_and_head_learning_rates_are_both_applied() -> None:
@@ -64,8 +72,9 @@ def test_backbone_and_head_learning_rates_are_both_applied() -> None:
     assert (head_group["name"], head_group["lr"]) == ("head", 1e-3)
     head_ids = {id(p) for p in net.head.parameters()}
     assert {id(p) for p in head_group["params"]} == head_ids
-    assert {id(p) for p in backbone_group["params"]} == \
-        {id(p) for p in net.parameters()} - head_ids  # disjoint and complete
+    assert {id(p) for p in backbone_group["params"]} == {
+        id(p) for p in net.parameters()
+    } - head_ids  # disjoint and complete
 
 
 def test_frozen_backbone_keeps_weights_and_batchnorm_statistics() -> None:
@@ -96,8 +105,15 @@ def test_freeze_schedule_epochs() -> None:
 def test_probe_writes_a_standardising_head_that_reproduces_the_fit() -> None:
     from opsline.recipes.image_classification.probe import features, fit_probe
 
-    cfg = OmegaConf.create({"name": "m", "arch": "mobilenetv2_100", "pretrained": "package",
-                            "dropout": 0.0, "head_norm": True})
+    cfg = OmegaConf.create(
+        {
+            "name": "m",
+            "arch": "mobilenetv2_100",
+            "pretrained": "package",
+            "dropout": 0.0,
+            "head_norm": True,
+        }
+    )
     net, _ = backbones.create(cfg, num_classes=3, in_chans=3)
     colours = torch.tensor([[230, 30, 30], [30, 30, 230], [30, 200, 30]], dtype=torch.uint8)
     y = torch.arange(12) % 3

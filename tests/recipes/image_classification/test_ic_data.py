@@ -25,12 +25,15 @@ def test_grapevine_split_is_stratified_deterministic_and_in_the_manifest() -> No
     assert first.root.name == "grapevine"  # one dataset folder per data source
     extras = first.manifest["extras"]
     assert extras["classes"] == CLASSES
-    assert extras["class_counts"] == {"train": dict.fromkeys(CLASSES, 6),
-                                      "val": dict.fromkeys(CLASSES, 2),
-                                      "test": dict.fromkeys(CLASSES, 2)}
+    assert extras["class_counts"] == {
+        "train": dict.fromkeys(CLASSES, 6),
+        "val": dict.fromkeys(CLASSES, 2),
+        "test": dict.fromkeys(CLASSES, 2),
+    }
     train = first.frame("train")
-    assert {"item", "path", "label", "width", "height", "mode", "pixel_hash", "error"} \
-        <= set(train.columns)
+    assert {"item", "path", "label", "width", "height", "mode", "pixel_hash", "error"} <= set(
+        train.columns
+    )
     assert set(train["mode"]) == {"RGBA"} and train["error"].isna().all()
     assert pipeline.validate(RECIPE, ["data=grapevine", f"data.path={GRAPEVINE}"]).ok
     again = prepare(f"data.path={GRAPEVINE}")
@@ -47,8 +50,13 @@ def test_data_version_changes_when_pixels_change(small_folder: Path) -> None:
 
 
 def _validate(folder: Path) -> str:
-    overrides = ["data=grapevine", f"data.path={folder}", "data.min_rows.train=1",
-                 "data.min_rows.val=1", "data.min_rows.test=1"]
+    overrides = [
+        "data=grapevine",
+        f"data.path={folder}",
+        "data.min_rows.train=1",
+        "data.min_rows.val=1",
+        "data.min_rows.test=1",
+    ]
     pipeline.prepare(RECIPE, overrides)
     result = pipeline.validate(RECIPE, overrides)
     assert not result.ok
@@ -67,7 +75,8 @@ def test_undecodable_image_fails_naming_the_file(small_folder: Path) -> None:
 def test_duplicate_image_fails(small_folder: Path) -> None:
     source = small_folder / "Dimnit" / "Dimnit (3).png"
     (small_folder / "Dimnit" / "copy.webp").write_bytes(
-        png_bytes(Image.open(source), "WEBP", lossless=True))
+        png_bytes(Image.open(source), "WEBP", lossless=True)
+    )
     assert "pixel_hash" in _validate(small_folder)
 
 
@@ -76,14 +85,17 @@ def test_unknown_class_small_image_and_bad_mode_fail(small_folder: Path) -> None
     (small_folder / "Oak" / "oak.png").write_bytes(png_bytes(Image.new("RGB", (96, 96), "red")))
     (small_folder / "Ak" / "tiny.png").write_bytes(png_bytes(Image.new("RGB", (20, 20), "blue")))
     (small_folder / "Ak" / "print.jpg").write_bytes(
-        png_bytes(Image.new("CMYK", (96, 96), (0, 50, 100, 0)), "JPEG"))
+        png_bytes(Image.new("CMYK", (96, 96), (0, 50, 100, 0)), "JPEG")
+    )
     report = _validate(small_folder)
     assert "label one of" in report and "Oak" in report
     assert "at least 64×64" in report and "image mode one of" in report
 
 
 def test_data_names_are_per_recipe_with_the_valid_choices() -> None:
-    with pytest.raises(UsageError, match="Valid data sources: face_attributes, fashion_mnist, grapevine"):
+    with pytest.raises(
+        UsageError, match="Valid data sources: face_attributes, fashion_mnist, grapevine"
+    ):
         pipeline.prepare(RECIPE, ["data=imagenet"])
 
 

@@ -24,11 +24,21 @@ ATTRIBUTES = ["has_circle", "is_red", "is_large", "has_stripe"]
 @pytest.mark.quality
 def test_attribute_table_trains_serves_and_reports_per_attribute(tmp_path: Path) -> None:
     table = shapes_dataset(tmp_path / "shapes", n=240)
-    overrides = ["data=face_attributes", f"data.path={table}",
-                 f"data.image_dir={table.parent / 'images'}", "model=small_cnn",
-                 "model.image_size=32", "model.max_epochs=12", "model.augment=none",
-                 "model.channels=[16,32,64]", "model.batch_size=32", "trainer=debug",
-                 "trainer.max_epochs=null", "data.val_fraction=0.15", "data.test_fraction=0.2"]
+    overrides = [
+        "data=face_attributes",
+        f"data.path={table}",
+        f"data.image_dir={table.parent / 'images'}",
+        "model=small_cnn",
+        "model.image_size=32",
+        "model.max_epochs=12",
+        "model.augment=none",
+        "model.channels=[16,32,64]",
+        "model.batch_size=32",
+        "trainer=debug",
+        "trainer.max_epochs=null",
+        "data.val_fraction=0.15",
+        "data.test_fraction=0.2",
+    ]
     results, decision = pipeline.run("image_classification", overrides)
     assert decision.promoted, decision.reason
     metrics = results[0].metrics
@@ -44,8 +54,9 @@ def test_attribute_table_trains_serves_and_reports_per_attribute(tmp_path: Path)
     assert set(dataset.manifest["extras"]["class_counts"]["train"]) == set(ATTRIBUTES)
 
     image = (tmp_path / "shapes" / "images" / "img_0000.png").read_bytes()
-    settings = ServingSettings(recipe="image_classification", model_name="face_attributes",
-                               ui=False)
+    settings = ServingSettings(
+        recipe="image_classification", model_name="face_attributes", ui=False
+    )
     with TestClient(create_app(settings)) as client:
         response = client.post("/predict", json={"image": base64.b64encode(image).decode()})
         assert response.status_code == 200, response.text
@@ -60,8 +71,11 @@ def test_plus_minus_one_table_values_are_validated(tmp_path: Path) -> None:
     text = table.read_text().splitlines()
     text[1] = text[1].rsplit(",", 1)[0] + ",7"  # an impossible attribute value
     table.write_text("\n".join(text) + "\n")
-    overrides = ["data=face_attributes", f"data.path={table}",
-                 f"data.image_dir={table.parent / 'images'}"]
+    overrides = [
+        "data=face_attributes",
+        f"data.path={table}",
+        f"data.image_dir={table.parent / 'images'}",
+    ]
     pipeline.prepare("image_classification", overrides)
     report = pipeline.validate("image_classification", overrides).report()
     assert "attr_has_stripe" in report and "0/1" in report

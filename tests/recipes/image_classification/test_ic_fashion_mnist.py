@@ -36,13 +36,21 @@ def test_missing_files_say_how_to_install_them(tmp_path) -> None:
 @pytest.mark.quality
 def test_small_cnn_learns_a_fashion_mnist_subset() -> None:
     require_fashion()
-    overrides = ["experiment=fashion_mnist_cnn", LIMIT, "model.max_epochs=3",
-                 "trainer.enable_progress_bar=false"]
+    overrides = [
+        "experiment=fashion_mnist_cnn",
+        LIMIT,
+        "model.max_epochs=3",
+        "trainer.enable_progress_bar=false",
+    ]
     dataset = pipeline.prepare("image_classification", overrides)
     assert dataset.manifest["splits"]["test"]["rows"] == 1000  # the official test images
     extras = dataset.manifest["extras"]
-    assert sum(extras["class_counts"]["train"].values()) + \
-        sum(extras["class_counts"]["val"].values()) + extras["duplicates_dropped"] == 5000
+    assert (
+        sum(extras["class_counts"]["train"].values())
+        + sum(extras["class_counts"]["val"].values())
+        + extras["duplicates_dropped"]
+        == 5000
+    )
     assert pipeline.validate("image_classification", overrides).ok
     result = pipeline.train("image_classification", overrides)
     # Measured 0.84 on 2 shared cores (3 epochs on 4,600 images); the full 60,000-image run

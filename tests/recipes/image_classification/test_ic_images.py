@@ -15,13 +15,22 @@ from .conftest import leaf_bytes, png_bytes
 
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
     """A ~100-byte PNG whose header declares width × height pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
@@ -43,11 +52,15 @@ def test_greyscale_and_palette_are_converted(mode: str) -> None:
     assert decoded.mode == mode and decoded.image.mode == "RGB"
 
 
-@pytest.mark.parametrize(("data", "code"), [
-    (b"", "empty"),
-    (b"this is plain text, not a picture", "not_an_image"),
-    (bomb_png(), "decompression_bomb"),
-], ids=["empty", "text", "bomb"])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty"),
+        (b"this is plain text, not a picture", "not_an_image"),
+        (bomb_png(), "decompression_bomb"),
+    ],
+    ids=["empty", "text", "bomb"],
+)
 def test_bad_bytes_are_refused_with_a_code(data: bytes, code: str) -> None:
     with pytest.raises(images.ImageError) as error:
         images.decode(data)

@@ -23,8 +23,12 @@ def recipe():
 
 
 def response(probability: float = 0.8) -> ImageResponse:
-    return ImageResponse(labels=[{"label": "Ak", "probability": probability}],
-                         predicted=["Ak"], task="multiclass", model_kind="test")
+    return ImageResponse(
+        labels=[{"label": "Ak", "probability": probability}],
+        predicted=["Ak"],
+        task="multiclass",
+        model_kind="test",
+    )
 
 
 def features(recipe, image: Image.Image, probability: float = 0.8) -> dict:
@@ -76,14 +80,16 @@ def prepared_train(small_folder: Path):
     return get_recipe("image_classification").prepare(cfg)["train"]
 
 
-def test_reference_requests_from_the_prepared_split_are_served(recipe, prepared_train,
-                                                               grapevine_workspace) -> None:
+def test_reference_requests_from_the_prepared_split_are_served(
+    recipe, prepared_train, grapevine_workspace
+) -> None:
     from opsline.tracking.registry import resolve_model
 
     requests = recipe.requests_from_frame(prepared_train)
     assert len(requests) == len(prepared_train) > 0
     predictor = recipe.load_predictor(
-        resolve_model(recipe.name, "models:/grapevine@production").local_dir)
+        resolve_model(recipe.name, "models:/grapevine@production").local_dir
+    )
     responses = predictor.predict(requests)
     rows = recipe.monitored_features(requests, responses)
     assert all(list(row) == list(FEATURES) for row in rows)
@@ -93,8 +99,9 @@ def test_reference_requests_from_the_prepared_split_are_served(recipe, prepared_
     assert all(row["brightness"] > 0.5 for row in rows)
 
 
-def test_broken_rows_are_skipped_and_other_formats_sent_as_png(recipe, prepared_train,
-                                                               tmp_path: Path) -> None:
+def test_broken_rows_are_skipped_and_other_formats_sent_as_png(
+    recipe, prepared_train, tmp_path: Path
+) -> None:
     frame = prepared_train.head(3).copy()
     frame.loc[0, "error"] = "Ak (1).png: truncated: ..."
     bmp = tmp_path / "leaf.bmp"
@@ -112,8 +119,12 @@ def test_live_accuracy_counts_unknown_labels_as_wrong(recipe) -> None:
     def logged(top: str) -> dict:
         return response().model_copy(update={"predicted": [top]}).model_dump(mode="json")
 
-    multilabel = {"labels": [{"label": "is_red", "probability": 0.9}], "predicted": ["is_red"],
-                  "task": "multilabel", "model_kind": "test"}
+    multilabel = {
+        "labels": [{"label": "is_red", "probability": 0.9}],
+        "predicted": ["is_red"],
+        "task": "multilabel",
+        "model_kind": "test",
+    }
     predictions = [logged("Ak"), logged("Nazli"), logged("Ak"), logged("Dimnit"), multilabel]
     actuals = ["Ak", "Buzgulu", "Ak", "Oak", "is_red"]  # "Oak" is no class of the model
     assert "Oak" not in CLASSES

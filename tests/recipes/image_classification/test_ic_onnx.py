@@ -25,8 +25,7 @@ from .conftest import GRAPEVINE, leaf_bytes, require_grapevine, shapes_dataset
 
 RECIPE = "image_classification"
 # MobileNetV2 is the recipe's default model (probe fit, packaged weights, TTA auto=dihedral).
-GRAPEVINE_64 = ["data=grapevine", f"data.path={GRAPEVINE}", "trainer=debug",
-                "model.image_size=64"]
+GRAPEVINE_64 = ["data=grapevine", f"data.path={GRAPEVINE}", "trainer=debug", "model.image_size=64"]
 
 
 def train_model_dir(home: Path, overrides: list[str]) -> tuple[Path, dict[str, str], Path]:
@@ -53,8 +52,10 @@ def requests():
     from opsline.recipes.image_classification import sample_requests
     from opsline.recipes.image_classification.schemas import ImageRequest
 
-    leaves = [ImageRequest.from_bytes(leaf_bytes(name, 6, 96), top_k=5)
-              for name in ("Ak", "Nazli", "Dimnit")]
+    leaves = [
+        ImageRequest.from_bytes(leaf_bytes(name, 6, 96), top_k=5)
+        for name in ("Ak", "Nazli", "Dimnit")
+    ]
     return leaves + sample_requests()
 
 
@@ -82,8 +83,9 @@ def test_mobilenetv2_export_passes_parity_and_serves_with_onnx_runtime(mobilenet
     assert onnx.pre.tta == "dihedral"  # the grapevine default: 8 views per image
     assert onnx.max_batch_size == native.max_batch_size == 4  # 32 rows ÷ 8 views
     assert_same_predictions(native, onnx)
-    assert [r.predicted for r in onnx.predict(requests())] == \
-        [r.predicted for r in native.predict(requests())]
+    assert [r.predicted for r in onnx.predict(requests())] == [
+        r.predicted for r in native.predict(requests())
+    ]
     assert onnx.forward(onnx.preprocess([])).shape == (0, 5)
 
 
@@ -91,14 +93,25 @@ def test_mobilenetv2_export_passes_parity_and_serves_with_onnx_runtime(mobilenet
 def test_other_backbones_and_multilabel_pass_parity(case: str, tmp_path: Path) -> None:
     if case == "efficientnet_lite0":  # packaged ImageNet weights; ReLU6, depthwise, no SE
         require_grapevine()
-        overrides = [*GRAPEVINE_64, "model=efficientnet_lite0", "model.fit=probe",
-                     "model.head_norm=true"]
+        overrides = [
+            *GRAPEVINE_64,
+            "model=efficientnet_lite0",
+            "model.fit=probe",
+            "model.head_norm=true",
+        ]
     else:  # multi-label: sigmoid per attribute, flatten-pooled small CNN, dropout, no TTA
         table = shapes_dataset(tmp_path / "shapes", n=120, size=32)
-        overrides = ["data=face_attributes", f"data.path={table}",
-                     f"data.image_dir={table.parent / 'images'}", "model=small_cnn",
-                     "model.image_size=32", "model.pool=flatten", "model.hidden=32",
-                     "trainer=debug", "trainer.max_epochs=1"]
+        overrides = [
+            "data=face_attributes",
+            f"data.path={table}",
+            f"data.image_dir={table.parent / 'images'}",
+            "model=small_cnn",
+            "model.image_size=32",
+            "model.pool=flatten",
+            "model.hidden=32",
+            "trainer=debug",
+            "trainer.max_epochs=1",
+        ]
     model_dir, tags, _ = train_model_dir(tmp_path / "home", overrides)
     record = read_parity(model_dir)
     assert record is not None and record.passed, record
@@ -122,8 +135,11 @@ def perturb_classifier(path: Path) -> None:
     weight = next(initializers[name] for name in last.input if name in initializers)
     array = numpy_helper.to_array(weight)
     rng = np.random.default_rng(0)
-    weight.CopyFrom(numpy_helper.from_array(
-        (array + rng.normal(0, array.std() * 3, array.shape)).astype(array.dtype), weight.name))
+    weight.CopyFrom(
+        numpy_helper.from_array(
+            (array + rng.normal(0, array.std() * 3, array.shape)).astype(array.dtype), weight.name
+        )
+    )
     onnx.save(model, str(path))
 
 
@@ -161,10 +177,17 @@ def test_the_gate_catches_a_wrong_export(mobilenet, breakage: str, tmp_path: Pat
         net = load_network(model_dir, read_card(model_dir)).train()
         with warnings.catch_warnings():  # the exporter warns about exactly this mistake
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.zeros(2, 3, 64, 64),), str(model_dir / ONNX_FILE),
-                              input_names=[INPUT], output_names=[OUTPUT], opset_version=18,
-                              dynamo=False, training=torch.onnx.TrainingMode.TRAINING,
-                              dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+            torch.onnx.export(
+                net,
+                (torch.zeros(2, 3, 64, 64),),
+                str(model_dir / ONNX_FILE),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                opset_version=18,
+                dynamo=False,
+                training=torch.onnx.TrainingMode.TRAINING,
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            )
     frame = grapevine_test_split(mobilenet[2])
     record = check_parity(model_dir, frame, exporter="broken on purpose")
     assert not record.passed, record

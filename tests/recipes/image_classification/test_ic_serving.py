@@ -25,8 +25,9 @@ def client(grapevine_workspace: Path) -> Iterator[TestClient]:
         yield test_client
 
 
-def upload(client: TestClient, data: bytes, name: str = "leaf.png", ctype: str = "image/png",
-           **fields: str):
+def upload(
+    client: TestClient, data: bytes, name: str = "leaf.png", ctype: str = "image/png", **fields: str
+):
     return client.post("/predict", files={"image": (name, data, ctype)}, data=fields)
 
 
@@ -71,15 +72,20 @@ def _detail(response) -> list[dict]:
     return response.json()["detail"]
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (b"%PDF-1.4 definitely not an image", "not an image"),
-    (leaf_bytes("Ak", 2)[:5000], "truncated"),
-    (bomb_png(), "decompression bomb"),
-], ids=["not-an-image", "truncated", "bomb"])
-def test_bad_uploads_are_422_naming_the_field(client: TestClient, data: bytes,
-                                               reason: str) -> None:
-    for response in (upload(client, data),
-                     client.post("/predict", json={"image": base64.b64encode(data).decode()})):
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"%PDF-1.4 definitely not an image", "not an image"),
+        (leaf_bytes("Ak", 2)[:5000], "truncated"),
+        (bomb_png(), "decompression bomb"),
+    ],
+    ids=["not-an-image", "truncated", "bomb"],
+)
+def test_bad_uploads_are_422_naming_the_field(client: TestClient, data: bytes, reason: str) -> None:
+    for response in (
+        upload(client, data),
+        client.post("/predict", json={"image": base64.b64encode(data).decode()}),
+    ):
         assert response.status_code == 422
         (error,) = _detail(response)
         assert error["loc"] == ["body", "image"] and reason in error["msg"]
@@ -103,8 +109,9 @@ def test_more_than_10_mb_is_413_with_the_reason(client: TestClient) -> None:
 def test_bad_json_and_missing_file_are_422(client: TestClient) -> None:
     assert client.post("/predict", json={"image": "***not base64***"}).status_code == 422
     assert client.post("/predict", json={"top_k": 3}).status_code == 422
-    response = client.post("/predict", data={"top_k": "3"},
-                           files={"other": ("x.png", b"123", "image/png")})
+    response = client.post(
+        "/predict", data={"top_k": "3"}, files={"other": ("x.png", b"123", "image/png")}
+    )
     assert response.status_code == 422
     assert _detail(response)[0]["loc"] == ["body", "image"]
     response = upload(client, leaf_bytes("Ak", 1, 96), top_k="0")

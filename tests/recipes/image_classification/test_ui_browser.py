@@ -19,6 +19,7 @@ from .conftest import CLASSES, GRAPEVINE
 
 pytestmark = pytest.mark.browser
 
+
 def _text(page, selector: str) -> str:
     return page.locator(selector).inner_text()
 
@@ -35,14 +36,14 @@ def wait_for(page, selector: str, pattern: re.Pattern[str], timeout: float = 60.
         page.wait_for_timeout(250)
 
 
-def test_upload_a_leaf_and_see_the_prediction(grapevine_workspace: Path, browser,
-                                              tmp_path: Path) -> None:
+def test_upload_a_leaf_and_see_the_prediction(
+    grapevine_workspace: Path, browser, tmp_path: Path
+) -> None:
     app = create_app(ServingSettings(recipe="image_classification", model_name="grapevine"))
     leaf = GRAPEVINE / "Dimnit" / "Dimnit (7).png"
     with live_server(app) as base_url:
         page = browser.new_page()
-        page.route(re.compile(r"^(?!" + re.escape(base_url) + ").*"),
-                   lambda route: route.abort())
+        page.route(re.compile(r"^(?!" + re.escape(base_url) + ").*"), lambda route: route.abort())
         page.goto(f"{base_url}/ui/")
         page.locator("#image-input input[type=file]").set_input_files(str(leaf))
         page.wait_for_timeout(500)

@@ -36,24 +36,38 @@ def build_tiny_lm(model_dir: Path, *, seed: int = 0, context_limit: int = TINY_C
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    core.train_from_iterator(LINES, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>",
-                                        pad_token="<pad>")
+    core.train_from_iterator(
+        LINES,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<|endoftext|>", "<pad>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<pad>"
+    )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=context_limit,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context_limit,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # random init is very flat: sharpen it so greedy has clear argmaxes
         model.lm_head.weight.mul_(8.0)
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    write_card(model_dir, {"recipe": "text_generation", "kind": "tiny",
-                           "context_limit": context_limit})
+    write_card(
+        model_dir, {"recipe": "text_generation", "kind": "tiny", "context_limit": context_limit}
+    )
     return model_dir
 
 
@@ -141,8 +155,10 @@ def make_tiny_app(model_dir: Path | None, **settings):
 
     settings.setdefault("ui", False)
     uri = str(model_dir) if model_dir is not None else "models:/text_generation@production"
-    return create_app(ServingSettings(recipe="text_generation", model_uri=uri, **settings),
-                      recipe=TinyGenerationRecipe())
+    return create_app(
+        ServingSettings(recipe="text_generation", model_uri=uri, **settings),
+        recipe=TinyGenerationRecipe(),
+    )
 
 
 @contextlib.contextmanager

@@ -59,7 +59,8 @@ def test_shakespeare_prepares_plausible_splits(shakespeare: dict[str, pd.DataFra
 
 
 def test_no_markdown_left_and_speeches_read_like_a_play(
-        shakespeare: dict[str, pd.DataFrame]) -> None:
+    shakespeare: dict[str, pd.DataFrame],
+) -> None:
     text = "\n\n".join(pd.concat(shakespeare.values())["clean_text"])
     for markup in ("**", "_", "#", "\\", "[", "  ", "\t"):
         assert markup not in text, markup
@@ -92,8 +93,9 @@ def test_split_of_a_play_does_not_move_when_plays_are_added() -> None:
 
 def test_split_by_play_keeps_each_play_in_one_split() -> None:
     plays = ["comedies", "tragedies"]
-    frames = prepare(data_config(plays=plays, split_by="document", val_fraction=0.2,
-                                 test_fraction=0.2))
+    frames = prepare(
+        data_config(plays=plays, split_by="document", val_fraction=0.2, test_fraction=0.2)
+    )
     owners = {d: s for s, f in frames.items() for d in f["doc"]}
     assert len(owners) == 14
     for split, frame in frames.items():
@@ -101,15 +103,19 @@ def test_split_by_play_keeps_each_play_in_one_split() -> None:
     # Same passages as the scene split: only where they go changes.
     by_scene = prepare(data_config(plays=plays))
     assert sorted(pd.concat(frames.values())["clean_text"]) == sorted(
-        pd.concat(by_scene.values())["clean_text"])
+        pd.concat(by_scene.values())["clean_text"]
+    )
 
 
 def test_max_rows_keeps_a_stable_subset() -> None:
     full = prepare(data_config(plays=["tragedies"]))
     small = prepare(data_config(plays=["tragedies"], max_rows=60))
     larger = prepare(data_config(plays=["tragedies"], max_rows=200))
-    assert {k: len(v) for k, v in small.items()} == planned_rows(60, 0.05, 0.05) == {
-        "train": 54, "val": 3, "test": 3}
+    assert (
+        {k: len(v) for k, v in small.items()}
+        == planned_rows(60, 0.05, 0.05)
+        == {"train": 54, "val": 3, "test": 3}
+    )
     for split in small:
         kept = set(small[split]["clean_text"])
         assert kept <= set(larger[split]["clean_text"])
@@ -122,8 +128,11 @@ def test_long_speeches_are_cut_between_lines_with_the_speaker_repeated() -> None
     assert texts.str.len().max() <= 200
     soliloquy = [t for t in texts if "To be, or not to be" in t]
     assert len(soliloquy) == 1 and soliloquy[0].startswith("HAMLET:\n")
-    assert any(t.startswith("HAMLET:\nThe undiscover'd country") or
-               t.startswith("HAMLET:\n") and "undiscover'd" in t for t in texts)
+    assert any(
+        t.startswith("HAMLET:\nThe undiscover'd country")
+        or (t.startswith("HAMLET:\n") and "undiscover'd" in t)
+        for t in texts
+    )
 
 
 # -- cleaning rules ----------------------------------------------------------------------------
@@ -145,13 +154,15 @@ I am not\\--what I am.
 
 **RODERIGO**  
 Tush!
-"""
+"""  # noqa: W291 (Markdown hard line breaks are two trailing spaces; the test needs them)
 
 
 def test_play_markdown_becomes_speaker_lines() -> None:
     units = play_units(Document(PLAY, "x/a-play", PLAY_FORMAT), False, "scene")
     assert [u.text for u in units] == [
-        "IAGO:\n'Sblood, but you will not hear me:\nI am not--what I am.", "RODERIGO:\nTush!"]
+        "IAGO:\n'Sblood, but you will not hear me:\nI am not--what I am.",
+        "RODERIGO:\nTush!",
+    ]
     assert {u.group for u in units} == {"x/a-play|ACT I|SCENE I. A hall."}
 
 
@@ -160,7 +171,9 @@ def test_stage_directions_can_be_kept() -> None:
     assert [u.text for u in units] == [
         "[Enter IAGO and RODERIGO, with Attendants]",
         "IAGO:\n'Sblood, but you will not hear me:\n[Aside]\nI am not--what I am.",
-        "[Exit Roderigo.]", "RODERIGO:\nTush!"]
+        "[Exit Roderigo.]",
+        "RODERIGO:\nTush!",
+    ]
 
 
 def test_unicode_and_whitespace_are_normalised() -> None:
@@ -178,10 +191,14 @@ def _local(tmp_path: Path, name: str, content: str, **overrides: object):
 def test_local_jsonl_is_cleaned_deduplicated_and_cut(tmp_path: Path) -> None:
     long = "\n".join(f"Line {i} of the long record is here." for i in range(40))
     records = [{"text": f"Note number {i}: the cat sat on the mat."} for i in range(30)]
-    records += [{"text": "NOTE number 0 - the cat sat on the mat!"},  # a variant of note 0
-                {"text": "  \t "}, {"text": long}]
-    frames = _local(tmp_path, "notes.jsonl", "\n".join(json.dumps(r) for r in records),
-                    max_chars=300)
+    records += [
+        {"text": "NOTE number 0 - the cat sat on the mat!"},  # a variant of note 0
+        {"text": "  \t "},
+        {"text": long},
+    ]
+    frames = _local(
+        tmp_path, "notes.jsonl", "\n".join(json.dumps(r) for r in records), max_chars=300
+    )
     texts = pd.concat(frames.values())
     assert len(texts[texts["clean_text"].str.startswith("Note number ")]) == 30
     pieces = texts[texts["clean_text"].str.startswith("Line ")]
@@ -199,12 +216,15 @@ def test_local_txt_passages(tmp_path: Path) -> None:
     assert all(len(f) for f in frames.values())
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"max_chars": 4096}, r"max_chars must be between 16 and 2048"),
-    ({"val_fraction": 0.5, "test_fraction": 0.5}, r"sum to less than 1"),
-    ({"split_by": "chapter"}, r"Valid: scene, document, passage"),
-    ({"max_rows": 2}, r"max_rows must be at least 3"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_chars": 4096}, r"max_chars must be between 16 and 2048"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, r"sum to less than 1"),
+        ({"split_by": "chapter"}, r"Valid: scene, document, passage"),
+        ({"max_rows": 2}, r"max_rows must be at least 3"),
+    ],
+)
 def test_bad_settings_are_refused(overrides: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         prepare(data_config(**overrides))

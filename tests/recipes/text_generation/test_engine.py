@@ -12,8 +12,12 @@ from opsline.recipes.text_generation.engine import GenerationEngine, SamplingPar
 
 GREEDY = SamplingParams(max_new_tokens=12, temperature=0)
 SEEDED = SamplingParams(max_new_tokens=12, temperature=0.9, top_p=0.9, top_k=40, seed=1234)
-PROMPTS = ["To be, or not", "Now is the winter of our discontent made glorious",
-           "O", "All the world's a stage"]
+PROMPTS = [
+    "To be, or not",
+    "Now is the winter of our discontent made glorious",
+    "O",
+    "All the world's a stage",
+]
 
 
 class Recorder:
@@ -50,8 +54,12 @@ def make_engine(tiny_lm) -> Iterator:
     engines = []
 
     def make(max_batch_size: int = 8, observer=None, eos=None) -> GenerationEngine:
-        engine = GenerationEngine(model, [tokenizer.eos_token_id] if eos is None else eos,
-                                  max_batch_size=max_batch_size, observer=observer)
+        engine = GenerationEngine(
+            model,
+            [tokenizer.eos_token_id] if eos is None else eos,
+            max_batch_size=max_batch_size,
+            observer=observer,
+        )
         engines.append(engine)
         return engine
 
@@ -70,7 +78,8 @@ def solo(engine: GenerationEngine, prompt_ids: list[int], params: SamplingParams
 
 @pytest.mark.parametrize("params", [GREEDY, SEEDED], ids=["greedy", "seeded-sampling"])
 def test_requests_joining_a_running_batch_give_the_same_tokens_as_alone(
-        make_engine, tiny_lm, params: SamplingParams) -> None:
+    make_engine, tiny_lm, params: SamplingParams
+) -> None:
     _, tokenizer = tiny_lm
     prompts = [ids(tokenizer, p) for p in PROMPTS]
     alone = [solo(make_engine(), p, params) for p in prompts]
@@ -98,11 +107,14 @@ def test_greedy_matches_transformers_generate(make_engine, tiny_lm) -> None:
     for prompt, handle in zip(PROMPTS, handles, strict=True):
         prompt_ids = ids(tokenizer, prompt)
         with torch.inference_mode():
-            out = model.generate(torch.tensor([prompt_ids]), do_sample=False,
-                                 max_new_tokens=GREEDY.max_new_tokens,
-                                 eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id)
-        expected = [t for t in out[0, len(prompt_ids):].tolist() if t != tokenizer.eos_token_id]
+            out = model.generate(
+                torch.tensor([prompt_ids]),
+                do_sample=False,
+                max_new_tokens=GREEDY.max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        expected = [t for t in out[0, len(prompt_ids) :].tolist() if t != tokenizer.eos_token_id]
         assert handle.result(timeout=60).token_ids == expected
 
 
@@ -134,7 +146,8 @@ def test_concurrent_submits_from_threads_are_decoded_together(make_engine, tiny_
 
 
 def test_max_batch_size_bounds_the_rows_and_queued_requests_still_finish(
-        make_engine, tiny_lm) -> None:
+    make_engine, tiny_lm
+) -> None:
     _, tokenizer = tiny_lm
     recorder = Recorder()
     engine = make_engine(max_batch_size=2, observer=recorder)
@@ -154,8 +167,11 @@ def test_stop_token_ends_with_stop_and_length_limit_with_length(make_engine, tin
     assert result.finish_reason == "stop"
     assert result.token_ids == free_run[:k]  # the stop token itself is not part of the text
 
-    short = make_engine(eos=[]).submit(prompt, SamplingParams(max_new_tokens=5,
-                                                               temperature=0)).result(60)
+    short = (
+        make_engine(eos=[])
+        .submit(prompt, SamplingParams(max_new_tokens=5, temperature=0))
+        .result(60)
+    )
     assert short.finish_reason == "length" and short.token_ids == free_run[:5]
 
 
@@ -227,16 +243,20 @@ def test_sampling_filters() -> None:
     gen = torch.Generator().manual_seed(0)
     assert sample(logits, SamplingParams(temperature=0), gen) == 1
     # top_k=1 and a tiny top_p both leave only the most likely token.
-    assert {sample(logits, SamplingParams(temperature=5, top_k=1, top_p=1), gen)
-            for _ in range(50)} == {1}
-    assert {sample(logits, SamplingParams(temperature=5, top_k=0, top_p=0.01), gen)
-            for _ in range(50)} == {1}
+    assert {
+        sample(logits, SamplingParams(temperature=5, top_k=1, top_p=1), gen) for _ in range(50)
+    } == {1}
+    assert {
+        sample(logits, SamplingParams(temperature=5, top_k=0, top_p=0.01), gen) for _ in range(50)
+    } == {1}
     # top_k=2 never draws outside the two most likely tokens; a hot temperature draws both.
-    assert {sample(logits, SamplingParams(temperature=50, top_k=2, top_p=1), gen)
-            for _ in range(200)} == {1, 2}
+    assert {
+        sample(logits, SamplingParams(temperature=50, top_k=2, top_p=1), gen) for _ in range(200)
+    } == {1, 2}
     # top_p: p = [.085, .631, .232, .052]; .631 + .232 reaches 0.8: 0 and 3 never drawn.
-    assert {sample(logits, SamplingParams(temperature=1, top_k=0, top_p=0.8), gen)
-            for _ in range(300)} == {1, 2}
+    assert {
+        sample(logits, SamplingParams(temperature=1, top_k=0, top_p=0.8), gen) for _ in range(300)
+    } == {1, 2}
 
 
 def test_same_seed_same_draws_other_seed_other_draws() -> None:

@@ -9,9 +9,11 @@ import pytest
 
 from opsline.config import load_config
 
-TEXTS = ["ROMEO:\nBut soft, what light through yonder window breaks?",
-         "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?",
-         "HAMLET:\nTo be, or not to be, that is the question."]
+TEXTS = [
+    "ROMEO:\nBut soft, what light through yonder window breaks?",
+    "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?",
+    "HAMLET:\nTo be, or not to be, that is the question.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +63,18 @@ def test_split_key_identifies_texts_and_blocking():
 
     key = split_key(TEXTS, 16, 8)
     assert key == split_key(list(TEXTS), 16, 8)
-    assert len({key, split_key(TEXTS[:2], 16, 8), split_key(TEXTS, 32, 8),
-                split_key(TEXTS, 16, None), split_key(TEXTS[::-1], 16, 8)}) == 5
+    assert (
+        len(
+            {
+                key,
+                split_key(TEXTS[:2], 16, 8),
+                split_key(TEXTS, 32, 8),
+                split_key(TEXTS, 16, None),
+                split_key(TEXTS[::-1], 16, 8),
+            }
+        )
+        == 5
+    )
 
 
 def test_held_out_is_the_mean_next_token_nll(lm):
@@ -93,14 +105,19 @@ def test_evaluate_reports_base_perplexity_only_for_the_tokens_it_was_measured_on
     from opsline.recipes.text_generation.evaluation import evaluate, held_out
     from opsline.recipes.text_generation.lm_data import blocks_of, split_key
 
-    cfg = load_config("text_generation", ["model=tiny", "recipe.eval.max_blocks=4",
-                                          "recipe.eval.samples=0"])
+    cfg = load_config(
+        "text_generation", ["model=tiny", "recipe.eval.max_blocks=4", "recipe.eval.samples=0"]
+    )
     model, tokenizer = lm
     test = pd.DataFrame({"clean_text": TEXTS * 4})
     texts = list(test["clean_text"])
     measured = held_out(model, blocks_of(tokenizer, texts, 16, 4))
-    base = {"split": "test", "loss": measured["loss"] + 1.0,
-            "perplexity": measured["perplexity"] * math.e, "tokens": measured["tokens"]}
+    base = {
+        "split": "test",
+        "loss": measured["loss"] + 1.0,
+        "perplexity": measured["perplexity"] * math.e,
+        "tokens": measured["tokens"],
+    }
     card = {"block_size": 16, "base_eval": {split_key(texts, 16, 4): base}}
 
     metrics = evaluate(cfg, _predictor(lm, card), test).metrics
@@ -120,16 +137,19 @@ def test_samples_continue_the_fixed_prompts_reproducibly(lm):
 
     from opsline.recipes.text_generation.evaluation import PROMPTS, evaluate
 
-    cfg = load_config("text_generation", ["model=tiny", "recipe.eval.samples=2",
-                                          "recipe.eval.sample_tokens=6"])
+    cfg = load_config(
+        "text_generation", ["model=tiny", "recipe.eval.samples=2", "recipe.eval.sample_tokens=6"]
+    )
     frame = pd.DataFrame({"clean_text": TEXTS * 4})
     card = {"block_size": 16, "base_eval": {}}
     first = evaluate(cfg, _predictor(lm, card), frame).texts["samples.md"]
     again = evaluate(cfg, _predictor(lm, card), frame).texts["samples.md"]
     assert first == again  # fixed seed: the report only changes when the model does
     assert PROMPTS[0] in first and PROMPTS[1] in first and PROMPTS[2] not in first
-    other_seed = load_config("text_generation", ["model=tiny", "recipe.eval.samples=2",
-                                                 "recipe.eval.sample_tokens=6", "seed=7"])
+    other_seed = load_config(
+        "text_generation",
+        ["model=tiny", "recipe.eval.samples=2", "recipe.eval.sample_tokens=6", "seed=7"],
+    )
     assert evaluate(other_seed, _predictor(lm, card), frame).texts["samples.md"] != first
 
 
@@ -139,9 +159,14 @@ def test_model_card_readme_states_the_base_perplexity(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"")
     (tmp_path / "tokenizer.json").write_text("{}")
-    write_card(tmp_path, "full", base_model="SmolLM2-135M-Instruct", context_limit=2048,
-               block_size=256, base_eval={"k": {"split": "test", "loss": 3.9,
-                                                "perplexity": 49.4, "tokens": 1000.0}})
+    write_card(
+        tmp_path,
+        "full",
+        base_model="SmolLM2-135M-Instruct",
+        context_limit=2048,
+        block_size=256,
+        base_eval={"k": {"split": "test", "loss": 3.9, "perplexity": 49.4, "tokens": 1000.0}},
+    )
     assert read_card(tmp_path)["base_model"] == "SmolLM2-135M-Instruct"
     readme = (tmp_path / "README.md").read_text()
     assert "test: perplexity 49.40 on 1000 tokens" in readme and "full" in readme

@@ -47,8 +47,10 @@ def test_load_refuses_a_directory_of_another_recipe(tiny_lm_dir: Path, tmp_path:
 
 
 def test_predict_batches_the_requests_of_one_call(predictor: GenerationPredictor) -> None:
-    requests = [GenerationRequest(prompt=p, max_new_tokens=6, temperature=0)
-                for p in ("To be", "Now is the winter", "O Romeo")]
+    requests = [
+        GenerationRequest(prompt=p, max_new_tokens=6, temperature=0)
+        for p in ("To be", "Now is the winter", "O Romeo")
+    ]
     alone = [predictor.predict([r])[0] for r in requests]
     recorder = Recorder()
     predictor.bind_metrics(recorder)
@@ -68,15 +70,18 @@ def test_concurrent_predict_calls_share_the_batch(predictor: GenerationPredictor
     out: dict[int, GenerationResponse] = {}
 
     def call(i: int, prompt: str) -> None:
-        out[i] = predictor.predict([GenerationRequest(prompt=prompt, max_new_tokens=5,
-                                                      temperature=0)])[0]
+        out[i] = predictor.predict(
+            [GenerationRequest(prompt=prompt, max_new_tokens=5, temperature=0)]
+        )[0]
 
     try:
         first = threading.Thread(target=call, args=(0, "To be"))
         first.start()
         assert recorder.holding.wait(30)  # request 0 is decoding
-        others = [threading.Thread(target=call, args=(i, p))
-                  for i, p in ((1, "All the world"), (2, "Now"))]
+        others = [
+            threading.Thread(target=call, args=(i, p))
+            for i, p in ((1, "All the world"), (2, "Now"))
+        ]
         for t in others:
             t.start()
         deadline = time.monotonic() + 60
@@ -128,16 +133,23 @@ def test_stream_deltas_concatenate_to_the_response(predictor: GenerationPredicto
 
 
 # -- the API ------------------------------------------------------------------------------
-@pytest.mark.parametrize("body, field", [
-    ({"prompt": ""}, "prompt"), ({"prompt": "   \n"}, "prompt"), ({}, "prompt"),
-    ({"prompt": 3}, "prompt"),
-    ({"prompt": "hi", "max_new_tokens": 0}, "max_new_tokens"),
-    ({"prompt": "hi", "max_new_tokens": 257}, "max_new_tokens"),
-    ({"prompt": "hi", "temperature": -1}, "temperature"),
-    ({"prompt": "hi", "top_p": 0}, "top_p"), ({"prompt": "hi", "top_p": 1.5}, "top_p"),
-    ({"prompt": "hi", "top_k": -1}, "top_k"), ({"prompt": "hi", "seed": -1}, "seed"),
-    ({"prompt": "hi", "beams": 2}, "beams"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "   \n"}, "prompt"),
+        ({}, "prompt"),
+        ({"prompt": 3}, "prompt"),
+        ({"prompt": "hi", "max_new_tokens": 0}, "max_new_tokens"),
+        ({"prompt": "hi", "max_new_tokens": 257}, "max_new_tokens"),
+        ({"prompt": "hi", "temperature": -1}, "temperature"),
+        ({"prompt": "hi", "top_p": 0}, "top_p"),
+        ({"prompt": "hi", "top_p": 1.5}, "top_p"),
+        ({"prompt": "hi", "top_k": -1}, "top_k"),
+        ({"prompt": "hi", "seed": -1}, "seed"),
+        ({"prompt": "hi", "beams": 2}, "beams"),
+    ],
+)
 def test_schema_violations_are_422_naming_the_field(body: dict, field: str) -> None:
     with pytest.raises(ValidationError) as error:
         GenerationRequest(**body)
@@ -146,14 +158,16 @@ def test_schema_violations_are_422_naming_the_field(body: dict, field: str) -> N
 
 def test_api_answers_and_refuses_with_422s(tiny_lm_dir: Path) -> None:
     with tiny_app(tiny_lm_dir) as (app, client):
-        r = client.post("/predict", json={"prompt": "To be", "max_new_tokens": 5,
-                                          "temperature": 0})
+        r = client.post("/predict", json={"prompt": "To be", "max_new_tokens": 5, "temperature": 0})
         assert r.status_code == 200, r.text
         assert set(r.json()) == {"text", "tokens", "finish_reason"}
         assert r.json()["tokens"] == 5 and r.json()["finish_reason"] == "length"
-        for body, field in [({"prompt": ""}, "prompt"), ({"prompt": "x", "top_p": 1.5}, "top_p"),
-                            ({"prompt": "x", "max_new_tokens": 257}, "max_new_tokens"),
-                            ({"prompt": "x", "extra": 1}, "extra")]:
+        for body, field in [
+            ({"prompt": ""}, "prompt"),
+            ({"prompt": "x", "top_p": 1.5}, "top_p"),
+            ({"prompt": "x", "max_new_tokens": 257}, "max_new_tokens"),
+            ({"prompt": "x", "extra": 1}, "extra"),
+        ]:
             r = client.post("/predict", json=body)
             assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, r.text
         r = client.post("/predict", json={"prompt": "To be, or not to be. " * 30})
@@ -165,8 +179,10 @@ def test_api_answers_and_refuses_with_422s(tiny_lm_dir: Path) -> None:
         # A bad request is the client's error, not the model's.
         assert "opsline_inference_errors_total 0.0" in client.get("/metrics").text
         # The server lets a whole batch in at once, not the default 2.
-        assert app.state.inference_limiter.total_tokens == \
-            app.state.model.model.predictor.max_concurrency
+        assert (
+            app.state.inference_limiter.total_tokens
+            == app.state.model.model.predictor.max_concurrency
+        )
 
 
 def test_metrics_count_tokens_and_decode_steps(tiny_lm_dir: Path) -> None:
@@ -174,10 +190,12 @@ def test_metrics_count_tokens_and_decode_steps(tiny_lm_dir: Path) -> None:
 
     with tiny_app(tiny_lm_dir) as (_, client):
         for _ in range(2):
-            client.post("/predict", json={"prompt": "To be", "max_new_tokens": 4,
-                                          "temperature": 0})
-        samples = {s.name: s.value for f in text_string_to_metric_families(
-            client.get("/metrics").text) for s in f.samples}
+            client.post("/predict", json={"prompt": "To be", "max_new_tokens": 4, "temperature": 0})
+        samples = {
+            s.name: s.value
+            for f in text_string_to_metric_families(client.get("/metrics").text)
+            for s in f.samples
+        }
     assert samples["opsline_generated_tokens_total"] == 8
     assert samples["opsline_generation_batch_rows_count"] == 6  # 3 steps after each prefill
     assert samples["opsline_generation_tokens_per_second_count"] == 2
@@ -194,8 +212,9 @@ def test_form_generates_and_explains_bad_values() -> None:
 
     text, message = generate_from_form(fake_predict, "Hello", 10, 0, 0.9, 5, 7)
     assert text == " and so on" and "3 tokens" in message and "greedy" in message
-    assert seen[0] == GenerationRequest(prompt="Hello", max_new_tokens=10, temperature=0,
-                                        top_p=0.9, top_k=5, seed=7)
+    assert seen[0] == GenerationRequest(
+        prompt="Hello", max_new_tokens=10, temperature=0, top_p=0.9, top_k=5, seed=7
+    )
     text, message = generate_from_form(fake_predict, "   ", 10, 0.7, 0.9, 5, None)
     assert text == "" and "**prompt**" in message
 
@@ -212,5 +231,4 @@ def test_build_ui_makes_a_gradio_blocks() -> None:
     demo = build_ui(lambda requests: [])
     assert isinstance(demo, gr.Blocks)
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
-    assert {"generate-prompt", "generate-seed", "generate-button",
-            "generation-output"} <= ids
+    assert {"generate-prompt", "generate-seed", "generate-button", "generation-output"} <= ids

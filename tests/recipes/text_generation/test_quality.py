@@ -23,9 +23,14 @@ pytestmark = pytest.mark.quality
 
 BUDGET = 24
 EVAL_BLOCKS = 24
-QUICK = [f"trainer.max_steps={BUDGET}", "trainer.limit_val_batches=0",
-         "trainer.enable_progress_bar=false", f"recipe.eval.max_blocks={EVAL_BLOCKS}",
-         "recipe.eval.samples=1", "recipe.eval.sample_tokens=24"]
+QUICK = [
+    f"trainer.max_steps={BUDGET}",
+    "trainer.limit_val_batches=0",
+    "trainer.enable_progress_bar=false",
+    f"recipe.eval.max_blocks={EVAL_BLOCKS}",
+    "recipe.eval.samples=1",
+    "recipe.eval.sample_tokens=24",
+]
 MIN_REDUCTION = 0.30
 
 
@@ -58,8 +63,10 @@ def test_fine_tuning_smollm2_lowers_held_out_perplexity_by_30_percent(tmp_path):
         getattr(predictor, "close", lambda: None)()
     minutes = (time.perf_counter() - started) / 60
     metrics = evaluation.metrics
-    print(f"SmolLM2, {BUDGET} steps: {metrics} in {minutes:.1f} min "
-          f"(fit {run.metrics['fit_seconds']:.0f} s, CPU {run.metrics['fit_cpu_seconds']:.0f} s)")
+    print(
+        f"SmolLM2, {BUDGET} steps: {metrics} in {minutes:.1f} min "
+        f"(fit {run.metrics['fit_seconds']:.0f} s, CPU {run.metrics['fit_cpu_seconds']:.0f} s)"
+    )
     print(evaluation.texts["samples.md"])
     assert trained.kind == "full"
     assert metrics["tokens"] == EVAL_BLOCKS * 255

@@ -31,8 +31,7 @@ def answer(tokens: int) -> GenerationResponse:
 
 
 def test_features_of_known_prompts(recipe) -> None:
-    english = GenerationRequest(prompt="ROMEO:\nBut soft, what light through yonder window "
-                                       "breaks?")
+    english = GenerationRequest(prompt="ROMEO:\nBut soft, what light through yonder window breaks?")
     danish = GenerationRequest(prompt="Jeg kan godt lide at læse bøger om aftenen.")
     rows = recipe.monitored_features([english, danish], [answer(12), answer(3)])
     assert [list(row) for row in rows] == [list(FEATURES)] * 2
@@ -68,8 +67,9 @@ def hamlet():
     return prepare(cfg)["train"]
 
 
-def test_reference_requests_are_passage_openings_the_model_serves(recipe, hamlet,
-                                                                  tmp_path: Path) -> None:
+def test_reference_requests_are_passage_openings_the_model_serves(
+    recipe, hamlet, tmp_path: Path
+) -> None:
     frame = hamlet.head(recipe.reference_rows)
     requests = recipe.requests_from_frame(frame)
     assert len(requests) == len(frame)
@@ -94,8 +94,7 @@ def test_reference_prompts_fit_the_tiny_models_context(recipe, hamlet) -> None:
     from opsline.recipes.text_generation.model import train_bpe
 
     tokenizer = train_bpe(list(hamlet["clean_text"]), 512, 64)
-    longest = max(len(tokenizer(r.prompt)["input_ids"])
-                  for r in recipe.requests_from_frame(hamlet))
+    longest = max(len(tokenizer(r.prompt)["input_ids"]) for r in recipe.requests_from_frame(hamlet))
     assert longest + REFERENCE_NEW_TOKENS <= 64
 
 

@@ -15,14 +15,22 @@ import pytest
 from opsline.config import load_config
 from opsline.errors import UsageError
 
-LINES = ["ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east.",
-         "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?\nDeny thy father.",
-         "HAMLET:\nTo be, or not to be, that is the question:\nWhether 'tis nobler.",
-         "MACBETH:\nTomorrow, and tomorrow, and tomorrow,\nCreeps in this petty pace.",
-         "KING LEAR:\nBlow, winds, and crack your cheeks! rage! blow!",
-         "PORTIA:\nThe quality of mercy is not strain'd,\nIt droppeth as the gentle rain."]
-TINY = ["model=tiny", "trainer.enable_progress_bar=false", "model.num_threads=1",
-        "model.block_size=32", "trainer.val_check_interval=null", "recipe.eval.max_blocks=4"]
+LINES = [
+    "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east.",
+    "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?\nDeny thy father.",
+    "HAMLET:\nTo be, or not to be, that is the question:\nWhether 'tis nobler.",
+    "MACBETH:\nTomorrow, and tomorrow, and tomorrow,\nCreeps in this petty pace.",
+    "KING LEAR:\nBlow, winds, and crack your cheeks! rage! blow!",
+    "PORTIA:\nThe quality of mercy is not strain'd,\nIt droppeth as the gentle rain.",
+]
+TINY = [
+    "model=tiny",
+    "trainer.enable_progress_bar=false",
+    "model.num_threads=1",
+    "model.block_size=32",
+    "trainer.val_check_interval=null",
+    "recipe.eval.max_blocks=4",
+]
 
 
 class FakeDataset:
@@ -87,8 +95,10 @@ def _train(tmp_path: Path, *overrides: str):
 def _load(model_dir: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return (AutoModelForCausalLM.from_pretrained(model_dir).eval(),
-            AutoTokenizer.from_pretrained(model_dir))
+    return (
+        AutoModelForCausalLM.from_pretrained(model_dir).eval(),
+        AutoTokenizer.from_pretrained(model_dir),
+    )
 
 
 def _perplexity(model_dir_or_model, tokenizer, texts, block_size=32) -> float:
@@ -101,8 +111,13 @@ def _perplexity(model_dir_or_model, tokenizer, texts, block_size=32) -> float:
 def test_tiny_model_trains_from_scratch_and_exports_a_plain_hf_directory(tmp_path):
     trained, run, card = _train(tmp_path, "trainer.max_steps=40", "model.lr=1e-2")
     files = {p.name for p in trained.model_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "opsline_model.json",
-            "README.md"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "opsline_model.json",
+        "README.md",
+    } <= files
     # Nothing a server loads is a pickle (Lightning checkpoints never reach the export).
     assert not [f for f in files if f.endswith((".bin", ".pt", ".ckpt", ".pkl"))]
     assert trained.kind == card["kind"] == "tiny"
@@ -117,8 +132,9 @@ def test_tiny_model_trains_from_scratch_and_exports_a_plain_hf_directory(tmp_pat
 
 
 def test_full_fine_tune_records_base_perplexity_and_lowers_it(tmp_path, tiny_base):
-    trained, _, card = _train(tmp_path, f"model.pretrained={tiny_base}",
-                              "trainer.max_steps=30", "model.lr=1e-2")
+    trained, _, card = _train(
+        tmp_path, f"model.pretrained={tiny_base}", "trainer.max_steps=30", "model.lr=1e-2"
+    )
     assert trained.kind == card["kind"] == "full"
     assert card["base_model"] == str(tiny_base)
     base = {v["split"]: v for v in card["base_eval"].values()}
@@ -132,7 +148,8 @@ def test_full_fine_tune_records_base_perplexity_and_lowers_it(tmp_path, tiny_bas
 
     blocks = blocks_of(tokenizer, test_texts, 32, 4)
     assert held_out(base_model, blocks)["perplexity"] == pytest.approx(
-        base["test"]["perplexity"], rel=1e-4)
+        base["test"]["perplexity"], rel=1e-4
+    )
     assert held_out(model, blocks)["perplexity"] < 0.7 * base["test"]["perplexity"]
 
 
@@ -140,8 +157,14 @@ def test_lora_adapters_are_merged_into_a_plain_model(tmp_path, tiny_base):
     import torch
 
     trained, _, card = _train(
-        tmp_path, f"model.pretrained={tiny_base}", "model.lora.enabled=true",
-        "model.lora.r=4", "model.lora.alpha=8", "trainer.max_steps=20", "model.lr=2e-2")
+        tmp_path,
+        f"model.pretrained={tiny_base}",
+        "model.lora.enabled=true",
+        "model.lora.r=4",
+        "model.lora.alpha=8",
+        "trainer.max_steps=20",
+        "model.lr=2e-2",
+    )
     assert trained.kind == card["kind"] == "lora"
     assert card["training"]["lora"]["r"] == 4
     model, _ = _load(trained.model_dir)
@@ -149,8 +172,7 @@ def test_lora_adapters_are_merged_into_a_plain_model(tmp_path, tiny_base):
     state = model.state_dict()
     assert not [k for k in state if "lora" in k]  # merged: serving needs no peft
     # Adapters trained only a small share of the weights ...
-    assert 0 < card["training"]["trainable_parameters"] < 0.5 * card["architecture"][
-        "parameters"]
+    assert 0 < card["training"]["trainable_parameters"] < 0.5 * card["architecture"]["parameters"]
     # ... and the merge really changed the attention projections they were attached to.
     name = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(state[name], base.state_dict()[name])
@@ -168,8 +190,9 @@ def test_step_budget_and_validation_interval_are_honoured(tmp_path, isolated_hom
     from prometheus_client.parser import text_string_to_metric_families
 
     [prom] = (isolated_home / "metrics").glob("training-*.prom")
-    samples = {s.name: s.value for f in text_string_to_metric_families(prom.read_text())
-               for s in f.samples}
+    samples = {
+        s.name: s.value for f in text_string_to_metric_families(prom.read_text()) for s in f.samples
+    }
     assert samples["opsline_training_steps_total"] == 9
     assert samples["opsline_training_tokens_per_second"] > 0
 
@@ -192,7 +215,9 @@ def test_recipe_registers_with_perplexity_and_one_model_per_corpus():
     assert (recipe.primary_metric, recipe.greater_is_better) == ("perplexity", False)
     assert recipe.model_name(load_config("text_generation")) == "text_generation"
     # Another corpus is another registered model: the gate never compares across test sets.
-    assert recipe.model_name(load_config("text_generation", ["data=local_file"])) == \
-        "text_generation_local_file"
+    assert (
+        recipe.model_name(load_config("text_generation", ["data=local_file"]))
+        == "text_generation_local_file"
+    )
     prompts = [r.prompt for r in recipe.sample_requests()]
     assert prompts and all(p.split("\n")[0].isupper() for p in prompts)  # SPEAKER: lines

@@ -78,17 +78,35 @@ def make_model_dir(path: Path, sentences, vocab_size: int = 300) -> Path:
     from opsline.recipes.translation.model import build_network
 
     tokenizer = make_tokenizer(sentences, vocab_size)
-    mcfg = OmegaConf.create({"d_model": 16, "encoder_layers": 1, "decoder_layers": 1,
-                             "heads": 2, "ffn_dim": 32, "dropout": 0.0, "max_positions": 64})
+    mcfg = OmegaConf.create(
+        {
+            "d_model": 16,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "heads": 2,
+            "ffn_dim": 32,
+            "dropout": 0.0,
+            "max_positions": 64,
+        }
+    )
     network = build_network(mcfg, tokenizer)
     path.mkdir(parents=True, exist_ok=True)
     network.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
-    write_card(path, "marian", model_name="test", source_prefix="", max_source_tokens=32,
-               max_new_tokens=16, tokenizer={"vocab_size": len(tokenizer),
-                                             "pad_id": tokenizer.pad_token_id,
-                                             "eos_id": tokenizer.eos_token_id},
-               data={"source": "tatoeba", "train_pairs": len(sentences)})
+    write_card(
+        path,
+        "marian",
+        model_name="test",
+        source_prefix="",
+        max_source_tokens=32,
+        max_new_tokens=16,
+        tokenizer={
+            "vocab_size": len(tokenizer),
+            "pad_id": tokenizer.pad_token_id,
+            "eos_id": tokenizer.eos_token_id,
+        },
+        data={"source": "tatoeba", "train_pairs": len(sentences)},
+    )
     return path
 
 

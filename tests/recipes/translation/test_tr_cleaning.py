@@ -9,28 +9,38 @@ from opsline.recipes.translation import cleaning
 
 
 def frame(rows, origin="tatoeba"):
-    return pd.DataFrame([(da, en, "CC-BY x", origin) for da, en in rows],
-                        columns=["da", "en", "attribution", "origin"])
+    return pd.DataFrame(
+        [(da, en, "CC-BY x", origin) for da, en in rows],
+        columns=["da", "en", "attribution", "origin"],
+    )
 
 
 def test_unicode_and_whitespace_are_normalised():
-    decomposed = "Sma\u030A"  # "Små" with a combining ring
+    decomposed = "Sma\u030a"  # "Små" with a combining ring
     out = cleaning.clean(frame([(f"  {decomposed}\u00a0ting \n", "Small  things ")]))
     assert out.loc[0, "da"] == "Små ting"
     assert out.loc[0, "en"] == "Small things"
 
 
 def test_gettext_accelerators_are_removed_but_not_identifiers():
-    out = cleaning.clean(frame([("_Åbn fil", "_Open file"), ("brug my_var", "use my_var")],
-                               origin="gettext"))
+    out = cleaning.clean(
+        frame([("_Åbn fil", "_Open file"), ("brug my_var", "use my_var")], origin="gettext")
+    )
     assert list(out.da) == ["Åbn fil", "brug my_var"]
     assert list(out.en) == ["Open file", "use my_var"]
 
 
 def test_empty_long_misaligned_identical_and_duplicate_pairs_are_dropped():
-    rows = [("Hej.", "Hi."), ("", "Empty."), ("Tom.", ""), ("Ja " * 50, "Yes " * 50),
-            ("Jeg er glad.", "I am happy and this goes on and on and on for ages."),
-            ("Tom", "Tom"), ("Hej.", "Hi."), ("Hej.", "Hello.")]
+    rows = [
+        ("Hej.", "Hi."),
+        ("", "Empty."),
+        ("Tom.", ""),
+        ("Ja " * 50, "Yes " * 50),
+        ("Jeg er glad.", "I am happy and this goes on and on and on for ages."),
+        ("Tom", "Tom"),
+        ("Hej.", "Hi."),
+        ("Hej.", "Hello."),
+    ]
     out = cleaning.clean(frame(rows), OmegaConf.create({"max_words": 40}))
     assert list(zip(out.da, out.en, strict=True)) == [("Hej.", "Hi."), ("Hej.", "Hello.")]
 

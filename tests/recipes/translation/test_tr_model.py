@@ -26,7 +26,7 @@ def test_tokenized_pairs_end_with_eos_and_prefix_is_added_once(sentences):
 
     tok = train_tokenizer(sentences, vocab_size=300, min_frequency=1)
     assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
-    (src, tgt), = encode_pairs(tok, ["Hej."], ["Hi."], 32, 32, prefix="oversæt: ")
+    ((src, tgt),) = encode_pairs(tok, ["Hej."], ["Hi."], 32, 32, prefix="oversæt: ")
     assert src[-1] == tgt[-1] == tok.eos_token_id
     assert tok.decode(src, skip_special_tokens=True).strip() == "oversæt: Hej."
     assert tok.decode(tok("Æblet 🙂")["input_ids"], skip_special_tokens=True).strip() == "Æblet 🙂"
@@ -53,19 +53,34 @@ def test_module_loss_ignores_padding(sentences):
     from opsline.recipes.translation.tokenizer import train_tokenizer
 
     tok = train_tokenizer(sentences, vocab_size=300, min_frequency=1)
-    mcfg = OmegaConf.create({"d_model": 16, "encoder_layers": 1, "decoder_layers": 1,
-                             "heads": 2, "ffn_dim": 32, "dropout": 0.0})
+    mcfg = OmegaConf.create(
+        {
+            "d_model": 16,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "heads": 2,
+            "ffn_dim": 32,
+            "dropout": 0.0,
+        }
+    )
     torch.manual_seed(0)
-    module = Seq2SeqModule(build_network(mcfg, tok), lr=1e-3, weight_decay=0.0,
-                           warmup_steps=1, label_smoothing=0.0, grad_clip=1.0, pad_id=0)
+    module = Seq2SeqModule(
+        build_network(mcfg, tok),
+        lr=1e-3,
+        weight_decay=0.0,
+        warmup_steps=1,
+        label_smoothing=0.0,
+        grad_clip=1.0,
+        pad_id=0,
+    )
     module.network.eval()
     pair = encode_pairs(tok, ["Hej."], ["Hi."], 32, 32)
     alone = Collator(0)(pair)
     padded = Collator(0)(pair + encode_pairs(tok, ["Hej."], ["Hi there, how are you?"], 32, 32))
     logits_alone = module._logits(alone)
-    logits_padded = module._logits(padded)[:1, :logits_alone.size(1)]
+    logits_padded = module._logits(padded)[:1, : logits_alone.size(1)]
     loss_alone = module.plain(logits_alone.flatten(0, 1), alone["labels"].flatten())
-    row = padded["labels"][:1, :logits_alone.size(1)]
+    row = padded["labels"][:1, : logits_alone.size(1)]
     loss_padded = module.plain(logits_padded.flatten(0, 1), row.flatten())
     assert torch.allclose(loss_alone, loss_padded, atol=1e-5)
     assert (padded["labels"][0] == IGNORE_INDEX).sum() > 0

@@ -24,7 +24,8 @@ def test_features_of_known_sentences(recipe) -> None:
     danish = TranslationRequest(text="Jeg kan godt lide at læse bøger om aftenen.")
     english = TranslationRequest(text="I like to read books in the evening.")
     rows = recipe.monitored_features(
-        [danish, english], [answer("I like reading books in the evening."), answer("Hej")])
+        [danish, english], [answer("I like reading books in the evening."), answer("Hej")]
+    )
     assert [list(row) for row in rows] == [list(FEATURES)] * 2
     assert rows[0]["input_chars"] == 43.0 and rows[0]["input_words"] == 9.0
     assert rows[0]["output_words"] == 7.0 and rows[1]["output_words"] == 1.0
@@ -47,8 +48,9 @@ def test_danish_scores_above_english_on_the_real_pairs(tatoeba_splits) -> None:
     assert english < 0.02
 
 
-def test_reference_requests_are_the_distinct_sentences_and_translate(recipe, tatoeba_splits,
-                                                                     tiny_model_dir) -> None:
+def test_reference_requests_are_the_distinct_sentences_and_translate(
+    recipe, tatoeba_splits, tiny_model_dir
+) -> None:
     frame = tatoeba_splits["test"].head(40)
     requests = recipe.requests_from_frame(frame)
     assert [r.text for r in requests] == list(dict.fromkeys(frame["da"]))

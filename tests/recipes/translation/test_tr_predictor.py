@@ -22,9 +22,11 @@ def copy_dir(src, tmp_path):
 
 
 def test_loads_and_translates_in_request_order(predictor):
-    requests = [TranslationRequest(text="Hej."),
-                TranslationRequest(text="Hvor er du?", num_beams=3, max_new_tokens=5),
-                TranslationRequest(text="Tak.", max_new_tokens=5)]
+    requests = [
+        TranslationRequest(text="Hej."),
+        TranslationRequest(text="Hvor er du?", num_beams=3, max_new_tokens=5),
+        TranslationRequest(text="Tak.", max_new_tokens=5),
+    ]
     groups = predictor.preprocess(requests)
     # One generate call per distinct decoding option set, not one per request.
     assert sorted(g.indices for g in groups) == [[0], [1], [2]]
@@ -32,8 +34,9 @@ def test_loads_and_translates_in_request_order(predictor):
     assert [r.num_beams for r in responses] == [1, 3, 1]
     assert all(isinstance(r.translation, str) for r in responses)
     same = predictor.predict([TranslationRequest(text="Hej."), TranslationRequest(text="Nej.")])
-    assert len(predictor.preprocess([TranslationRequest(text="a"),
-                                     TranslationRequest(text="b")])) == 1
+    assert (
+        len(predictor.preprocess([TranslationRequest(text="a"), TranslationRequest(text="b")])) == 1
+    )
     assert same[0].translation == responses[0].translation  # batching does not change output
 
 
@@ -45,14 +48,17 @@ def test_missing_tokenizer_is_refused(tiny_model_dir, tmp_path):
         TranslationPredictor.load(model_dir)
 
 
-def test_tokenizer_from_another_model_is_refused(tiny_model_dir, tmp_path, sentences,
-                                                 model_dir_factory):
+def test_tokenizer_from_another_model_is_refused(
+    tiny_model_dir, tmp_path, sentences, model_dir_factory
+):
     model_dir = copy_dir(tiny_model_dir, tmp_path)
     other = model_dir_factory(tmp_path / "other", sentences, vocab_size=500)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(other / name, model_dir / name)
-    with pytest.raises(ModelLoadError, match="do not match: the tokenizer has 500 tokens but "
-                                             "the model's embeddings have 300 rows"):
+    with pytest.raises(
+        ModelLoadError,
+        match="do not match: the tokenizer has 500 tokens but the model's embeddings have 300 rows",
+    ):
         TranslationPredictor.load(model_dir)
 
 
@@ -65,8 +71,13 @@ def test_pad_id_mismatch_is_refused(tiny_model_dir, tmp_path):
         TranslationPredictor.load(model_dir)
 
 
-@pytest.mark.parametrize("missing, message", [("model.safetensors", "model.safetensors is missing"),
-                                              ("opsline_model.json", "no opsline_model.json")])
+@pytest.mark.parametrize(
+    "missing, message",
+    [
+        ("model.safetensors", "model.safetensors is missing"),
+        ("opsline_model.json", "no opsline_model.json"),
+    ],
+)
 def test_incomplete_directory_is_refused(tiny_model_dir, tmp_path, missing, message):
     model_dir = copy_dir(tiny_model_dir, tmp_path)
     (model_dir / missing).unlink()

@@ -19,8 +19,12 @@ from opsline.recipes.base import get_recipe
 
 pytestmark = pytest.mark.quality
 
-QUICK = ["model=quick", "model.num_threads=1", "trainer.enable_progress_bar=false",
-         "recipe.eval.samples=0"]
+QUICK = [
+    "model=quick",
+    "model.num_threads=1",
+    "trainer.enable_progress_bar=false",
+    "recipe.eval.samples=0",
+]
 MIN_BLEU = 10.0
 MIN_CHRF = 25.0
 

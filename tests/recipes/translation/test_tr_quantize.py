@@ -22,8 +22,11 @@ SMALL = ["model=tiny", "recipe.eval.max_new_tokens=6"]
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory, tatoeba_splits):
     """Real Tatoeba pairs, a few of each split (the gate decodes the whole val split)."""
-    splits = {"train": tatoeba_splits["train"].head(40),
-              "val": tatoeba_splits["val"].head(30), "test": tatoeba_splits["test"].head(10)}
+    splits = {
+        "train": tatoeba_splits["train"].head(40),
+        "val": tatoeba_splits["val"].head(30),
+        "test": tatoeba_splits["test"].head(10),
+    }
     return write_dataset(splits, tmp_path_factory.mktemp("data"), "translation")
 
 
@@ -32,8 +35,7 @@ def gated_dir(tmp_path_factory, tiny_model_dir, small_dataset, compose):
     """A copy of the tiny model registered through the core hook with ``model.quantize``."""
     model_dir = shutil.copytree(tiny_model_dir, tmp_path_factory.mktemp("gated") / "model")
     recipe = get_recipe("translation")
-    record = export_onnx(recipe, compose(*SMALL, "model.quantize=true"), model_dir,
-                         small_dataset)
+    record = export_onnx(recipe, compose(*SMALL, "model.quantize=true"), model_dir, small_dataset)
     assert record is not None
     return model_dir
 
@@ -43,8 +45,10 @@ def dynamic_linears(network):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     modules = list(network.modules())
-    return (sum(isinstance(m, DynamicLinear) for m in modules),
-            sum(type(m) is nn.Linear for m in modules))
+    return (
+        sum(isinstance(m, DynamicLinear) for m in modules),
+        sum(type(m) is nn.Linear for m in modules),
+    )
 
 
 def test_gate_record_is_written_with_both_bleus(gated_dir):
@@ -101,8 +105,9 @@ def test_onnx_is_ignored_without_refusing(gated_dir):
 def test_failing_gate_serves_float(tiny_model_dir, small_dataset, compose, tmp_path):
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     # No drop can be <= -1: the gate must fail and say why, with both BLEUs measured.
-    record = export_int8(compose(*SMALL, "model.quantize=true"), model_dir, small_dataset,
-                         tolerance=-1.0)
+    record = export_int8(
+        compose(*SMALL, "model.quantize=true"), model_dir, small_dataset, tolerance=-1.0
+    )
     assert not record.passed and "above the tolerance -1" in record.reason
     assert {"val_bleu_float", "val_bleu_int8"} <= set(record.metrics)
     from opsline.export.parity import write_parity
@@ -130,8 +135,10 @@ def test_perturbed_record_serves_float(gated_dir, tmp_path):
 def test_quantize_off_writes_no_record(tiny_model_dir, small_dataset, compose, tmp_path):
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     recipe = get_recipe("translation")
-    assert export_onnx(recipe, compose(*SMALL, "model.quantize=false"), model_dir,
-                       small_dataset) is None
+    assert (
+        export_onnx(recipe, compose(*SMALL, "model.quantize=false"), model_dir, small_dataset)
+        is None
+    )
     assert not (model_dir / PARITY_FILE).exists()
     predictor = recipe.load_predictor(model_dir)
     assert predictor.backend == "native"

@@ -11,29 +11,41 @@ import pytest
 from opsline.data.dataset import write_dataset
 from opsline.recipes.base import get_recipe
 
-SMALL = ["trainer=debug", "trainer.max_epochs=1", "recipe.data.max_pairs=400",
-         "recipe.data.val_fraction=0.1", "recipe.data.test_fraction=0.1",
-         "recipe.eval.max_new_tokens=8", "recipe.eval.samples=2", "model=tiny"]
+SMALL = [
+    "trainer=debug",
+    "trainer.max_epochs=1",
+    "recipe.data.max_pairs=400",
+    "recipe.data.val_fraction=0.1",
+    "recipe.data.test_fraction=0.1",
+    "recipe.eval.max_new_tokens=8",
+    "recipe.eval.samples=2",
+    "model=tiny",
+]
 
 
 def test_importing_the_recipe_loads_no_heavy_library():
-    code = ("import sys, opsline.recipes.translation as t; t.TranslationRecipe; "
-            "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'tokenizers', "
-            "'sacrebleu', 'gradio') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, opsline.recipes.translation as t; t.TranslationRecipe; "
+        "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'tokenizers', "
+        "'sacrebleu', 'gradio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory, compose):
     recipe = get_recipe("translation")
-    return write_dataset(recipe.prepare(compose(*SMALL)), tmp_path_factory.mktemp("data"),
-                         "translation")
+    return write_dataset(
+        recipe.prepare(compose(*SMALL)), tmp_path_factory.mktemp("data"), "translation"
+    )
 
 
-def test_train_from_scratch_logs_metrics_samples_and_attribution(small_dataset, compose,
-                                                                recording_run, tmp_path):
+def test_train_from_scratch_logs_metrics_samples_and_attribution(
+    small_dataset, compose, recording_run, tmp_path
+):
     recipe = get_recipe("translation")
     cfg = compose(*SMALL, "model.val_bleu_samples=5")
     trained = recipe.train(cfg, small_dataset, recording_run, tmp_path / "model")
@@ -46,14 +58,16 @@ def test_train_from_scratch_logs_metrics_samples_and_attribution(small_dataset, 
     assert card["tokenizer"]["vocab_size"] <= 400
     assert "tatoeba.org" in card["data"]["attribution_examples"][0]
     assert "CC-BY 2.0 (France)" in (trained.model_dir / "README.md").read_text()
-    evaluation = recipe.evaluate(cfg, recipe.load_predictor(trained.model_dir),
-                                 small_dataset.frame("test"))
+    evaluation = recipe.evaluate(
+        cfg, recipe.load_predictor(trained.model_dir), small_dataset.frame("test")
+    )
     assert set(evaluation.metrics) == {"bleu", "chrf", "pairs"}
     assert 0 <= evaluation.metrics["bleu"] <= 100
 
 
 def test_pretrained_checkpoint_is_fine_tuned_through_the_same_path(
-        small_dataset, compose, recording_run, tmp_path, sentences, model_dir_factory):
+    small_dataset, compose, recording_run, tmp_path, sentences, model_dir_factory
+):
     checkpoint = model_dir_factory(tmp_path / "checkpoint", sentences, vocab_size=350)
     (checkpoint / "opsline_model.json").unlink()  # a plain Hugging Face directory
     recipe = get_recipe("translation")

@@ -11,8 +11,7 @@ from opsline.serving.settings import ServingSettings
 
 @pytest.fixture(scope="module")
 def client(tiny_model_dir):
-    app = create_app(ServingSettings(recipe="translation", model_uri=str(tiny_model_dir),
-                                     ui=False))
+    app = create_app(ServingSettings(recipe="translation", model_uri=str(tiny_model_dir), ui=False))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -23,26 +22,36 @@ def test_predict_and_batch(client):
     body = response.json()
     assert set(body) == {"translation", "num_beams", "truncated"}
     assert body["num_beams"] == 1 and body["truncated"] is False
-    batch = client.post("/predict/batch", json={"items": [
-        {"text": "Hej."}, {"text": "Tak for mad.", "num_beams": 2, "max_new_tokens": 8}]})
+    batch = client.post(
+        "/predict/batch",
+        json={
+            "items": [
+                {"text": "Hej."},
+                {"text": "Tak for mad.", "num_beams": 2, "max_new_tokens": 8},
+            ]
+        },
+    )
     assert batch.status_code == 200, batch.text
     assert [item["num_beams"] for item in batch.json()["items"]] == [1, 2]
     assert client.get("/model").json()["predictor"]["kind"] == "marian"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"text": ""}, "text"),
-    ({"text": "   \n "}, "text"),
-    ({"text": "x" * 1001}, "text"),
-    ({"text": 42}, "text"),
-    ({"text": ["Hej"]}, "text"),
-    ({}, "text"),
-    ({"text": "Hej", "num_beams": 0}, "num_beams"),
-    ({"text": "Hej", "num_beams": 9}, "num_beams"),
-    ({"text": "Hej", "max_new_tokens": 0}, "max_new_tokens"),
-    ({"text": "Hej", "max_new_tokens": 257}, "max_new_tokens"),
-    ({"text": "Hej", "temperature": 0.7}, "temperature"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"text": ""}, "text"),
+        ({"text": "   \n "}, "text"),
+        ({"text": "x" * 1001}, "text"),
+        ({"text": 42}, "text"),
+        ({"text": ["Hej"]}, "text"),
+        ({}, "text"),
+        ({"text": "Hej", "num_beams": 0}, "num_beams"),
+        ({"text": "Hej", "num_beams": 9}, "num_beams"),
+        ({"text": "Hej", "max_new_tokens": 0}, "max_new_tokens"),
+        ({"text": "Hej", "max_new_tokens": 257}, "max_new_tokens"),
+        ({"text": "Hej", "temperature": 0.7}, "temperature"),
+    ],
+)
 def test_bad_input_is_422_naming_the_field(client, body, field):
     response = client.post("/predict", json=body)
     assert response.status_code == 422, response.text
@@ -70,9 +79,16 @@ def test_ui_form_has_the_text_elements(tiny_model_dir):
     from opsline.recipes.translation.ui import build_ui, translate_from_form
 
     predictor = TranslationPredictor.load(tiny_model_dir)
-    ids = {c.get("props", {}).get("elem_id") for c in build_ui(predictor.predict).config["components"]}
-    assert {"translate-input", "translate-beams", "translate-button", "translation-output",
-            "translation-message"} <= ids
+    ids = {
+        c.get("props", {}).get("elem_id") for c in build_ui(predictor.predict).config["components"]
+    }
+    assert {
+        "translate-input",
+        "translate-beams",
+        "translate-button",
+        "translation-output",
+        "translation-message",
+    } <= ids
     text, message = translate_from_form(predictor.predict, "Hej.", 2)
     assert isinstance(text, str) and "beam search (2)" in message
     text, message = translate_from_form(predictor.predict, "  ", 1)

@@ -36,7 +36,7 @@ def test_tatoeba_path_from_environment(monkeypatch, tatoeba):
 
 
 def test_missing_tatoeba_file_is_one_clear_error():
-    with pytest.raises(NoDatasetError, match="Tatoeba file 'nowhere/dan-eng.tsv' does not exist"):
+    with pytest.raises(NoDatasetError, match=r"Tatoeba file 'nowhere/dan-eng\.tsv' does not exist"):
         sources.load_pairs(data_cfg(source="tatoeba", path="nowhere/dan-eng.tsv"))
 
 
@@ -69,15 +69,19 @@ def _mo_bytes(catalog: dict[str, str]) -> bytes:
 
 
 def test_read_mo_handles_header_context_and_plurals(tmp_path):
-    catalog = {"": "Project-Id-Version: demo 1.0\nLanguage-Team: Danish <da@example.org>\n",
-               "_Open": "_Åbn", "menu\x04Quit": "Afslut",
-               "%d file\x00%d files": "%d fil\x00%d filer"}
+    catalog = {
+        "": "Project-Id-Version: demo 1.0\nLanguage-Team: Danish <da@example.org>\n",
+        "_Open": "_Åbn",
+        "menu\x04Quit": "Afslut",
+        "%d file\x00%d files": "%d fil\x00%d filer",
+    }
     (tmp_path / "demo.mo").write_bytes(_mo_bytes(catalog))
     frame = sources.load_pairs(data_cfg(source="gettext", gettext_dirs=[str(tmp_path)]))
     pairs = set(zip(frame.da, frame.en, strict=True))
     assert pairs == {("_Åbn", "_Open"), ("Afslut", "Quit"), ("%d fil", "%d file")}
     assert set(frame.attribution) == {
-        "gettext demo: demo 1.0, Danish translation by Danish <da@example.org>"}
+        "gettext demo: demo 1.0, Danish translation by Danish <da@example.org>"
+    }
 
 
 def test_read_po_skips_fuzzy_and_untranslated(tmp_path):
@@ -86,9 +90,14 @@ def test_read_po_skips_fuzzy_and_untranslated(tmp_path):
         '#: a.c:1\nmsgid "Save"\nmsgstr "Gem"\n\n'
         '#, fuzzy\nmsgid "Close"\nmsgstr "Luk"\n\n'
         'msgid "Help"\nmsgstr ""\n\n'
-        'msgid ""\n"Long "\n"line"\nmsgstr "Lang "\n"linje"\n', encoding="utf-8")
+        'msgid ""\n"Long "\n"line"\nmsgstr "Lang "\n"linje"\n',
+        encoding="utf-8",
+    )
     frame = sources.load_pairs(data_cfg(source="gettext", gettext_dirs=[str(tmp_path)]))
-    assert set(zip(frame.da, frame.en, strict=True)) == {("Gem", "Save"), ("Lang linje", "Long line")}
+    assert set(zip(frame.da, frame.en, strict=True)) == {
+        ("Gem", "Save"),
+        ("Lang linje", "Long line"),
+    }
 
 
 @pytest.mark.skipif(not GETTEXT_DIR.is_dir(), reason="no Danish gettext catalogs installed")
@@ -110,12 +119,16 @@ def test_hf_source_reads_translation_records(monkeypatch):
 
     def load_dataset(name, split):
         calls["args"] = (name, split)
-        return [{"translation": {"da": "Hej.", "en": "Hi."}}, {"da": "Tak.", "en": "Thanks."},
-                {"text": "not a pair"}]
+        return [
+            {"translation": {"da": "Hej.", "en": "Hi."}},
+            {"da": "Tak.", "en": "Thanks."},
+            {"text": "not a pair"},
+        ]
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    frame = sources.load_pairs(data_cfg(source="hf", hf_dataset="someone/opus-da-en",
-                                        hf_split="train"))
+    frame = sources.load_pairs(
+        data_cfg(source="hf", hf_dataset="someone/opus-da-en", hf_split="train")
+    )
     assert calls["args"] == ("someone/opus-da-en", "train")
     assert list(zip(frame.da, frame.en, strict=True)) == [("Hej.", "Hi."), ("Tak.", "Thanks.")]
     assert frame.attribution.str.contains("someone/opus-da-en").all()

@@ -73,8 +73,9 @@ class HousePriceRecipe(Recipe):
             from opsline.recipes.house_price.gbm import train_gbm
 
             return train_gbm(cfg, dataset, run, Path(out_dir))
-        raise UsageError(f"Unknown house_price model {kind!r}. Valid models: "
-                         f"{', '.join(MODEL_KINDS)}.")
+        raise UsageError(
+            f"Unknown house_price model {kind!r}. Valid models: {', '.join(MODEL_KINDS)}."
+        )
 
     def evaluate(self, cfg: Any, predictor: Any, frame: pd.DataFrame) -> Evaluation:
         from opsline.recipes.house_price.data import TARGET
@@ -82,8 +83,9 @@ class HousePriceRecipe(Recipe):
 
         actual = frame[TARGET].to_numpy(dtype=float)
         predicted = predictor.predict_frame(frame)
-        return Evaluation(metrics=regression_metrics(actual, predicted),
-                          figures=figures(actual, predicted))
+        return Evaluation(
+            metrics=regression_metrics(actual, predicted), figures=figures(actual, predicted)
+        )
 
     # -- serving ----------------------------------------------------------------------
     def load_predictor(self, model_dir: Path, backend: str = "auto") -> HousePricePredictor:
@@ -105,8 +107,9 @@ class HousePriceRecipe(Recipe):
     feedback_type: ClassVar[type | None] = float
     request_in_features: ClassVar[bool] = True  # every request field, by name
 
-    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
-                           ) -> list[dict[str, Scalar]]:
+    def monitored_features(
+        self, requests: Sequence[Any], responses: Sequence[Any]
+    ) -> list[dict[str, Scalar]]:
         from opsline.recipes.house_price.monitoring import monitored_features
 
         return monitored_features(requests, responses)
@@ -116,14 +119,16 @@ class HousePriceRecipe(Recipe):
 
         return requests_from_frame(frame)
 
-    def live_quality(self, predictions: Sequence[dict[str, Any]],
-                     actuals: Sequence[Any]) -> dict[str, float]:
+    def live_quality(
+        self, predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]
+    ) -> dict[str, float]:
         from opsline.recipes.house_price.monitoring import live_quality
 
         return live_quality(predictions, actuals)
 
-    def feedback_frame(self, requests: Sequence[dict[str, Any]],
-                       actuals: Sequence[Any]) -> pd.DataFrame:
+    def feedback_frame(
+        self, requests: Sequence[dict[str, Any]], actuals: Sequence[Any]
+    ) -> pd.DataFrame:
         from opsline.recipes.house_price.monitoring import feedback_frame
 
         return feedback_frame(requests, actuals)
@@ -141,15 +146,39 @@ def sample_requests() -> list[HousePriceRequest]:
     """A typical, a small and a large Ames house (also used by smoke and load tests)."""
     return [
         HousePriceRequest(**TYPICAL_HOUSE),
-        HousePriceRequest(neighborhood="OldTown", gr_liv_area=864, overall_qual=4,
-                          year_built=1925, overall_cond=5, total_bsmt_sf=600, garage_cars=1,
-                          full_bath=1, bedroom_abvgr=2, lot_area=6000, kitchen_qual="Fa",
-                          exter_qual="TA", central_air="N"),
-        HousePriceRequest(neighborhood="NridgHt", gr_liv_area=2650, overall_qual=9,
-                          year_built=2006, year_remod_add=2007, total_bsmt_sf=1800,
-                          garage_cars=3, garage_area=850, full_bath=2, half_bath=1,
-                          bedroom_abvgr=4, fireplaces=1, lot_area=13000, kitchen_qual="Ex",
-                          exter_qual="Ex", bsmt_qual="Ex"),
+        HousePriceRequest(
+            neighborhood="OldTown",
+            gr_liv_area=864,
+            overall_qual=4,
+            year_built=1925,
+            overall_cond=5,
+            total_bsmt_sf=600,
+            garage_cars=1,
+            full_bath=1,
+            bedroom_abvgr=2,
+            lot_area=6000,
+            kitchen_qual="Fa",
+            exter_qual="TA",
+            central_air="N",
+        ),
+        HousePriceRequest(
+            neighborhood="NridgHt",
+            gr_liv_area=2650,
+            overall_qual=9,
+            year_built=2006,
+            year_remod_add=2007,
+            total_bsmt_sf=1800,
+            garage_cars=3,
+            garage_area=850,
+            full_bath=2,
+            half_bath=1,
+            bedroom_abvgr=4,
+            fireplaces=1,
+            lot_area=13000,
+            kitchen_qual="Ex",
+            exter_qual="Ex",
+            bsmt_qual="Ex",
+        ),
     ]
 
 

@@ -22,17 +22,26 @@ KINDS = tuple(WEIGHTS)
 
 def write_card(out_dir: Path, kind: str, **details: Any) -> Path:
     """Write the card for a ``kind`` model exported into ``out_dir``."""
-    return card.write_card(out_dir, {
-        "recipe": RECIPE, "kind": kind, "card_version": CARD_VERSION,
-        "files": {"weights": WEIGHTS[kind], "preprocessing": PREPROCESSING_FILE}, **details})
+    return card.write_card(
+        out_dir,
+        {
+            "recipe": RECIPE,
+            "kind": kind,
+            "card_version": CARD_VERSION,
+            "files": {"weights": WEIGHTS[kind], "preprocessing": PREPROCESSING_FILE},
+            **details,
+        },
+    )
 
 
 def read_card(model_dir: Path, kind: str | None = None) -> dict[str, Any]:
     """The validated card of ``model_dir``; ``ModelLoadError`` says what is wrong."""
     found = card.read_card(model_dir, RECIPE, KINDS)
     if kind is not None and found["kind"] != kind:
-        raise ModelLoadError(f"The model in {str(model_dir)!r} is a {found['kind']!r} model, "
-                             f"not {kind!r}.")
-    card.require_files(model_dir, (WEIGHTS[found["kind"]], PREPROCESSING_FILE),
-                       f"{found['kind']} model")
+        raise ModelLoadError(
+            f"The model in {str(model_dir)!r} is a {found['kind']!r} model, not {kind!r}."
+        )
+    card.require_files(
+        model_dir, (WEIGHTS[found["kind"]], PREPROCESSING_FILE), f"{found['kind']} model"
+    )
     return found

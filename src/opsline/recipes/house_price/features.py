@@ -33,41 +33,140 @@ NONE_LEVEL = "NA"  # Ames codes "no basement / no garage / no pool ..." as a mis
 MIN_CATEGORY_COUNT = 5
 
 RAW_NUMERIC = [
-    "lot_frontage", "lot_area", "overall_qual", "overall_cond", "year_built", "year_remod_add",
-    "mas_vnr_area", "bsmtfin_sf_1", "bsmtfin_sf_2", "bsmt_unf_sf", "total_bsmt_sf",
-    "first_flr_sf", "second_flr_sf", "low_qual_fin_sf", "gr_liv_area", "bsmt_full_bath",
-    "bsmt_half_bath", "full_bath", "half_bath", "bedroom_abvgr", "kitchen_abvgr",
-    "totrms_abvgrd", "fireplaces", "garage_yr_blt", "garage_cars", "garage_area",
-    "wood_deck_sf", "open_porch_sf", "enclosed_porch", "three_ssn_porch", "screen_porch",
-    "pool_area", "misc_val", "mo_sold", "yr_sold",
+    "lot_frontage",
+    "lot_area",
+    "overall_qual",
+    "overall_cond",
+    "year_built",
+    "year_remod_add",
+    "mas_vnr_area",
+    "bsmtfin_sf_1",
+    "bsmtfin_sf_2",
+    "bsmt_unf_sf",
+    "total_bsmt_sf",
+    "first_flr_sf",
+    "second_flr_sf",
+    "low_qual_fin_sf",
+    "gr_liv_area",
+    "bsmt_full_bath",
+    "bsmt_half_bath",
+    "full_bath",
+    "half_bath",
+    "bedroom_abvgr",
+    "kitchen_abvgr",
+    "totrms_abvgrd",
+    "fireplaces",
+    "garage_yr_blt",
+    "garage_cars",
+    "garage_area",
+    "wood_deck_sf",
+    "open_porch_sf",
+    "enclosed_porch",
+    "three_ssn_porch",
+    "screen_porch",
+    "pool_area",
+    "misc_val",
+    "mo_sold",
+    "yr_sold",
 ]
 _QUALITY = {"Ex": 5, "Gd": 4, "TA": 3, "Fa": 2, "Po": 1}
 ORDINAL: dict[str, dict[str, int]] = {
-    **{c: _QUALITY for c in ("exter_qual", "exter_cond", "bsmt_qual", "bsmt_cond", "heating_qc",
-                             "kitchen_qual", "fireplace_qu", "garage_qual", "garage_cond",
-                             "pool_qc")},
+    **dict.fromkeys(
+        (
+            "exter_qual",
+            "exter_cond",
+            "bsmt_qual",
+            "bsmt_cond",
+            "heating_qc",
+            "kitchen_qual",
+            "fireplace_qu",
+            "garage_qual",
+            "garage_cond",
+            "pool_qc",
+        ),
+        _QUALITY,
+    ),
     "bsmt_exposure": {"Gd": 4, "Av": 3, "Mn": 2, "No": 1},
     "bsmtfin_type_1": {"GLQ": 6, "ALQ": 5, "BLQ": 4, "Rec": 3, "LwQ": 2, "Unf": 1},
     "bsmtfin_type_2": {"GLQ": 6, "ALQ": 5, "BLQ": 4, "Rec": 3, "LwQ": 2, "Unf": 1},
     "garage_finish": {"Fin": 3, "RFn": 2, "Unf": 1},
-    "functional": {"Typ": 7, "Min1": 6, "Min2": 5, "Mod": 4, "Maj1": 3, "Maj2": 2, "Sev": 1,
-                   "Sal": 0},
+    "functional": {
+        "Typ": 7,
+        "Min1": 6,
+        "Min2": 5,
+        "Mod": 4,
+        "Maj1": 3,
+        "Maj2": 2,
+        "Sev": 1,
+        "Sal": 0,
+    },
 }
 NOMINAL = [
-    "ms_subclass", "ms_zoning", "street", "alley", "lot_shape", "land_contour", "utilities",
-    "lot_config", "land_slope", "neighborhood", "condition_1", "condition_2", "bldg_type",
-    "house_style", "roof_style", "roof_matl", "exterior_1st", "exterior_2nd", "mas_vnr_type",
-    "foundation", "heating", "central_air", "electrical", "garage_type", "paved_drive", "fence",
-    "misc_feature", "sale_type", "sale_condition",
+    "ms_subclass",
+    "ms_zoning",
+    "street",
+    "alley",
+    "lot_shape",
+    "land_contour",
+    "utilities",
+    "lot_config",
+    "land_slope",
+    "neighborhood",
+    "condition_1",
+    "condition_2",
+    "bldg_type",
+    "house_style",
+    "roof_style",
+    "roof_matl",
+    "exterior_1st",
+    "exterior_2nd",
+    "mas_vnr_type",
+    "foundation",
+    "heating",
+    "central_air",
+    "electrical",
+    "garage_type",
+    "paved_drive",
+    "fence",
+    "misc_feature",
+    "sale_type",
+    "sale_condition",
 ]
-ENGINEERED = ["total_sf", "age", "remod_age", "total_bath", "qual_x_area", "porch_sf",
-              "garage_age", "has_second_floor"]
+ENGINEERED = [
+    "total_sf",
+    "age",
+    "remod_age",
+    "total_bath",
+    "qual_x_area",
+    "porch_sf",
+    "garage_age",
+    "has_second_floor",
+]
 # Right-skewed sizes whose log is closer to linear in log(price).
-LOG1P = ["lot_frontage", "lot_area", "mas_vnr_area", "bsmtfin_sf_1", "bsmtfin_sf_2",
-         "bsmt_unf_sf", "total_bsmt_sf", "first_flr_sf", "second_flr_sf", "low_qual_fin_sf",
-         "gr_liv_area", "garage_area", "wood_deck_sf", "open_porch_sf", "enclosed_porch",
-         "three_ssn_porch", "screen_porch", "pool_area", "misc_val", "total_sf", "qual_x_area",
-         "porch_sf"]
+LOG1P = [
+    "lot_frontage",
+    "lot_area",
+    "mas_vnr_area",
+    "bsmtfin_sf_1",
+    "bsmtfin_sf_2",
+    "bsmt_unf_sf",
+    "total_bsmt_sf",
+    "first_flr_sf",
+    "second_flr_sf",
+    "low_qual_fin_sf",
+    "gr_liv_area",
+    "garage_area",
+    "wood_deck_sf",
+    "open_porch_sf",
+    "enclosed_porch",
+    "three_ssn_porch",
+    "screen_porch",
+    "pool_area",
+    "misc_val",
+    "total_sf",
+    "qual_x_area",
+    "porch_sf",
+]
 RAW_COLUMNS = RAW_NUMERIC + list(ORDINAL) + NOMINAL
 NUMERIC_FEATURES = RAW_NUMERIC + list(ORDINAL) + ENGINEERED
 
@@ -78,11 +177,16 @@ def engineer(frame: pd.DataFrame) -> pd.DataFrame:
     out["total_sf"] = out["total_bsmt_sf"] + out["gr_liv_area"]
     out["age"] = (out["yr_sold"] - out["year_built"]).clip(lower=0)
     out["remod_age"] = (out["yr_sold"] - out["year_remod_add"]).clip(lower=0)
-    out["total_bath"] = (out["full_bath"] + 0.5 * out["half_bath"] + out["bsmt_full_bath"]
-                         + 0.5 * out["bsmt_half_bath"])
+    out["total_bath"] = (
+        out["full_bath"]
+        + 0.5 * out["half_bath"]
+        + out["bsmt_full_bath"]
+        + 0.5 * out["bsmt_half_bath"]
+    )
     out["qual_x_area"] = out["overall_qual"] * out["gr_liv_area"]
-    out["porch_sf"] = out[["wood_deck_sf", "open_porch_sf", "enclosed_porch", "three_ssn_porch",
-                           "screen_porch"]].sum(axis=1)
+    out["porch_sf"] = out[
+        ["wood_deck_sf", "open_porch_sf", "enclosed_porch", "three_ssn_porch", "screen_porch"]
+    ].sum(axis=1)
     out["garage_age"] = (out["yr_sold"] - out["garage_yr_blt"]).clip(lower=0)
     out["has_second_floor"] = (out["second_flr_sf"] > 0).astype(float)
     return out
@@ -146,8 +250,9 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
         if data.get("format") != FORMAT:
-            raise ValueError(f"unsupported preprocessing format {data.get('format')!r}, "
-                             f"expected {FORMAT!r}")
+            raise ValueError(
+                f"unsupported preprocessing format {data.get('format')!r}, expected {FORMAT!r}"
+            )
         return cls(**data)
 
     def save(self, directory: Path) -> Path:
@@ -164,8 +269,7 @@ class Preprocessor:
         """Raw rows from partial records: absent or None fields get the train defaults."""
         import pandas as pd
 
-        rows = [{**self.defaults, **{k: v for k, v in r.items() if v is not None}}
-                for r in records]
+        rows = [{**self.defaults, **{k: v for k, v in r.items() if v is not None}} for r in records]
         return pd.DataFrame(rows, columns=RAW_COLUMNS)
 
     def base_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -206,8 +310,11 @@ class Preprocessor:
             levels = self.nominal[column]
             if levels:
                 values = base[column].to_numpy()
-                parts.append((values[:, None] == np.asarray(levels, dtype=object)[None, :])
-                             .astype(np.float32))
+                parts.append(
+                    (values[:, None] == np.asarray(levels, dtype=object)[None, :]).astype(
+                        np.float32
+                    )
+                )
         return np.nan_to_num(np.concatenate(parts, axis=1), nan=0.0, posinf=0.0, neginf=0.0)
 
     def gbm_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -234,9 +341,16 @@ class Preprocessor:
 
 def _as_text(series: pd.Series) -> pd.Series:
     """Category codes as strings (``ms_subclass`` is numeric in the raw data)."""
-    return series.map(lambda v: v if v is None or (isinstance(v, float) and math.isnan(v))
-                      else (str(int(v)) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                            else str(v)), na_action="ignore")
+    return series.map(
+        lambda v: (
+            v
+            if v is None or (isinstance(v, float) and math.isnan(v))
+            else (
+                str(int(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+            )
+        ),
+        na_action="ignore",
+    )
 
 
 def _categorical_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -21,12 +21,18 @@ def booster_params(model_cfg: Any, seed: int) -> dict[str, Any]:
     from omegaconf import DictConfig, OmegaConf
 
     raw = model_cfg.params
-    params = (OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig)
-              else dict(raw))
+    params = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw)
     params.setdefault("objective", "regression")
-    params.update({"metric": "rmse", "seed": seed, "deterministic": True,
-                   "force_row_wise": True, "verbosity": -1,
-                   "num_threads": int(model_cfg.get("num_threads", 2))})
+    params.update(
+        {
+            "metric": "rmse",
+            "seed": seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+            "num_threads": int(model_cfg.get("num_threads", 2)),
+        }
+    )
     return params
 
 
@@ -40,21 +46,28 @@ def train_gbm(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
     out_dir.mkdir(parents=True, exist_ok=True)
     train, val = dataset.frame("train"), dataset.frame("val")
     pre = Preprocessor.fit(train)
-    train_set = lgb.Dataset(pre.gbm_frame(train), np.log(train[TARGET].to_numpy(float)),
-                            free_raw_data=False)
-    val_set = lgb.Dataset(pre.gbm_frame(val), np.log(val[TARGET].to_numpy(float)),
-                          reference=train_set)
+    train_set = lgb.Dataset(
+        pre.gbm_frame(train), np.log(train[TARGET].to_numpy(float)), free_raw_data=False
+    )
+    val_set = lgb.Dataset(
+        pre.gbm_frame(val), np.log(val[TARGET].to_numpy(float)), reference=train_set
+    )
     history: dict[str, Any] = {}
     max_rounds = int(mcfg.n_estimators)
     if cfg.trainer.get("fast_dev_run"):
         max_rounds = min(max_rounds, 10)  # a smoke run, as for the Lightning models
     started = time.perf_counter()
-    booster = lgb.train(booster_params(mcfg, int(cfg.get("seed", 42))), train_set,
-                        num_boost_round=max_rounds, valid_sets=[train_set, val_set],
-                        valid_names=["train", "val"],
-                        callbacks=[lgb.early_stopping(int(mcfg.early_stopping_rounds),
-                                                      verbose=False),
-                                   lgb.record_evaluation(history)])
+    booster = lgb.train(
+        booster_params(mcfg, int(cfg.get("seed", 42))),
+        train_set,
+        num_boost_round=max_rounds,
+        valid_sets=[train_set, val_set],
+        valid_names=["train", "val"],
+        callbacks=[
+            lgb.early_stopping(int(mcfg.early_stopping_rounds), verbose=False),
+            lgb.record_evaluation(history),
+        ],
+    )
     seconds = time.perf_counter() - started
     # The target is log(price), so the rmse LightGBM reports is the RMSLE.
     val_curve, train_curve = history["val"]["rmse"], history["train"]["rmse"]
@@ -62,14 +75,15 @@ def train_gbm(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
         run.log_metrics({"train_rmsle": train_curve[i], "val_rmsle": val_curve[i]}, step=i + 1)
     best = int(booster.best_iteration or len(val_curve))
     best_val = val_curve[best - 1] if best - 1 < len(val_curve) else math.nan
-    run.log_metrics({"train_seconds": seconds, "best_iteration": best,
-                     "best_val_rmsle": best_val})
+    run.log_metrics({"train_seconds": seconds, "best_iteration": best, "best_val_rmsle": best_val})
     booster.save_model(str(out_dir / WEIGHTS["gbm"]), num_iteration=best)
     pre.save(out_dir)
-    write_card(out_dir, "gbm",
-               feature_schema={"raw_columns": RAW_COLUMNS,
-                               "model_inputs": list(booster.feature_name())},
-               target={"column": TARGET, "transform": "log"},
-               data_version=getattr(dataset, "version", None),
-               training={"best_iteration": best, "seconds": round(seconds, 1)})
+    write_card(
+        out_dir,
+        "gbm",
+        feature_schema={"raw_columns": RAW_COLUMNS, "model_inputs": list(booster.feature_name())},
+        target={"column": TARGET, "transform": "log"},
+        data_version=getattr(dataset, "version", None),
+        training={"best_iteration": best, "seconds": round(seconds, 1)},
+    )
     return TrainedModel(model_dir=out_dir, kind="gbm")

@@ -52,10 +52,19 @@ def figures(actual: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     ax.scatter(y / 1000, p / 1000, s=8, alpha=0.5)
     lo, hi = float(min(y.min(), p.min())) / 1000, float(max(y.max(), p.max())) / 1000
     ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="perfect")
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="green",
-                    alpha=0.12, label="±10 %")
-    ax.set(xlabel="actual price (k$)", ylabel="predicted price (k$)",
-           title="Predicted vs actual sale price")
+    ax.fill_between(
+        [lo, hi],
+        [lo * 0.9, hi * 0.9],
+        [lo * 1.1, hi * 1.1],
+        color="green",
+        alpha=0.12,
+        label="±10 %",
+    )
+    ax.set(
+        xlabel="actual price (k$)",
+        ylabel="predicted price (k$)",
+        title="Predicted vs actual sale price",
+    )
     ax.legend(loc="upper left")
     scatter.tight_layout()
 
@@ -64,8 +73,11 @@ def figures(actual: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     log_error = np.log(p) - np.log(y)
     left.scatter(p / 1000, 100 * (p - y) / y, s=8, alpha=0.5)
     left.axhline(0, color="black", lw=1)
-    left.set(xlabel="predicted price (k$)", ylabel="error (% of actual)",
-             title="Relative error vs prediction")
+    left.set(
+        xlabel="predicted price (k$)",
+        ylabel="error (% of actual)",
+        title="Relative error vs prediction",
+    )
     right.hist(log_error, bins=40)
     right.set(xlabel="log(predicted) - log(actual)", ylabel="sales", title="Log-error histogram")
     resid.tight_layout()

@@ -27,8 +27,15 @@ LOSSES = {"mse": nn.MSELoss, "huber": lambda: nn.HuberLoss(delta=1.0)}
 class PriceRegressor(pl.LightningModule):
     """Regresses the standardized log price; ``val_rmsle`` is in log-price units."""
 
-    def __init__(self, arch: dict[str, Any], lr: float, weight_decay: float, loss: str,
-                 target_std: float, lr_patience: int):
+    def __init__(
+        self,
+        arch: dict[str, Any],
+        lr: float,
+        weight_decay: float,
+        loss: str,
+        target_std: float,
+        lr_patience: int,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.net = network.build(arch)
@@ -44,25 +51,33 @@ class PriceRegressor(pl.LightningModule):
         loss = self.loss_fn(self(x), y)
         # sync_dist: under DDP each rank sees a shard; epoch figures are the mean over ranks
         # (a no-op in one process), so early stopping and checkpoints watch the whole split.
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x),
-                 sync_dist=True)
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         mse = nn.functional.mse_loss(self(x), y)
-        self.log("val_loss", mse, on_epoch=True, prog_bar=True, batch_size=len(x),
-                 sync_dist=True)
+        self.log("val_loss", mse, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         # The val loader is one batch, so this is exactly the val RMSLE of the epoch (under
         # DDP the mean of the ranks' halves; the registered figures come from evaluate()).
-        self.log("val_rmsle", mse.sqrt() * self.hparams.target_std, on_epoch=True,
-                 prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log(
+            "val_rmsle",
+            mse.sqrt() * self.hparams.target_std,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, factor=0.5, patience=self.hparams.lr_patience)
+            opt, factor=0.5, patience=self.hparams.lr_patience
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
 
 
@@ -85,28 +100,52 @@ def train_mlp(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
     arch = network.architecture(train_set.tensors[0].shape[1], mcfg)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="opsline-mlp-") as work:
-        trainer = build_trainer(cfg, default_max_epochs=int(mcfg.max_epochs),
-                                patience=int(mcfg.patience), work_dir=Path(work), run=run)
-        module = PriceRegressor(arch, float(mcfg.lr), float(mcfg.weight_decay),
-                                str(mcfg.get("loss", "mse")), pre.target_std,
-                                int(mcfg.get("lr_patience", 5)))
-        trainer.fit(module,
-                    DataLoader(train_set, batch_size=int(mcfg.batch_size), shuffle=True),
-                    DataLoader(val_set, batch_size=len(val_set)))
+        trainer = build_trainer(
+            cfg,
+            default_max_epochs=int(mcfg.max_epochs),
+            patience=int(mcfg.patience),
+            work_dir=Path(work),
+            run=run,
+        )
+        module = PriceRegressor(
+            arch,
+            float(mcfg.lr),
+            float(mcfg.weight_decay),
+            str(mcfg.get("loss", "mse")),
+            pre.target_std,
+            int(mcfg.get("lr_patience", 5)),
+        )
+        trainer.fit(
+            module,
+            DataLoader(train_set, batch_size=int(mcfg.batch_size), shuffle=True),
+            DataLoader(val_set, batch_size=len(val_set)),
+        )
         best = finish_fit(trainer, module, run, Path(work))
     seconds = time.perf_counter() - started
     best_epoch = _best_epoch(best)
-    run.log_metrics({"train_seconds": seconds, "epochs_trained": trainer.current_epoch,
-                     **({"best_epoch": best_epoch} if best_epoch is not None else {})})
+    run.log_metrics(
+        {
+            "train_seconds": seconds,
+            "epochs_trained": trainer.current_epoch,
+            **({"best_epoch": best_epoch} if best_epoch is not None else {}),
+        }
+    )
     state = {k: v.detach().cpu().contiguous() for k, v in module.net.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS["mlp"]))
     pre.save(out_dir)
-    write_card(out_dir, "mlp", architecture=arch,
-               feature_schema={"raw_columns": RAW_COLUMNS, "model_inputs": pre.features},
-               target={"column": TARGET, "transform": "standardized log"},
-               data_version=getattr(dataset, "version", None),
-               training={"epochs": trainer.current_epoch, "best_epoch": best_epoch,
-                         "seconds": round(seconds, 1)})
+    write_card(
+        out_dir,
+        "mlp",
+        architecture=arch,
+        feature_schema={"raw_columns": RAW_COLUMNS, "model_inputs": pre.features},
+        target={"column": TARGET, "transform": "standardized log"},
+        data_version=getattr(dataset, "version", None),
+        training={
+            "epochs": trainer.current_epoch,
+            "best_epoch": best_epoch,
+            "seconds": round(seconds, 1),
+        },
+    )
     return TrainedModel(model_dir=out_dir, kind="mlp")
 
 

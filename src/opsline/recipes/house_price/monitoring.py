@@ -45,8 +45,9 @@ def _codes(annotation: Any) -> tuple[str, ...]:
 def _is_int(annotation: Any) -> bool:
     """``int`` / ``int | None`` / ``Annotated[int, ...] | None`` (years, counts, scores)."""
     for arg in (annotation, *typing.get_args(annotation)):
-        if arg is int or (typing.get_origin(arg) is typing.Annotated
-                          and typing.get_args(arg)[0] is int):
+        if arg is int or (
+            typing.get_origin(arg) is typing.Annotated and typing.get_args(arg)[0] is int
+        ):
             return True
     return False
 
@@ -62,15 +63,19 @@ _FEATURES = tuple((name, name in TEXT_FIELDS) for name in _FIELDS)
 
 
 # -- drift features -------------------------------------------------------------------------
-def monitored_features(requests: Sequence[HousePriceRequest],
-                       responses: Sequence[Any] = ()) -> list[dict[str, Scalar]]:
+def monitored_features(
+    requests: Sequence[HousePriceRequest], responses: Sequence[Any] = ()
+) -> list[dict[str, Scalar]]:
     """One dict per request with every request field (same keys, schema order)."""
     rows = []
     for request in requests:
         values = request.__dict__  # the validated fields; no model_dump copy per row
-        rows.append({name: (None if (v := values[name]) is None
-                            else v if is_text else float(v))
-                     for name, is_text in _FEATURES})
+        rows.append(
+            {
+                name: (None if (v := values[name]) is None else v if is_text else float(v))
+                for name, is_text in _FEATURES
+            }
+        )
     return rows
 
 
@@ -97,8 +102,13 @@ def requests_from_frame(frame: pd.DataFrame) -> list[HousePriceRequest]:
                 if name in NONE_CODED:
                     data[name] = NONE_CODE
                 continue
-            data[name] = (str(value) if name in TEXT_FIELDS
-                          else int(value) if name in INT_FIELDS else float(value))
+            data[name] = (
+                str(value)
+                if name in TEXT_FIELDS
+                else int(value)
+                if name in INT_FIELDS
+                else float(value)
+            )
         for _ in range(2):  # once as given, once without the refused optional fields
             try:
                 requests.append(HousePriceRequest(**data))
@@ -114,8 +124,7 @@ def requests_from_frame(frame: pd.DataFrame) -> list[HousePriceRequest]:
 
 
 # -- live quality ---------------------------------------------------------------------------
-def live_quality(predictions: Sequence[dict[str, Any]],
-                 actuals: Sequence[Any]) -> dict[str, float]:
+def live_quality(predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]) -> dict[str, float]:
     """``{"rmsle", "within_10pct"}`` of logged responses against reported sale prices.
 
     Rows whose reported price is not a positive, finite number cannot be scored on a log
@@ -127,8 +136,11 @@ def live_quality(predictions: Sequence[dict[str, Any]],
 
     if len(predictions) != len(actuals):
         raise ValueError(f"{len(predictions)} predictions for {len(actuals)} actuals")
-    pairs = [(float(p["predicted_price"]), float(a)) for p, a in zip(predictions, actuals)
-             if a is not None and math.isfinite(float(a)) and float(a) > 0]
+    pairs = [
+        (float(p["predicted_price"]), float(a))
+        for p, a in zip(predictions, actuals, strict=True)
+        if a is not None and math.isfinite(float(a)) and float(a) > 0
+    ]
     if not pairs:
         return {}
     predicted, actual = np.array(pairs).T
@@ -143,38 +155,101 @@ def live_quality(predictions: Sequence[dict[str, Any]],
 # "none" (no alley, pool, fence ...), stored as missing like in the data. The dict's order is
 # the prepared split's column order, between ``pid`` first and ``sale_price`` last.
 DEFAULTS: dict[str, Any] = {
-    "ms_subclass": 20, "ms_zoning": "RL", "lot_frontage": 68.0, "lot_area": 9364,
-    "street": "Pave", "alley": None, "lot_shape": "Reg", "land_contour": "Lvl",
-    "utilities": "AllPub", "lot_config": "Inside", "land_slope": "Gtl",
-    "neighborhood": "NAmes", "condition_1": "Norm", "condition_2": "Norm",
-    "bldg_type": "1Fam", "house_style": "1Story", "overall_qual": 6, "overall_cond": 5,
-    "year_built": 1972, "year_remod_add": 1992, "roof_style": "Gable",
-    "roof_matl": "CompShg", "exterior_1st": "VinylSd", "exterior_2nd": "VinylSd",
-    "mas_vnr_type": "None", "mas_vnr_area": 0.0, "exter_qual": "TA", "exter_cond": "TA",
-    "foundation": "CBlock", "bsmt_qual": "TA", "bsmt_cond": "TA", "bsmt_exposure": "No",
-    "bsmtfin_type_1": "Unf", "bsmtfin_sf_1": 376.5, "bsmtfin_type_2": "Unf",
-    "bsmtfin_sf_2": 0.0, "bsmt_unf_sf": 459.0, "total_bsmt_sf": 976.0, "heating": "GasA",
-    "heating_qc": "Ex", "central_air": "Y", "electrical": "SBrkr", "first_flr_sf": 1079,
-    "second_flr_sf": 0, "low_qual_fin_sf": 0, "gr_liv_area": 1437, "bsmt_full_bath": 0.0,
-    "bsmt_half_bath": 0.0, "full_bath": 2, "half_bath": 0, "bedroom_abvgr": 3,
-    "kitchen_abvgr": 1, "kitchen_qual": "TA", "totrms_abvgrd": 6, "functional": "Typ",
-    "fireplaces": 1, "fireplace_qu": None, "garage_type": "Attchd", "garage_yr_blt": 1979.0,
-    "garage_finish": "Unf", "garage_cars": 2.0, "garage_area": 480.0, "garage_qual": "TA",
-    "garage_cond": "TA", "paved_drive": "Y", "wood_deck_sf": 0, "open_porch_sf": 25,
-    "enclosed_porch": 0, "three_ssn_porch": 0, "screen_porch": 0, "pool_area": 0,
-    "pool_qc": None, "fence": None, "misc_feature": None, "misc_val": 0, "mo_sold": 6,
-    "yr_sold": 2008, "sale_type": "WD", "sale_condition": "Normal",
+    "ms_subclass": 20,
+    "ms_zoning": "RL",
+    "lot_frontage": 68.0,
+    "lot_area": 9364,
+    "street": "Pave",
+    "alley": None,
+    "lot_shape": "Reg",
+    "land_contour": "Lvl",
+    "utilities": "AllPub",
+    "lot_config": "Inside",
+    "land_slope": "Gtl",
+    "neighborhood": "NAmes",
+    "condition_1": "Norm",
+    "condition_2": "Norm",
+    "bldg_type": "1Fam",
+    "house_style": "1Story",
+    "overall_qual": 6,
+    "overall_cond": 5,
+    "year_built": 1972,
+    "year_remod_add": 1992,
+    "roof_style": "Gable",
+    "roof_matl": "CompShg",
+    "exterior_1st": "VinylSd",
+    "exterior_2nd": "VinylSd",
+    "mas_vnr_type": "None",
+    "mas_vnr_area": 0.0,
+    "exter_qual": "TA",
+    "exter_cond": "TA",
+    "foundation": "CBlock",
+    "bsmt_qual": "TA",
+    "bsmt_cond": "TA",
+    "bsmt_exposure": "No",
+    "bsmtfin_type_1": "Unf",
+    "bsmtfin_sf_1": 376.5,
+    "bsmtfin_type_2": "Unf",
+    "bsmtfin_sf_2": 0.0,
+    "bsmt_unf_sf": 459.0,
+    "total_bsmt_sf": 976.0,
+    "heating": "GasA",
+    "heating_qc": "Ex",
+    "central_air": "Y",
+    "electrical": "SBrkr",
+    "first_flr_sf": 1079,
+    "second_flr_sf": 0,
+    "low_qual_fin_sf": 0,
+    "gr_liv_area": 1437,
+    "bsmt_full_bath": 0.0,
+    "bsmt_half_bath": 0.0,
+    "full_bath": 2,
+    "half_bath": 0,
+    "bedroom_abvgr": 3,
+    "kitchen_abvgr": 1,
+    "kitchen_qual": "TA",
+    "totrms_abvgrd": 6,
+    "functional": "Typ",
+    "fireplaces": 1,
+    "fireplace_qu": None,
+    "garage_type": "Attchd",
+    "garage_yr_blt": 1979.0,
+    "garage_finish": "Unf",
+    "garage_cars": 2.0,
+    "garage_area": 480.0,
+    "garage_qual": "TA",
+    "garage_cond": "TA",
+    "paved_drive": "Y",
+    "wood_deck_sf": 0,
+    "open_porch_sf": 25,
+    "enclosed_porch": 0,
+    "three_ssn_porch": 0,
+    "screen_porch": 0,
+    "pool_area": 0,
+    "pool_qc": None,
+    "fence": None,
+    "misc_feature": None,
+    "misc_val": 0,
+    "mo_sold": 6,
+    "yr_sold": 2008,
+    "sale_type": "WD",
+    "sale_condition": "Normal",
 }
 COLUMNS = (KEY, *DEFAULTS, TARGET)
 # The prepared split's dtypes: whole numbers without gaps are int64, columns with gaps
 # float64, codes object (``ms_subclass`` is a numeric code in the data); the codes whose
 # default is "none" are object too.
-DTYPES = {name: "int64" if isinstance(DEFAULTS.get(name, 0), int) else
-          "float64" if isinstance(DEFAULTS[name], float) else "object" for name in COLUMNS}
+DTYPES = {
+    name: "int64"
+    if isinstance(DEFAULTS.get(name, 0), int)
+    else "float64"
+    if isinstance(DEFAULTS[name], float)
+    else "object"
+    for name in COLUMNS
+}
 
 
-def feedback_frame(requests: Sequence[dict[str, Any]],
-                   actuals: Sequence[Any]) -> pd.DataFrame:
+def feedback_frame(requests: Sequence[dict[str, Any]], actuals: Sequence[Any]) -> pd.DataFrame:
     """Logged requests (``model_dump(mode="json")``) + sale prices as prepared train rows.
 
     Columns and dtypes are the prepared split's. What a request leaves out gets
@@ -189,9 +264,12 @@ def feedback_frame(requests: Sequence[dict[str, Any]],
     if len(requests) != len(actuals):
         raise ValueError(f"{len(requests)} requests for {len(actuals)} actuals")
     rows = []
-    for i, (request, actual) in enumerate(zip(requests, actuals)):
-        given = {k: (None if v == NONE_CODE else v) for k, v in request.items()
-                 if k in DEFAULTS and v is not None}
+    for i, (request, actual) in enumerate(zip(requests, actuals, strict=True)):
+        given = {
+            k: (None if v == NONE_CODE else v)
+            for k, v in request.items()
+            if k in DEFAULTS and v is not None
+        }
         row = {KEY: FEEDBACK_KEY_BASE + i, **DEFAULTS, **given, TARGET: float(actual)}
         for name, dtype in DTYPES.items():
             if dtype == "int64":

@@ -50,8 +50,11 @@ def export_onnx(model_dir: Path, dataset: Any) -> ParityRecord:
     exporter = ""
     try:
         native = load_predictor(model_dir, backend="native")
-        exporter = (_export_mlp(native, model_dir / ONNX_FILE) if native.kind == "mlp"
-                    else _export_gbm(native, model_dir / ONNX_FILE))
+        exporter = (
+            _export_mlp(native, model_dir / ONNX_FILE)
+            if native.kind == "mlp"
+            else _export_gbm(native, model_dir / ONNX_FILE)
+        )
         test = dataset.frame("test")
     except Exception as exc:  # an exporter crash is a reason, never a failed training run
         log.warning("house_price ONNX export failed", exc_info=True)
@@ -59,8 +62,12 @@ def export_onnx(model_dir: Path, dataset: Any) -> ParityRecord:
     return check_parity(model_dir, test, exporter, native=native)
 
 
-def check_parity(model_dir: Path, frame: pd.DataFrame, exporter: str = "",
-                 native: HousePricePredictor | None = None) -> ParityRecord:
+def check_parity(
+    model_dir: Path,
+    frame: pd.DataFrame,
+    exporter: str = "",
+    native: HousePricePredictor | None = None,
+) -> ParityRecord:
     """Native vs ``model.onnx`` prices on ``frame``'s rows, fed the serving path's matrix."""
     from opsline.errors import ModelLoadError
     from opsline.recipes.house_price.features import RAW_COLUMNS
@@ -105,17 +112,31 @@ def _export_mlp(native: HousePricePredictor, path: Path) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # exporter chatter, not our concern here
-            torch.onnx.export(network, (example,), str(path), dynamo=True, verbose=False,
-                              external_data=False, opset_version=MLP_OPSET,
-                              dynamic_shapes=({0: torch.export.Dim("batch")},), **names)
+            torch.onnx.export(
+                network,
+                (example,),
+                str(path),
+                dynamo=True,
+                verbose=False,
+                external_data=False,
+                opset_version=MLP_OPSET,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                **names,
+            )
         return f"torch.onnx (dynamo) {torch.__version__}"
     except Exception:
         log.warning("dynamo ONNX export failed; trying the TorchScript exporter", exc_info=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation warning: we know, it is the fallback
-        torch.onnx.export(network, (example,), str(path), dynamo=False, opset_version=17,
-                          dynamic_axes={"features": {0: "batch"}, "output": {0: "batch"}},
-                          **names)
+        torch.onnx.export(
+            network,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            dynamic_axes={"features": {0: "batch"}, "output": {0: "batch"}},
+            **names,
+        )
     return f"torch.onnx (TorchScript) {torch.__version__}"
 
 
@@ -124,7 +145,11 @@ def _export_gbm(native: HousePricePredictor, path: Path) -> str:
     from onnxmltools.convert.common.data_types import DoubleTensorType
 
     model = onnxmltools.convert_lightgbm(
-        native.booster, name="house_price_gbm", target_opset=GBM_OPSET, zipmap=False,
-        initial_types=[("features", DoubleTensorType([None, native.plan_width()]))])
+        native.booster,
+        name="house_price_gbm",
+        target_opset=GBM_OPSET,
+        zipmap=False,
+        initial_types=[("features", DoubleTensorType([None, native.plan_width()]))],
+    )
     path.write_bytes(model.SerializeToString())
     return f"onnxmltools {onnxmltools.__version__} (LightGBM, double input)"

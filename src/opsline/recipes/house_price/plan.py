@@ -49,8 +49,10 @@ _I = {c: i for i, c in enumerate(NUMERIC_FEATURES)}
 _ENG = _I[ENGINEERED[0]]  # engineered features follow the raw numbers and ordinals
 # yr_sold minus these -> age, remod_age, garage_age (engineered columns 1, 2, 6)
 _YEARS = [_I["year_built"], _I["year_remod_add"], _I["garage_yr_blt"]]
-_PORCHES = [_I[c] for c in ("wood_deck_sf", "open_porch_sf", "enclosed_porch",
-                            "three_ssn_porch", "screen_porch")]
+_PORCHES = [
+    _I[c]
+    for c in ("wood_deck_sf", "open_porch_sf", "enclosed_porch", "three_ssn_porch", "screen_porch")
+]
 
 
 def _number(value: Any) -> float:
@@ -105,8 +107,11 @@ class FeaturePlan:
         for j, column in enumerate(RAW_NUMERIC):
             self._slots[column] = (0, j, {})
         for j, (column, mapping) in enumerate(ORDINAL.items()):
-            self._slots[column] = (1, len(RAW_NUMERIC) + j, {k: float(v)
-                                                            for k, v in mapping.items()})
+            self._slots[column] = (
+                1,
+                len(RAW_NUMERIC) + j,
+                {k: float(v) for k, v in mapping.items()},
+            )
         offset = self.n_numeric
         for j, column in enumerate(NOMINAL):
             onehot = {v: offset + i for i, v in enumerate(pre.nominal[column])}
@@ -170,7 +175,7 @@ class FeaturePlan:
         import numpy as np
 
         x, ids = self._gather(records)
-        raw = x[:, :len(RAW_NUMERIC)]
+        raw = x[:, : len(RAW_NUMERIC)]
         np.copyto(raw, self._raw_medians, where=np.isnan(raw))  # fillna(medians)
         col = x.T  # col[i] is feature i over the batch (a view, no copy)
         eng = x[:, _ENG:]
@@ -179,8 +184,12 @@ class FeaturePlan:
         # of 5 values adds left to right in numpy (pairwise summation starts at 8).
         eng[:, 0] = col[_I["total_bsmt_sf"]] + col[_I["gr_liv_area"]]
         eng[:, [1, 2, 6]] = np.maximum(col[_I["yr_sold"], :, None] - x[:, _YEARS], 0.0)
-        eng[:, 3] = (col[_I["full_bath"]] + 0.5 * col[_I["half_bath"]]
-                     + col[_I["bsmt_full_bath"]] + 0.5 * col[_I["bsmt_half_bath"]])
+        eng[:, 3] = (
+            col[_I["full_bath"]]
+            + 0.5 * col[_I["half_bath"]]
+            + col[_I["bsmt_full_bath"]]
+            + 0.5 * col[_I["bsmt_half_bath"]]
+        )
         eng[:, 4] = col[_I["overall_qual"]] * col[_I["gr_liv_area"]]
         eng[:, 5] = x[:, _PORCHES].sum(axis=1)
         eng[:, 7] = col[_I["second_flr_sf"]] > 0
@@ -195,7 +204,7 @@ class FeaturePlan:
         x, ids = self._numbers(records)
         x[:, self._log1p] = np.log1p(np.maximum(x[:, self._log1p], 0.0))
         out = np.zeros((len(x), self.n_features), dtype=np.float32)
-        out[:, :self.n_numeric] = (x - self._mean) / self._std
+        out[:, : self.n_numeric] = (x - self._mean) / self._std
         # nan_to_num(nan=posinf=neginf=0), without its Python-level overhead on one row.
         out[~np.isfinite(out)] = 0.0
         hot = self._hot_of[ids]

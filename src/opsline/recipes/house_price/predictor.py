@@ -45,10 +45,13 @@ class HousePricePredictor(Predictor):
         self.preprocessor = preprocessor
         self.plan = FeaturePlan(preprocessor)  # compiled once; every request batch uses it
         self.session: Any = None  # the ONNX Runtime session when backend == "onnx"
-        self.info = {"recipe": card["recipe"], "kind": card["kind"],
-                     "data_version": card.get("data_version"),
-                     "n_model_inputs": len(card.get("feature_schema", {}).get("model_inputs", [])),
-                     "training": card.get("training", {})}
+        self.info = {
+            "recipe": card["recipe"],
+            "kind": card["kind"],
+            "data_version": card.get("data_version"),
+            "n_model_inputs": len(card.get("feature_schema", {}).get("model_inputs", [])),
+            "training": card.get("training", {}),
+        }
 
     @classmethod
     def load(cls, model_dir: Path, backend: str = "auto") -> HousePricePredictor:
@@ -61,8 +64,9 @@ class HousePricePredictor(Predictor):
         try:
             preprocessor = Preprocessor.load(model_dir)
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise ModelLoadError(f"preprocessing.json in {str(model_dir)!r} is unusable: "
-                                 f"{exc}.") from None
+            raise ModelLoadError(
+                f"preprocessing.json in {str(model_dir)!r} is unusable: {exc}."
+            ) from None
         chosen, why = select_backend(model_dir, backend)
         predictor = impl(model_dir, card, preprocessor)
         if chosen == "onnx":
@@ -79,9 +83,11 @@ class HousePricePredictor(Predictor):
         inputs = session.get_inputs()
         width = inputs[0].shape[1] if inputs and len(inputs[0].shape) == 2 else None
         if len(inputs) != 1 or width != self.plan_width():
-            raise ModelLoadError(f"{ONNX_FILE} in {str(self.model_dir)!r} takes "
-                                 f"{[i.shape for i in inputs]}, not one matrix of "
-                                 f"{self.plan_width()} columns.")
+            raise ModelLoadError(
+                f"{ONNX_FILE} in {str(self.model_dir)!r} takes "
+                f"{[i.shape for i in inputs]}, not one matrix of "
+                f"{self.plan_width()} columns."
+            )
         self.session, self._input = session, inputs[0].name
 
     # -- subclass hooks ----------------------------------------------------------------
@@ -117,13 +123,18 @@ class HousePricePredictor(Predictor):
             return self.session.run(None, {self._input: batch})[0].reshape(-1)
         return self.forward_native(batch)
 
-    def postprocess(self, outputs: Any, requests: Sequence[HousePriceRequest]
-                    ) -> list[HousePriceResponse]:
+    def postprocess(
+        self, outputs: Any, requests: Sequence[HousePriceRequest]
+    ) -> list[HousePriceResponse]:
         prices = self.to_prices(outputs)
-        return [HousePriceResponse(predicted_price=round(float(price), 2),
-                                   price_per_sqft=round(float(price) / float(r.gr_liv_area), 2),
-                                   model_kind=self.kind)
-                for price, r in zip(prices, requests, strict=True)]
+        return [
+            HousePriceResponse(
+                predicted_price=round(float(price), 2),
+                price_per_sqft=round(float(price) / float(r.gr_liv_area), 2),
+                model_kind=self.kind,
+            )
+            for price, r in zip(prices, requests, strict=True)
+        ]
 
     # -- dataset path ------------------------------------------------------------------
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
@@ -144,8 +155,9 @@ class MLPPredictor(HousePricePredictor):
             self.network = network.build(self.card["architecture"])
             self.network.load_state_dict(load_file(str(self.model_dir / WEIGHTS["mlp"])))
         except (KeyError, RuntimeError, OSError, ValueError) as exc:
-            raise ModelLoadError(f"The MLP weights in {str(self.model_dir)!r} do not match the "
-                                 f"model card: {exc}") from None
+            raise ModelLoadError(
+                f"The MLP weights in {str(self.model_dir)!r} do not match the model card: {exc}"
+            ) from None
         self.network.eval()
         self._torch = torch
 
@@ -178,16 +190,19 @@ class GBMPredictor(HousePricePredictor):
         try:
             self.booster = lgb.Booster(model_file=str(self.model_dir / WEIGHTS["gbm"]))
         except lgb.basic.LightGBMError as exc:
-            raise ModelLoadError(f"model.txt in {str(self.model_dir)!r} is not a LightGBM "
-                                 f"model: {exc}") from None
+            raise ModelLoadError(
+                f"model.txt in {str(self.model_dir)!r} is not a LightGBM model: {exc}"
+            ) from None
         # The matrix carries category codes, i.e. positions in preprocessing.json's lists;
         # LightGBM's pandas path maps levels through the lists it stored at training. They
         # must be the same lists, in the same column order, or the codes mean other levels.
         stored = [list(c) for c in (self.booster.pandas_categorical or [])]
         expected = [self.preprocessor.gbm_nominal[c] for c in NOMINAL]
         if self.booster.feature_name() != NUMERIC_FEATURES + NOMINAL or stored != expected:
-            raise ModelLoadError(f"model.txt in {str(self.model_dir)!r} does not match its "
-                                 f"preprocessing.json (features or category lists differ).")
+            raise ModelLoadError(
+                f"model.txt in {str(self.model_dir)!r} does not match its "
+                f"preprocessing.json (features or category lists differ)."
+            )
 
     def plan_width(self) -> int:
         return self.plan.n_numeric + len(self.preprocessor.gbm_nominal)

@@ -14,16 +14,40 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Neighborhood = Literal[
-    "Blmngtn", "Blueste", "BrDale", "BrkSide", "ClearCr", "CollgCr", "Crawfor", "Edwards",
-    "Gilbert", "Greens", "GrnHill", "IDOTRR", "Landmrk", "MeadowV", "Mitchel", "NAmes",
-    "NPkVill", "NWAmes", "NoRidge", "NridgHt", "OldTown", "SWISU", "Sawyer", "SawyerW",
-    "Somerst", "StoneBr", "Timber", "Veenker"]
+    "Blmngtn",
+    "Blueste",
+    "BrDale",
+    "BrkSide",
+    "ClearCr",
+    "CollgCr",
+    "Crawfor",
+    "Edwards",
+    "Gilbert",
+    "Greens",
+    "GrnHill",
+    "IDOTRR",
+    "Landmrk",
+    "MeadowV",
+    "Mitchel",
+    "NAmes",
+    "NPkVill",
+    "NWAmes",
+    "NoRidge",
+    "NridgHt",
+    "OldTown",
+    "SWISU",
+    "Sawyer",
+    "SawyerW",
+    "Somerst",
+    "StoneBr",
+    "Timber",
+    "Veenker",
+]
 Quality = Literal["Ex", "Gd", "TA", "Fa", "Po"]  # excellent, good, typical, fair, poor
 BasementQuality = Literal["Ex", "Gd", "TA", "Fa", "Po", "NA"]  # NA = no basement
 Zoning = Literal["RL", "RM", "FV", "RH", "C (all)", "I (all)", "A (agr)"]
 BuildingType = Literal["1Fam", "TwnhsE", "Twnhs", "Duplex", "2fmCon"]
-HouseStyle = Literal["1Story", "1.5Fin", "1.5Unf", "2Story", "2.5Fin", "2.5Unf", "SFoyer",
-                     "SLvl"]
+HouseStyle = Literal["1Story", "1.5Fin", "1.5Unf", "2Story", "2.5Fin", "2.5Unf", "SFoyer", "SLvl"]
 GarageType = Literal["Attchd", "Detchd", "BuiltIn", "Basment", "2Types", "CarPort", "NA"]
 Foundation = Literal["PConc", "CBlock", "BrkTil", "Slab", "Stone", "Wood"]
 SaleCondition = Literal["Normal", "Partial", "Abnorml", "Family", "Alloca", "AdjLand"]
@@ -32,21 +56,32 @@ Year = Annotated[int, Field(ge=1800, le=2100)]
 SquareFeet = Annotated[float, Field(ge=0, le=100_000)]
 
 TYPICAL_HOUSE = {  # medians / modes of the Ames sales: also the UI defaults
-    "neighborhood": "NAmes", "gr_liv_area": 1442, "overall_qual": 6, "year_built": 1973,
-    "total_bsmt_sf": 990, "garage_cars": 2, "full_bath": 2, "lot_area": 9436,
-    "overall_cond": 5, "year_remod_add": 1993, "kitchen_qual": "TA", "exter_qual": "TA",
+    "neighborhood": "NAmes",
+    "gr_liv_area": 1442,
+    "overall_qual": 6,
+    "year_built": 1973,
+    "total_bsmt_sf": 990,
+    "garage_cars": 2,
+    "full_bath": 2,
+    "lot_area": 9436,
+    "overall_cond": 5,
+    "year_remod_add": 1993,
+    "kitchen_qual": "TA",
+    "exter_qual": "TA",
 }
 
 
 class HousePriceRequest(BaseModel):
     """One house to value. Only the first four fields are required."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False,
-                              json_schema_extra={"examples": [TYPICAL_HOUSE]})
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [TYPICAL_HOUSE]}
+    )
 
     neighborhood: Neighborhood = Field(description="Ames neighborhood code, e.g. NAmes")
-    gr_liv_area: float = Field(ge=100, le=10_000,
-                               description="Above-ground living area, square feet")
+    gr_liv_area: float = Field(
+        ge=100, le=10_000, description="Above-ground living area, square feet"
+    )
     overall_qual: int = Field(ge=1, le=10, description="Overall material and finish, 1-10")
     year_built: Year = Field(description="Original construction year")
 
@@ -94,8 +129,13 @@ class HousePriceRequest(BaseModel):
 class HousePriceResponse(BaseModel):
     """The valuation of one house."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"predicted_price": 181500.0, "price_per_sqft": 125.87, "model_kind": "gbm"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"predicted_price": 181500.0, "price_per_sqft": 125.87, "model_kind": "gbm"}
+            ]
+        }
+    )
 
     predicted_price: float = Field(description="Estimated sale price, US dollars")
     price_per_sqft: float = Field(description="predicted_price / gr_liv_area, USD per sq ft")

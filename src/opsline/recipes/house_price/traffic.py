@@ -41,11 +41,12 @@ def split_requests(split: str = "test") -> list[tuple[dict[str, Any], float]]:
     frame = load_dataset(data_dir("house_price"), "house_price").frame(split)
     pairs = []
     for i in range(len(frame)):
-        row = frame.iloc[i:i + 1]
+        row = frame.iloc[i : i + 1]
         made = recipe.requests_from_frame(row)
         if made:
-            pairs.append((made[0].model_dump(mode="json", exclude_none=True),
-                          float(row[TARGET].iloc[0])))
+            pairs.append(
+                (made[0].model_dump(mode="json", exclude_none=True), float(row[TARGET].iloc[0]))
+            )
     return pairs
 
 
@@ -66,8 +67,7 @@ def drifted(house: dict[str, Any]) -> dict[str, Any]:
     return moved
 
 
-def traffic(rows: int, *, drift: bool, split: str = "test"
-            ) -> list[tuple[dict[str, Any], float]]:
+def traffic(rows: int, *, drift: bool, split: str = "test") -> list[tuple[dict[str, Any], float]]:
     """``rows`` (request, true price) pairs, moved when ``drift`` (cycling if the split is
     smaller)."""
     pairs = split_requests(split)
@@ -78,8 +78,9 @@ def traffic(rows: int, *, drift: bool, split: str = "test"
     return [pairs[i % len(pairs)] for i in range(rows)]
 
 
-def send(url: str, pairs: list[tuple[dict[str, Any], float]], *, feedback: bool,
-         api_key: str | None) -> str:
+def send(
+    url: str, pairs: list[tuple[dict[str, Any], float]], *, feedback: bool, api_key: str | None
+) -> str:
     """Post the requests in batches (and their prices as feedback); a one-line summary."""
     import httpx
 
@@ -87,28 +88,37 @@ def send(url: str, pairs: list[tuple[dict[str, Any], float]], *, feedback: bool,
     labels: list[dict[str, Any]] = []
     with httpx.Client(base_url=url, timeout=120) as http:
         for start in range(0, len(pairs), BATCH):
-            chunk = pairs[start:start + BATCH]
+            chunk = pairs[start : start + BATCH]
             batch_id = f"traffic-{run}-{start // BATCH}"
-            answer = http.post("/predict/batch", json={"items": [h for h, _ in chunk]},
-                               headers={"X-Request-ID": batch_id})
+            answer = http.post(
+                "/predict/batch",
+                json={"items": [h for h, _ in chunk]},
+                headers={"X-Request-ID": batch_id},
+            )
             if answer.status_code != 200:
-                raise SystemExit(f"POST /predict/batch answered {answer.status_code}: "
-                                 f"{answer.text[:300]}")
-            labels += [{"request_id": f"{batch_id}/{i}", "actual": price}
-                       for i, (_, price) in enumerate(chunk)]
+                raise SystemExit(
+                    f"POST /predict/batch answered {answer.status_code}: {answer.text[:300]}"
+                )
+            labels += [
+                {"request_id": f"{batch_id}/{i}", "actual": price}
+                for i, (_, price) in enumerate(chunk)
+            ]
         said = f"sent {len(pairs)} requests to {url} (ids traffic-{run}-…)"
         if not feedback:
             return said
         if not api_key:
-            raise SystemExit("Feedback needs the server's API key: set OPSLINE_API_KEY "
-                             "or pass --api-key.")
+            raise SystemExit(
+                "Feedback needs the server's API key: set OPSLINE_API_KEY or pass --api-key."
+            )
         stored = 0
         for start in range(0, len(labels), BATCH):
-            answer = http.post("/feedback", json=labels[start:start + BATCH],
-                               headers={"X-API-Key": api_key})
+            answer = http.post(
+                "/feedback", json=labels[start : start + BATCH], headers={"X-API-Key": api_key}
+            )
             if answer.status_code != 200:
-                raise SystemExit(f"POST /feedback answered {answer.status_code}: "
-                                 f"{answer.text[:300]}")
+                raise SystemExit(
+                    f"POST /feedback answered {answer.status_code}: {answer.text[:300]}"
+                )
             stored += answer.json()["stored"]
             quality = answer.json()["quality"]
         live = ", ".join(f"{k} {v:.3g}" for k, v in quality.items()) or "none yet"
@@ -118,15 +128,20 @@ def send(url: str, pairs: list[tuple[dict[str, Any], float]], *, feedback: bool,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m opsline.recipes.house_price.traffic",
-        description="Send real houses (or a moved market) to a served house_price model.")
-    parser.add_argument("--url", default=f"http://{os.environ.get('HOST', '127.0.0.1')}:"
-                                          f"{os.environ.get('PORT', '8000')}")
+        description="Send real houses (or a moved market) to a served house_price model.",
+    )
+    parser.add_argument(
+        "--url",
+        default=f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}",
+    )
     parser.add_argument("--rows", type=int, default=300, help="requests to send")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--drift", action="store_true",
-                        help="larger (x1.8), older (-40 years) houses")
-    parser.add_argument("--feedback", action="store_true",
-                        help="then post their sale prices (x1.6 with --drift)")
+    parser.add_argument(
+        "--drift", action="store_true", help="larger (x1.8), older (-40 years) houses"
+    )
+    parser.add_argument(
+        "--feedback", action="store_true", help="then post their sale prices (x1.6 with --drift)"
+    )
     parser.add_argument("--api-key", default=os.environ.get("OPSLINE_API_KEY"))
     args = parser.parse_args(argv)
     if args.rows < 1:
@@ -136,11 +151,16 @@ def main(argv: list[str] | None = None) -> None:
     from opsline.errors import OpslineError
 
     try:
-        print(send(args.url, traffic(args.rows, drift=args.drift, split=args.split),
-                   feedback=args.feedback, api_key=args.api_key))
+        print(
+            send(
+                args.url,
+                traffic(args.rows, drift=args.drift, split=args.split),
+                feedback=args.feedback,
+                api_key=args.api_key,
+            )
+        )
     except httpx.HTTPError as error:
-        sys.exit(f"Could not reach the server at {args.url}: {error}. Is `make run` "
-                 "serving?")
+        sys.exit(f"Could not reach the server at {args.url}: {error}. Is `make run` serving?")
     except OpslineError as error:  # no prepared data: run the pipeline first
         sys.exit(str(error))
 

@@ -52,8 +52,9 @@ def _bounds(info: Any) -> tuple[float | None, float | None]:
 def _is_int(annotation: Any) -> bool:
     """``int``, ``int | None`` or ``Annotated[int, ...] | None``."""
     for arg in (annotation, *typing.get_args(annotation)):
-        if arg is int or (typing.get_origin(arg) is typing.Annotated
-                          and typing.get_args(arg)[0] is int):
+        if arg is int or (
+            typing.get_origin(arg) is typing.Annotated and typing.get_args(arg)[0] is int
+        ):
             return True
     return False
 
@@ -63,8 +64,9 @@ def format_response(response: HousePriceResponse) -> tuple[str, str]:
     return (f"${response.predicted_price:,.0f}", f"${response.price_per_sqft:,.0f} / sq ft")
 
 
-def predict_from_form(predict: Predict, names: Sequence[str],
-                      values: Sequence[Any]) -> tuple[str, str, str]:
+def predict_from_form(
+    predict: Predict, names: Sequence[str], values: Sequence[Any]
+) -> tuple[str, str, str]:
     """Form values -> (price, price per sq ft, message); never raises."""
     given = {n: v for n, v in zip(names, values, strict=True) if v not in (None, "")}
     try:
@@ -94,21 +96,32 @@ def build_ui(predict: Predict) -> Any:
         default = TYPICAL_HOUSE.get(name)
         choices = _literal_choices(info.annotation)
         if choices is not None:
-            return gr.Dropdown(choices=choices, value=default, label=label,
-                               info=info.description, elem_id=f"field-{name}")
+            return gr.Dropdown(
+                choices=choices,
+                value=default,
+                label=label,
+                info=info.description,
+                elem_id=f"field-{name}",
+            )
         # Bounds go in the hint, not in gr.Number(minimum=...): out-of-range values then
         # reach the schema, whose message names the field in the form (not a toast).
         low, high = _bounds(info)
         hint = info.description or ""
         if low is not None and high is not None:
             hint = f"{hint} ({low:g}–{high:g})"
-        return gr.Number(value=default, label=label, info=hint,
-                         precision=0 if _is_int(info.annotation) else None,
-                         elem_id=f"field-{name}")
+        return gr.Number(
+            value=default,
+            label=label,
+            info=hint,
+            precision=0 if _is_int(info.annotation) else None,
+            elem_id=f"field-{name}",
+        )
 
     with gr.Blocks(title="House price valuation") as demo:
-        gr.Markdown("## House price valuation (Ames, Iowa)\nFill in what you know; "
-                    "empty optional fields are estimated from typical Ames sales.")
+        gr.Markdown(
+            "## House price valuation (Ames, Iowa)\nFill in what you know; "
+            "empty optional fields are estimated from typical Ames sales."
+        )
         with gr.Row():
             with gr.Column(scale=2):
                 with gr.Row():
@@ -119,16 +132,22 @@ def build_ui(predict: Predict) -> Any:
                         components[name] = make(name)
                 button = gr.Button("Predict", variant="primary", elem_id="predict-button")
             with gr.Column(scale=1):
-                price = gr.Textbox(label="Predicted price", interactive=False,
-                                   elem_id="predicted-price")
-                per_sqft = gr.Textbox(label="Price per square foot", interactive=False,
-                                      elem_id="price-per-sqft")
+                price = gr.Textbox(
+                    label="Predicted price", interactive=False, elem_id="predicted-price"
+                )
+                per_sqft = gr.Textbox(
+                    label="Price per square foot", interactive=False, elem_id="price-per-sqft"
+                )
                 message = gr.Markdown(elem_id="prediction-message")
         names = list(components)
 
         def on_predict(*values: Any) -> tuple[str, str, str]:
             return predict_from_form(predict, names, values)
 
-        button.click(on_predict, inputs=[components[n] for n in names],
-                     outputs=[price, per_sqft, message], api_name="predict")
+        button.click(
+            on_predict,
+            inputs=[components[n] for n in names],
+            outputs=[price, per_sqft, message],
+            api_name="predict",
+        )
     return demo

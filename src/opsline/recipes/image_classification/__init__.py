@@ -46,9 +46,11 @@ class ImageClassificationRecipe(Recipe):
     """Classify images: grapevine leaves, Fashion-MNIST, face attributes, or your own folder."""
 
     name = "image_classification"
-    description = ("Image classification (multi-class / multi-label): timm backbones with "
-                   "offline ImageNet weights or a small CNN; data=grapevine|fashion_mnist|"
-                   "face_attributes.")
+    description = (
+        "Image classification (multi-class / multi-label): timm backbones with "
+        "offline ImageNet weights or a small CNN; data=grapevine|fashion_mnist|"
+        "face_attributes."
+    )
     primary_metric = "accuracy"
     greater_is_better = True
     Request = ImageRequest
@@ -56,7 +58,19 @@ class ImageClassificationRecipe(Recipe):
     #: ``POST /predict`` also takes a multipart upload (field ``image``).
     accepts_files: ClassVar[bool] = True
     predicted_value_buckets: ClassVar[tuple[float, ...]] = (
-        0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+        0.95,
+        0.99,
+        1.0,
+    )
 
     def model_name(self, cfg: Any) -> str:
         """One registered model (and dataset) per data source: ``grapevine`` …"""
@@ -86,8 +100,9 @@ class ImageClassificationRecipe(Recipe):
         summary = dataset.manifest.get("extras")
         if summary:
             run.log_dict(summary, "class_balance.json")
-        return train_classifier(cfg, frames, run, Path(out_dir),
-                                data_version=getattr(dataset, "version", None))
+        return train_classifier(
+            cfg, frames, run, Path(out_dir), data_version=getattr(dataset, "version", None)
+        )
 
     def evaluate(self, cfg: Any, predictor: Any, frame: pd.DataFrame) -> Evaluation:
         from opsline.recipes.image_classification.evaluation import evaluate
@@ -107,8 +122,13 @@ class ImageClassificationRecipe(Recipe):
 
         return load_predictor(Path(model_dir), backend)
 
-    def request_from_upload(self, filename: str | None, content_type: str | None, data: bytes,
-                            fields: Mapping[str, str] | None = None) -> ImageRequest:
+    def request_from_upload(
+        self,
+        filename: str | None,
+        content_type: str | None,
+        data: bytes,
+        fields: Mapping[str, str] | None = None,
+    ) -> ImageRequest:
         """The request for a multipart upload (the file's bytes are sniffed, its name and
         claimed type are not trusted). Raises ``pydantic.ValidationError`` like JSON input."""
         extra = dict(fields or {})
@@ -122,8 +142,9 @@ class ImageClassificationRecipe(Recipe):
     #: Feedback is the true class label (scored as wrong when the model has no such class).
     feedback_type: ClassVar[type | None] = str
 
-    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
-                           ) -> list[dict[str, Scalar]]:
+    def monitored_features(
+        self, requests: Sequence[Any], responses: Sequence[Any]
+    ) -> list[dict[str, Scalar]]:
         from opsline.recipes.image_classification.monitoring import monitored_features
 
         return monitored_features(requests, responses)
@@ -133,8 +154,9 @@ class ImageClassificationRecipe(Recipe):
 
         return requests_from_frame(frame)
 
-    def live_quality(self, predictions: Sequence[dict[str, Any]],
-                     actuals: Sequence[Any]) -> dict[str, float]:
+    def live_quality(
+        self, predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]
+    ) -> dict[str, float]:
         from opsline.recipes.image_classification.monitoring import live_quality
 
         return live_quality(predictions, actuals)
@@ -168,8 +190,10 @@ def sample_image(kind: str = "leaf", size: int = 96) -> bytes:
 
 def sample_requests() -> list[ImageRequest]:
     """Two generated images (for smoke tests, load tests and the API docs)."""
-    return [ImageRequest.from_bytes(sample_image("leaf"), top_k=3),
-            ImageRequest.from_bytes(sample_image("box"), top_k=3)]
+    return [
+        ImageRequest.from_bytes(sample_image("leaf"), top_k=3),
+        ImageRequest.from_bytes(sample_image("box"), top_k=3),
+    ]
 
 
 __all__ = ["ImageClassificationRecipe", "ImageRequest", "ImageResponse", "sample_requests"]

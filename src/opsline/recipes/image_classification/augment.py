@@ -56,8 +56,14 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator | None)
     return torch.rand(n, generator=generator) * (high - low) + low
 
 
-def augment(x: torch.Tensor, name: str, *, orientation_invariant: bool = False,
-            background: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    name: str,
+    *,
+    orientation_invariant: bool = False,
+    background: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Augment a float batch in [0, 1] (N×C×H×W); returns a new batch in [0, 1]."""
     spec = level(name)
     if name == "none" or x.shape[0] == 0:
@@ -67,19 +73,32 @@ def augment(x: torch.Tensor, name: str, *, orientation_invariant: bool = False,
     degrees = 180.0 if free else spec.degrees
     angle = _uniform(n, -degrees, degrees, generator) * math.pi / 180
     scale = _uniform(n, *spec.scale, generator)
-    flip_x = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if spec.hflip \
+    flip_x = (
+        torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        if spec.hflip
         else torch.ones(n)
-    flip_y = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if free \
-        else torch.ones(n)
+    )
+    flip_y = (
+        torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if free else torch.ones(n)
+    )
     tx = _uniform(n, -spec.shift, spec.shift, generator) * 2
     ty = _uniform(n, -spec.shift, spec.shift, generator) * 2
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * flip_x, -sin * flip_y, tx], 1),
-                         torch.stack([sin * flip_x, cos * flip_y, ty], 1)], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip_x, -sin * flip_y, tx], 1),
+            torch.stack([sin * flip_x, cos * flip_y, ty], 1),
+        ],
+        1,
+    )
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     # Warp (x - background) with zero padding, so uncovered pixels become the background.
-    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros",
-                        align_corners=False) + background
+    out = (
+        F.grid_sample(
+            x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        + background
+    )
     if spec.jitter:
         shape = (n, 1, 1, 1)
         brightness = _uniform(n, 1 - spec.jitter, 1 + spec.jitter, generator).view(shape)
@@ -108,6 +127,7 @@ def _erase(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torc
         ew = min(w, max(1, round(math.sqrt(area / ratio))))
         top = int(torch.randint(0, h - eh + 1, (1,), generator=generator))
         left = int(torch.randint(0, w - ew + 1, (1,), generator=generator))
-        out[i, :, top:top + eh, left:left + ew] = torch.rand(
-            (x.shape[1], eh, ew), generator=generator)
+        out[i, :, top : top + eh, left : left + ew] = torch.rand(
+            (x.shape[1], eh, ew), generator=generator
+        )
     return out

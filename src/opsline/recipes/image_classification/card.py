@@ -19,11 +19,27 @@ CARD_VERSION = 1
 WEIGHTS = "model.safetensors"
 
 
-def write_card(out_dir: Path, *, kind: str, task: str, classes: list[str],
-               architecture: dict[str, Any], threshold: float, **details: Any) -> Path:
-    card = {"recipe": RECIPE, "kind": kind, "card_version": CARD_VERSION, "task": task,
-            "classes": list(classes), "architecture": architecture, "threshold": threshold,
-            "files": {"weights": WEIGHTS, "preprocessing": PREPROCESSING_FILE}, **details}
+def write_card(
+    out_dir: Path,
+    *,
+    kind: str,
+    task: str,
+    classes: list[str],
+    architecture: dict[str, Any],
+    threshold: float,
+    **details: Any,
+) -> Path:
+    card = {
+        "recipe": RECIPE,
+        "kind": kind,
+        "card_version": CARD_VERSION,
+        "task": task,
+        "classes": list(classes),
+        "architecture": architecture,
+        "threshold": threshold,
+        "files": {"weights": WEIGHTS, "preprocessing": PREPROCESSING_FILE},
+        **details,
+    }
     return model_card.write_card(out_dir, card)
 
 

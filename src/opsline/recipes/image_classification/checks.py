@@ -34,42 +34,56 @@ def build_schema(task: str, names: list[str], data_cfg: Any) -> Any:
     min_size = limits["min_size"]
     binary = "attribute value 0/1 (±1 in the table)"
     # Undecodable rows have width/height 0 and mode "": the error column reports them once.
-    big_enough = pa.Check(lambda s: (s == 0) | (s >= min_size),
-                          error=f"image at least {min_size}×{min_size} pixels")
+    big_enough = pa.Check(
+        lambda s: (s == 0) | (s >= min_size), error=f"image at least {min_size}×{min_size} pixels"
+    )
     columns: dict[str, pa.Column] = {
         "item": pa.Column(str, unique=True, name="item"),
-        "error": pa.Column(object, pa.Check(lambda s: s.isna(), error="image decodes"),
-                           nullable=True, name="error"),
-        KEY: pa.Column(object, nullable=True, unique=True, name=KEY,
-                       report_duplicates="exclude_first"),
+        "error": pa.Column(
+            object, pa.Check(lambda s: s.isna(), error="image decodes"), nullable=True, name="error"
+        ),
+        KEY: pa.Column(
+            object, nullable=True, unique=True, name=KEY, report_duplicates="exclude_first"
+        ),
         "width": pa.Column("int64", big_enough, name="width"),
         "height": pa.Column("int64", big_enough, name="height"),
-        "mode": pa.Column(str, pa.Check.isin([*limits["modes"], ""],
-                                             error=f"image mode one of "
-                                                   f"{', '.join(limits['modes'])}"),
-                          name="mode"),
+        "mode": pa.Column(
+            str,
+            pa.Check.isin(
+                [*limits["modes"], ""], error=f"image mode one of {', '.join(limits['modes'])}"
+            ),
+            name="mode",
+        ),
     }
     checks = []
     if task == "multiclass":
         label_checks = [pa.Check.isin(names, error=f"label one of {names}")] if names else []
         columns["label"] = pa.Column(str, label_checks, name="label")
         if names and data_cfg.get("require_all_classes", True):
-            checks.append(pa.Check(lambda df: _all_present(df["label"], names),
-                                   error=f"every declared class has images in the split "
-                                         f"({', '.join(names)})"))
+            checks.append(
+                pa.Check(
+                    lambda df: _all_present(df["label"], names),
+                    error=f"every declared class has images in the split ({', '.join(names)})",
+                )
+            )
         ratio = data_cfg.get("max_imbalance")
         if ratio:
-            checks.append(pa.Check(lambda df: _balance(df["label"]) <= float(ratio),
-                                   error=f"largest/smallest class at most {ratio}×"))
+            checks.append(
+                pa.Check(
+                    lambda df: _balance(df["label"]) <= float(ratio),
+                    error=f"largest/smallest class at most {ratio}×",
+                )
+            )
     elif not names:  # undeclared attributes: whatever attr_* columns the table had
         pattern = rf"^{ATTR_PREFIX}.+$"
-        columns[pattern] = pa.Column(None, pa.Check.isin([0, 1], error=binary), name=pattern,
-                                     regex=True)
+        columns[pattern] = pa.Column(
+            None, pa.Check.isin([0, 1], error=binary), name=pattern, regex=True
+        )
     else:
         for name in names:
             columns[ATTR_PREFIX + name] = pa.Column(
-                None, pa.Check.isin([0, 1], error=binary),
-                name=ATTR_PREFIX + name)
+                None, pa.Check.isin([0, 1], error=binary), name=ATTR_PREFIX + name
+            )
     return pa.DataFrameSchema(columns, checks=checks, strict=False, name="image_classification")
 
 
@@ -90,5 +104,3 @@ def checks(cfg: Any) -> Checks:
         min_rows.update({str(k): int(v) for k, v in data_cfg.min_rows.items()})
     task, names = label_space(cfg, None)
     return Checks(schema=build_schema(task, names, data_cfg), key=KEY, min_rows=min_rows)
-
-

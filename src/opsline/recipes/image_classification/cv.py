@@ -48,17 +48,24 @@ class CVResult:
 
     def table(self) -> str:
         lines = ["fold  accuracy  macro_f1  seconds"]
-        for i, (acc, f1, sec) in enumerate(zip(self.accuracies, self.macro_f1, self.seconds,
-                                               strict=True)):
+        for i, (acc, f1, sec) in enumerate(
+            zip(self.accuracies, self.macro_f1, self.seconds, strict=True)
+        ):
             lines.append(f"{i + 1:>4}  {acc:8.3f}  {f1:8.3f}  {sec:7.0f}")
-        lines.append(f"mean  {self.mean_accuracy:8.3f}  "
-                     f"{sum(self.macro_f1) / len(self.macro_f1):8.3f}  {sum(self.seconds):7.0f}")
+        lines.append(
+            f"mean  {self.mean_accuracy:8.3f}  "
+            f"{sum(self.macro_f1) / len(self.macro_f1):8.3f}  {sum(self.seconds):7.0f}"
+        )
         return "\n".join(lines)
 
 
-def cross_validate(overrides: Sequence[str] = (), folds: int = 5, seed: int = 42,
-                   only: Sequence[int] | None = None,
-                   say: Callable[[str], None] = lambda _: None) -> CVResult:
+def cross_validate(
+    overrides: Sequence[str] = (),
+    folds: int = 5,
+    seed: int = 42,
+    only: Sequence[int] | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> CVResult:
     """Stratified ``folds``-fold CV of ``image_classification`` with ``overrides``.
 
     ``only`` runs a subset of the folds (0-based), e.g. ``[0]`` for a quick check.
@@ -73,8 +80,9 @@ def cross_validate(overrides: Sequence[str] = (), folds: int = 5, seed: int = 42
     from opsline.recipes.image_classification.predictor import load_predictor
     from opsline.recipes.image_classification.train import train_classifier
 
-    cfg = load_config("image_classification",
-                      [*overrides, "model.checkpoint=last", "model.patience=null"])
+    cfg = load_config(
+        "image_classification", [*overrides, "model.checkpoint=last", "model.patience=null"]
+    )
     if str(cfg.data.get("task", "multiclass")) != "multiclass":
         raise ValueError("cross_validate supports multi-class data sources")
     frame = pd.concat(list(prepare(cfg).values()), ignore_index=True)
@@ -88,8 +96,10 @@ def cross_validate(overrides: Sequence[str] = (), folds: int = 5, seed: int = 42
         if only is not None and k not in only:
             continue
         started = time.perf_counter()
-        parts = {"train": frame.iloc[train_idx].reset_index(drop=True),
-                 "val": frame.iloc[test_idx].reset_index(drop=True)}
+        parts = {
+            "train": frame.iloc[train_idx].reset_index(drop=True),
+            "val": frame.iloc[test_idx].reset_index(drop=True),
+        }
         with tempfile.TemporaryDirectory(prefix="opsline-cv-") as out:
             train_classifier(cfg, parts, _NullRun(), Path(out))
             predictor = load_predictor(Path(out))
@@ -102,8 +112,10 @@ def cross_validate(overrides: Sequence[str] = (), folds: int = 5, seed: int = 42
         result.accuracies.append(float(evaluation.metrics["accuracy"]))
         result.macro_f1.append(float(evaluation.metrics["macro_f1"]))
         result.seconds.append(seconds)
-        say(f"fold {k + 1}/{folds}: accuracy {result.accuracies[-1]:.3f} "
-            f"macro-F1 {result.macro_f1[-1]:.3f} ({seconds:.0f} s)")
+        say(
+            f"fold {k + 1}/{folds}: accuracy {result.accuracies[-1]:.3f} "
+            f"macro-F1 {result.macro_f1[-1]:.3f} ({seconds:.0f} s)"
+        )
     if not result.accuracies:
         raise ValueError(f"no folds run (only={only}, folds={folds})")
     say(f"mean accuracy {float(np.mean(result.accuracies)):.3f}")

@@ -36,12 +36,15 @@ def decode_limits(data_cfg: Any) -> dict[str, Any]:
     """Keyword arguments for ``images.decode`` from the data config."""
     from opsline.recipes.image_classification import images
 
-    return {"min_size": int(data_cfg.get("min_size", images.MIN_SIZE)),
-            "formats": tuple(str(f).upper() for f in data_cfg.get("formats")
-                             or (*images.SERVING_FORMATS, "BMP")),
-            "modes": tuple(data_cfg.get("modes") or images.ALLOWED_MODES),
-            "max_bytes": int(data_cfg.get("max_bytes", images.MAX_BYTES)),
-            "max_pixels": int(data_cfg.get("max_pixels", images.MAX_PIXELS))}
+    return {
+        "min_size": int(data_cfg.get("min_size", images.MIN_SIZE)),
+        "formats": tuple(
+            str(f).upper() for f in data_cfg.get("formats") or (*images.SERVING_FORMATS, "BMP")
+        ),
+        "modes": tuple(data_cfg.get("modes") or images.ALLOWED_MODES),
+        "max_bytes": int(data_cfg.get("max_bytes", images.MAX_BYTES)),
+        "max_pixels": int(data_cfg.get("max_pixels", images.MAX_PIXELS)),
+    }
 
 
 def inspect(frame: pd.DataFrame, data_cfg: Any) -> pd.DataFrame:
@@ -50,16 +53,25 @@ def inspect(frame: pd.DataFrame, data_cfg: Any) -> pd.DataFrame:
 
     limits = decode_limits(data_cfg)
     # Size and mode belong to validation (to report them), so decoding accepts them here.
-    decode_kwargs = {**limits, "min_size": 1,
-                     "modes": ("RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "I", "I;16",
-                               "F", "YCbCr")}
-    found: dict[str, list[Any]] = {k: [] for k in ("width", "height", "mode", "format",
-                                                   "pixel_hash", "error")}
+    decode_kwargs = {
+        **limits,
+        "min_size": 1,
+        "modes": ("RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "I", "I;16", "F", "YCbCr"),
+    }
+    found: dict[str, list[Any]] = {
+        k: [] for k in ("width", "height", "mode", "format", "pixel_hash", "error")
+    }
     for row in frame.to_dict("records"):
         try:
             decoded = images.decode(image_bytes(row), **decode_kwargs)
-            values = [decoded.width, decoded.height, decoded.mode, decoded.format,
-                      images.pixel_hash(decoded.image), None]
+            values = [
+                decoded.width,
+                decoded.height,
+                decoded.mode,
+                decoded.format,
+                images.pixel_hash(decoded.image),
+                None,
+            ]
         except images.ImageError as error:
             values = [0, 0, "", "", None, f"{row['item']}: {error.code}: {error}"]
         except OSError as error:
@@ -91,28 +103,36 @@ def _strata(frame: pd.DataFrame, task: str) -> Any:
     return frame[columns].apply(lambda r: next((c for c in order if r[c] == 1), "none"), axis=1)
 
 
-def _split(frame: pd.DataFrame, fraction: float, task: str, seed: int
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split(
+    frame: pd.DataFrame, fraction: float, task: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.model_selection import train_test_split
 
     strata = _strata(frame, task)
     counts = Counter(strata)
     # Stratify only when every stratum can appear on both sides; otherwise a seeded shuffle.
     n_holdout = round(len(frame) * fraction)
-    ok = min(counts.values()) >= 2 and n_holdout >= len(counts) \
+    ok = (
+        min(counts.values()) >= 2
+        and n_holdout >= len(counts)
         and len(frame) - n_holdout >= len(counts)
-    keep, held = train_test_split(frame, test_size=fraction, random_state=seed,
-                                  stratify=strata if ok else None)
+    )
+    keep, held = train_test_split(
+        frame, test_size=fraction, random_state=seed, stratify=strata if ok else None
+    )
     return keep, held
 
 
-def split(frame: pd.DataFrame, task: str, val_fraction: float, test_fraction: float,
-          seed: int) -> dict[str, pd.DataFrame]:
+def split(
+    frame: pd.DataFrame, task: str, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, pd.DataFrame]:
     """Deterministic stratified split; an ``official`` column (e.g. Fashion-MNIST's own
     train/test) is respected: its test rows are the test split, val comes from train."""
     if not (0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise UsageError("data.val_fraction and data.test_fraction must be in (0, 1) and sum "
-                         f"to less than 1, got {val_fraction} and {test_fraction}.")
+        raise UsageError(
+            "data.val_fraction and data.test_fraction must be in (0, 1) and sum "
+            f"to less than 1, got {val_fraction} and {test_fraction}."
+        )
     if "official" in frame.columns:
         test = frame[frame["official"] == "test"]
         rest, val = _split(frame[frame["official"] != "test"], val_fraction, task, seed)
@@ -121,8 +141,10 @@ def split(frame: pd.DataFrame, task: str, val_fraction: float, test_fraction: fl
         rest, val = _split(rest, val_fraction / (1 - test_fraction), task, seed)
     parts = {"train": rest, "val": val, "test": test}
     # Sorted by item: the frames (and so the data version) do not depend on shuffle order.
-    return {name: part.sort_values("item", kind="mergesort").reset_index(drop=True)
-            for name, part in parts.items()}
+    return {
+        name: part.sort_values("item", kind="mergesort").reset_index(drop=True)
+        for name, part in parts.items()
+    }
 
 
 def prepare(cfg: Any) -> dict[str, pd.DataFrame]:
@@ -135,8 +157,13 @@ def prepare(cfg: Any) -> dict[str, pd.DataFrame]:
     dropped = 0
     if str(data_cfg.get("duplicates", "fail")) == "drop":
         frame, dropped = drop_duplicates(frame)
-    frames = split(frame, raw.task, float(data_cfg.get("val_fraction", 0.2)),
-                   float(data_cfg.get("test_fraction", 0.2)), int(data_cfg.get("split_seed", 42)))
+    frames = split(
+        frame,
+        raw.task,
+        float(data_cfg.get("val_fraction", 0.2)),
+        float(data_cfg.get("test_fraction", 0.2)),
+        int(data_cfg.get("split_seed", 42)),
+    )
     frames["train"].attrs["opsline_notes"] = {**raw.notes, "duplicates_dropped": dropped}
     return frames
 
@@ -151,7 +178,7 @@ def label_space(cfg: Any, frame: pd.DataFrame | None) -> tuple[str, list[str]]:
     if frame is None:
         return task, []
     if task == "multilabel":
-        return task, [c[len(ATTR_PREFIX):] for c in frame.columns if c.startswith(ATTR_PREFIX)]
+        return task, [c[len(ATTR_PREFIX) :] for c in frame.columns if c.startswith(ATTR_PREFIX)]
     return task, sorted(str(v) for v in frame["label"].dropna().unique())
 
 
@@ -166,12 +193,20 @@ def summary(cfg: Any, frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
             extra = sorted(set(found.index) - set(names))
             counts[split_name].update({str(n): int(found[n]) for n in extra})
         else:
-            counts[split_name] = {n: int((frame[ATTR_PREFIX + n] == 1).sum()) for n in names
-                                  if ATTR_PREFIX + n in frame.columns}
+            counts[split_name] = {
+                n: int((frame[ATTR_PREFIX + n] == 1).sum())
+                for n in names
+                if ATTR_PREFIX + n in frame.columns
+            }
     train = counts.get("train", {})
     present = [v for v in train.values() if v > 0]
     notes = frames["train"].attrs.get("opsline_notes", {})
-    return {"task": task, "source": str(cfg.data.get("source")), "name": str(cfg.data.name),
-            "classes": names, "class_counts": counts,
-            "train_imbalance_ratio": round(max(present) / min(present), 3) if present else None,
-            **{k: v for k, v in notes.items()}}
+    return {
+        "task": task,
+        "source": str(cfg.data.get("source")),
+        "name": str(cfg.data.name),
+        "classes": names,
+        "class_counts": counts,
+        "train_imbalance_ratio": round(max(present) / min(present), 3) if present else None,
+        **dict(notes.items()),
+    }

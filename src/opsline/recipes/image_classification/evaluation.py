@@ -11,8 +11,9 @@ from opsline.recipes.image_classification.data import decode_limits, image_bytes
 from opsline.recipes.image_classification.train import targets
 
 
-def _misclassified(frame: Any, y: Any, probs: Any, classes: list[str], limits: dict
-                   ) -> tuple[list, list[dict]]:
+def _misclassified(
+    frame: Any, y: Any, probs: Any, classes: list[str], limits: dict
+) -> tuple[list, list[dict]]:
     """Images (for the figure) and records (for JSON) of the wrong top-1 predictions."""
     pred = probs.argmax(1)
     wrong = [i for i in range(len(y)) if pred[i] != y[i]]
@@ -21,8 +22,12 @@ def _misclassified(frame: Any, y: Any, probs: Any, classes: list[str], limits: d
     rows = frame.to_dict("records")
     pictures, records = [], []
     for i in wrong:
-        record = {"item": rows[i]["item"], "true": classes[y[i]], "predicted": classes[pred[i]],
-                  "probability": round(float(probs[i, pred[i]]), 4)}
+        record = {
+            "item": rows[i]["item"],
+            "true": classes[y[i]],
+            "predicted": classes[pred[i]],
+            "probability": round(float(probs[i, pred[i]]), 4),
+        }
         if rows[i].get("path"):
             record["path"] = rows[i]["path"]
         records.append(record)
@@ -46,9 +51,15 @@ def evaluate(cfg: Any, predictor: Any, frame: Any) -> Evaluation:
         return Evaluation(metrics=flat, texts={"report.json": json.dumps(report, indent=2)})
     flat, report = metrics.multiclass(y, probs, classes)
     pictures, records = _misclassified(frame, np.asarray(y), probs, classes, limits)
-    figures = {"confusion_matrix.png": metrics.confusion_figure(report["confusion_matrix"],
-                                                                classes),
-               "misclassified.png": metrics.misclassified_figure(pictures)}
-    return Evaluation(metrics=flat, figures=figures,
-                      texts={"report.json": json.dumps(report, indent=2),
-                             "misclassified.json": json.dumps(records, indent=2)})
+    figures = {
+        "confusion_matrix.png": metrics.confusion_figure(report["confusion_matrix"], classes),
+        "misclassified.png": metrics.misclassified_figure(pictures),
+    }
+    return Evaluation(
+        metrics=flat,
+        figures=figures,
+        texts={
+            "report.json": json.dumps(report, indent=2),
+            "misclassified.json": json.dumps(records, indent=2),
+        },
+    )

@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image as PILImage
 
 MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000          # 40 MP: any phone photo, not a bomb
-MIN_SIZE = 8                     # pixels, each side
+MAX_PIXELS = 40_000_000  # 40 MP: any phone photo, not a bomb
+MIN_SIZE = 8  # pixels, each side
 SERVING_FORMATS = ("PNG", "JPEG", "WEBP")
 # Modes we know how to turn into RGB without guessing (16-bit / float / CMYK are refused).
 ALLOWED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "1")
@@ -54,24 +54,32 @@ class ImageError(ValueError):
 class DecodedImage:
     """An RGB image plus what the original file looked like."""
 
-    image: PILImage.Image   # RGB, fully loaded
+    image: PILImage.Image  # RGB, fully loaded
     format: str
-    mode: str               # the original mode, before conversion
+    mode: str  # the original mode, before conversion
     width: int
     height: int
 
 
-def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-           min_size: int = MIN_SIZE, formats: tuple[str, ...] = SERVING_FORMATS,
-           modes: tuple[str, ...] = ALLOWED_MODES) -> DecodedImage:
+def decode(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    min_size: int = MIN_SIZE,
+    formats: tuple[str, ...] = SERVING_FORMATS,
+    modes: tuple[str, ...] = ALLOWED_MODES,
+) -> DecodedImage:
     """Decode ``data`` into an RGB image or raise :class:`ImageError` saying why not."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ImageError("empty", "the image is empty (0 bytes)")
     if len(data) > max_bytes:
-        raise ImageError("too_large", f"the image is {len(data) / 1e6:.1f} MB; the limit is "
-                                      f"{max_bytes / 1e6:.0f} MB")
+        raise ImageError(
+            "too_large",
+            f"the image is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB",
+        )
     fmt = ""
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -79,12 +87,17 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
             width, height = probe.size
             mode = probe.mode
             if fmt not in formats:
-                raise ImageError(UNSUPPORTED, f"{fmt or 'this'} images are not supported; "
-                                              f"send {', '.join(_nice(f) for f in formats)}")
+                raise ImageError(
+                    UNSUPPORTED,
+                    f"{fmt or 'this'} images are not supported; "
+                    f"send {', '.join(_nice(f) for f in formats)}",
+                )
             if width * height > max_pixels:
-                raise ImageError("decompression_bomb",
-                                 f"the image declares {width}×{height} pixels, more than the "
-                                 f"{max_pixels:,} allowed (a decompression bomb?)")
+                raise ImageError(
+                    "decompression_bomb",
+                    f"the image declares {width}×{height} pixels, more than the "
+                    f"{max_pixels:,} allowed (a decompression bomb?)",
+                )
             probe.verify()
         with Image.open(io.BytesIO(data), formats=[fmt]) as image:
             image.load()
@@ -92,18 +105,24 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
-        raise ImageError("decompression_bomb", f"refused as a decompression bomb: {error}") \
-            from None
+        raise ImageError(
+            "decompression_bomb", f"refused as a decompression bomb: {error}"
+        ) from None
     except UnidentifiedImageError:
-        raise ImageError("not_an_image", "the data is not an image PIL can identify "
-                                         f"(send {', '.join(map(_nice, formats))})") from None
+        raise ImageError(
+            "not_an_image",
+            f"the data is not an image PIL can identify (send {', '.join(map(_nice, formats))})",
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # PIL reports truncation and corrupt chunks as OSError/SyntaxError/ValueError.
-        raise ImageError("truncated", f"the {_nice(fmt)} image is truncated or corrupt "
-                                      f"({error})") from None
+        raise ImageError(
+            "truncated", f"the {_nice(fmt)} image is truncated or corrupt ({error})"
+        ) from None
     if min(width, height) < min_size:
-        raise ImageError("too_small", f"the image is {width}×{height} pixels; each side must be "
-                                      f"at least {min_size}")
+        raise ImageError(
+            "too_small",
+            f"the image is {width}×{height} pixels; each side must be at least {min_size}",
+        )
     return DecodedImage(rgb, fmt, mode, width, height)
 
 
@@ -116,8 +135,10 @@ def to_rgb(image: PILImage.Image, modes: tuple[str, ...] = ALLOWED_MODES) -> PIL
     from PIL import Image
 
     if image.mode not in modes:
-        raise ImageError("unsupported_mode", f"image mode {image.mode!r} is not supported "
-                                             f"(allowed: {', '.join(modes)})")
+        raise ImageError(
+            "unsupported_mode",
+            f"image mode {image.mode!r} is not supported (allowed: {', '.join(modes)})",
+        )
     if image.mode == "RGB":
         return image.copy()
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):

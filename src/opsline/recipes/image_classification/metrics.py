@@ -1,10 +1,12 @@
 """Classification metrics, the per-class report and diagnostic figures.
 
 Multi-class: ``accuracy``, ``macro_f1``, ``top3_accuracy`` and per class ``f1/<class>``
-(precision, recall and support are in the per-class report); a confusion-matrix plot and a grid of misclassified images
+(precision, recall and support are in the per-class report); a confusion-matrix plot and a
+grid of misclassified images
 (with true and predicted class) as artifacts. Multi-label: ``accuracy`` (mean per-attribute
 accuracy — the promotion metric for both tasks), ``macro_f1``, ``map`` (mean average
-precision over attributes), ``exact_match``, and per attribute ``f1/<attr>`` and ``ap/<attr>`` (accuracy and positives in the report).
+precision over attributes), ``exact_match``, and per attribute ``f1/<attr>`` and
+``ap/<attr>`` (accuracy and positives in the report).
 """
 
 from __future__ import annotations
@@ -31,24 +33,31 @@ def multiclass(y: np.ndarray, probs: np.ndarray, classes: list[str]) -> tuple[di
     pred = probs.argmax(1)
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=0)
-    metrics = {"accuracy": float((pred == y).mean()),
-               "macro_f1": float(f1_score(y, pred, labels=labels, average="macro",
-                                          zero_division=0))}
+        y, pred, labels=labels, zero_division=0
+    )
+    metrics = {
+        "accuracy": float((pred == y).mean()),
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+    }
     if len(classes) > 3:
         top3 = np.argsort(-probs, axis=1)[:, :3]
         metrics["top3_accuracy"] = float((top3 == y[:, None]).any(1).mean())
     report = {}
     for i, name in enumerate(classes):
         metrics[f"f1/{_key(name)}"] = float(f1[i])
-        report[name] = {"precision": float(precision[i]), "recall": float(recall[i]),
-                        "f1": float(f1[i]), "support": int(support[i])}
+        report[name] = {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
     report["confusion_matrix"] = confusion_matrix(y, pred, labels=labels).tolist()
     return metrics, report
 
 
-def multilabel(y: np.ndarray, probs: np.ndarray, names: list[str], threshold: float
-               ) -> tuple[dict, dict]:
+def multilabel(
+    y: np.ndarray, probs: np.ndarray, names: list[str], threshold: float
+) -> tuple[dict, dict]:
     import numpy as np
     from sklearn.metrics import average_precision_score, f1_score
 
@@ -68,9 +77,14 @@ def multilabel(y: np.ndarray, probs: np.ndarray, names: list[str], threshold: fl
             aps.append(ap)
             metrics[f"ap/{_key(name)}"] = ap
         report[name] = {"accuracy": acc, "f1": f1, "ap": ap, "positives": int(y[:, j].sum())}
-    metrics.update({"accuracy": float(np.mean(accs)), "macro_f1": float(np.mean(f1s)),
-                    "map": float(np.mean(aps)) if aps else float("nan"),
-                    "exact_match": float((pred == y).all(1).mean())})
+    metrics.update(
+        {
+            "accuracy": float(np.mean(accs)),
+            "macro_f1": float(np.mean(f1s)),
+            "map": float(np.mean(aps)) if aps else float("nan"),
+            "exact_match": float((pred == y).all(1).mean()),
+        }
+    )
     return metrics, report
 
 
@@ -90,8 +104,15 @@ def confusion_figure(matrix: list[list[int]], classes: list[str]) -> Any:
     ax.set_yticks(range(len(classes)), classes)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(m[i, j]),
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > m.max() / 2 else "black",
+                fontsize=8,
+            )
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
     figure.tight_layout()
     return figure

@@ -26,10 +26,22 @@ from opsline.recipes.image_classification.preprocessing import Preprocessing
 class ImageClassifier(pl.LightningModule):
     """Batches are ``(uint8 images, targets)``; augmentation and normalisation happen here."""
 
-    def __init__(self, net: nn.Module, pre: Preprocessing, task: str, *, backbone_lr: float,
-                 head_lr: float, weight_decay: float, augment_level: str = "none",
-                 orientation_invariant: bool = False, background: float = 0.0,
-                 label_smoothing: float = 0.0, scheduler: str = "cosine", max_epochs: int = 1):
+    def __init__(
+        self,
+        net: nn.Module,
+        pre: Preprocessing,
+        task: str,
+        *,
+        backbone_lr: float,
+        head_lr: float,
+        weight_decay: float,
+        augment_level: str = "none",
+        orientation_invariant: bool = False,
+        background: float = 0.0,
+        label_smoothing: float = 0.0,
+        scheduler: str = "cosine",
+        max_epochs: int = 1,
+    ):
         super().__init__()
         self.net = net
         self.pre = pre
@@ -52,36 +64,63 @@ class ImageClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         x = x.float() / 255.0
-        x = augment(x, self.hparams.augment_level,
-                    orientation_invariant=self.hparams.orientation_invariant,
-                    background=self.hparams.background)
+        x = augment(
+            x,
+            self.hparams.augment_level,
+            orientation_invariant=self.hparams.orientation_invariant,
+            background=self.hparams.background,
+        )
         logits = self(self.pre.normalize(x))
         loss = self._loss(logits, y)
         # sync_dist: under DDP the mean over every rank's shard (a no-op in one process).
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x),
-                 sync_dist=True)
-        self.log("train_acc", self._accuracy(logits, y), on_step=False, on_epoch=True,
-                 batch_size=len(x), sync_dist=True)
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True
+        )
+        self.log(
+            "train_acc",
+            self._accuracy(logits, y),
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(self.pre.normalize(x))
-        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True,
-                 batch_size=len(x), sync_dist=True)
-        self.log("val_acc", self._accuracy(logits, y), on_epoch=True, prog_bar=True,
-                 batch_size=len(x), sync_dist=True)
+        self.log(
+            "val_loss",
+            self._loss(logits, y),
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
+        self.log(
+            "val_acc",
+            self._accuracy(logits, y),
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
 
     def configure_optimizers(self):
         backbone, head = split_parameters(self.net)
-        groups = [{"params": backbone, "lr": float(self.hparams.backbone_lr), "name": "backbone"},
-                  {"params": head, "lr": float(self.hparams.head_lr), "name": "head"}]
+        groups = [
+            {"params": backbone, "lr": float(self.hparams.backbone_lr), "name": "backbone"},
+            {"params": head, "lr": float(self.hparams.head_lr), "name": "head"},
+        ]
         optimizer = torch.optim.AdamW(groups, weight_decay=float(self.hparams.weight_decay))
         if self.hparams.scheduler == "cosine":
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=max(1, int(self.hparams.max_epochs)))
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule,
-                                                             "interval": "epoch"}}
+                optimizer, T_max=max(1, int(self.hparams.max_epochs))
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "epoch"},
+            }
         return optimizer
 
 
@@ -111,8 +150,9 @@ class FreezeSchedule(Callback):
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         set_backbone_trainable(pl_module.net, not self.frozen(trainer.current_epoch))
 
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
         # Lightning may put the module back in train mode after validation: re-freeze BN.
         if self.frozen(trainer.current_epoch):
             set_backbone_trainable(pl_module.net, False)

@@ -27,8 +27,16 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Longest side, in pixels, of the sample grid the statistics are computed on.
 SAMPLE_SIDE = 64
 _LUMA = (0.299, 0.587, 0.114)
-FEATURES = ("width", "height", "brightness", "contrast", "mean_r", "mean_g", "mean_b",
-            "top_probability")
+FEATURES = (
+    "width",
+    "height",
+    "brightness",
+    "contrast",
+    "mean_r",
+    "mean_g",
+    "mean_b",
+    "top_probability",
+)
 
 
 def image_statistics(image: Any) -> dict[str, float]:
@@ -43,8 +51,9 @@ def image_statistics(image: Any) -> dict[str, float]:
 
     width, height = image.size
     if max(width, height) > SAMPLE_SIDE:
-        image = image.resize((min(width, SAMPLE_SIDE), min(height, SAMPLE_SIDE)),
-                             Image.Resampling.NEAREST)
+        image = image.resize(
+            (min(width, SAMPLE_SIDE), min(height, SAMPLE_SIDE)), Image.Resampling.NEAREST
+        )
     pixels = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(-1, 3).astype(np.float64)
     n = len(pixels)
     # Matrix products, not .mean(axis=0)/.std(): on a few thousand pixels numpy's axis
@@ -53,21 +62,32 @@ def image_statistics(image: Any) -> dict[str, float]:
     luma = pixels @ _LUMA
     mean = float(luma.sum()) / n
     variance = max(float(luma @ luma) / n - mean * mean, 0.0)
-    return {"brightness": mean / 255, "contrast": math.sqrt(variance) / 255,
-            "mean_r": float(mean_rgb[0]), "mean_g": float(mean_rgb[1]),
-            "mean_b": float(mean_rgb[2])}
+    return {
+        "brightness": mean / 255,
+        "contrast": math.sqrt(variance) / 255,
+        "mean_r": float(mean_rgb[0]),
+        "mean_g": float(mean_rgb[1]),
+        "mean_b": float(mean_rgb[2]),
+    }
 
 
-def monitored_features(requests: Sequence[ImageRequest],
-                       responses: Sequence[Any]) -> list[dict[str, Scalar]]:
+def monitored_features(
+    requests: Sequence[ImageRequest], responses: Sequence[Any]
+) -> list[dict[str, Scalar]]:
     """Per image: size as sent, :func:`image_statistics`, and the top probability."""
     rows: list[dict[str, Scalar]] = []
     for request, response in zip(requests, responses, strict=True):
         decoded = getattr(request.image, "decoded", None)
         image = decoded.image if decoded is not None else request.pil()
         width, height = (decoded.width, decoded.height) if decoded is not None else image.size
-        rows.append({"width": float(width), "height": float(height), **image_statistics(image),
-                     "top_probability": float(response.predicted_value)})
+        rows.append(
+            {
+                "width": float(width),
+                "height": float(height),
+                **image_statistics(image),
+                "top_probability": float(response.predicted_value),
+            }
+        )
     return rows
 
 
@@ -93,15 +113,15 @@ def requests_from_frame(frame: pd.DataFrame, top_k: int = 5) -> list[ImageReques
         except ValidationError:
             try:
                 decoded = images.decode(data, formats=(*images.SERVING_FORMATS, "BMP"))
-                requests.append(ImageRequest.from_bytes(images.encode_png(decoded.image),
-                                                        top_k=top_k))
+                requests.append(
+                    ImageRequest.from_bytes(images.encode_png(decoded.image), top_k=top_k)
+                )
             except (images.ImageError, ValidationError):
                 continue  # not servable at all: it could not be in live traffic either
     return requests
 
 
-def live_quality(predictions: Sequence[dict[str, Any]],
-                 actuals: Sequence[Any]) -> dict[str, float]:
+def live_quality(predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]) -> dict[str, float]:
     """``{"accuracy"}``: share of logged top classes equal to the reported true class.
 
     A reported label the model does not know counts as wrong (it can never be predicted).
@@ -110,8 +130,11 @@ def live_quality(predictions: Sequence[dict[str, Any]],
     """
     if len(predictions) != len(actuals):
         raise ValueError(f"{len(predictions)} predictions for {len(actuals)} actuals")
-    scored = [(_top_class(p), str(a)) for p, a in zip(predictions, actuals, strict=True)
-              if p.get("task", "multiclass") == "multiclass"]
+    scored = [
+        (_top_class(p), str(a))
+        for p, a in zip(predictions, actuals, strict=True)
+        if p.get("task", "multiclass") == "multiclass"
+    ]
     if not scored:
         return {}
     return {"accuracy": sum(top == actual for top, actual in scored) / len(scored)}

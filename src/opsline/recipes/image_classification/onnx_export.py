@@ -49,25 +49,44 @@ def export_network(net: Any, path: Path, channels: int, image_size: int) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # exporter chatter; the gate judges the result
-            torch.onnx.export(net, example, str(path), input_names=[INPUT],
-                              output_names=[OUTPUT], opset_version=OPSET, dynamo=True,
-                              external_data=False, verbose=False,
-                              dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+            torch.onnx.export(
+                net,
+                example,
+                str(path),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                opset_version=OPSET,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+            )
         return DYNAMO
     except Exception as error:  # noqa: BLE001 - any dynamo failure: try the older path
-        log.warning("dynamo ONNX export failed (%s: %s); trying the TorchScript exporter",
-                    type(error).__name__, error)
+        log.warning(
+            "dynamo ONNX export failed (%s: %s); trying the TorchScript exporter",
+            type(error).__name__,
+            error,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation warning, known and recorded
-        torch.onnx.export(net, example, str(path), input_names=[INPUT], output_names=[OUTPUT],
-                          opset_version=OPSET, dynamo=False,
-                          training=torch.onnx.TrainingMode.EVAL,
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+        torch.onnx.export(
+            net,
+            example,
+            str(path),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            opset_version=OPSET,
+            dynamo=False,
+            training=torch.onnx.TrainingMode.EVAL,
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        )
     return TORCHSCRIPT
 
 
-def check_parity(model_dir: Path, frame: pd.DataFrame, limits: dict[str, Any] | None = None,
-                 exporter: str = "") -> ParityRecord:
+def check_parity(
+    model_dir: Path, frame: pd.DataFrame, limits: dict[str, Any] | None = None, exporter: str = ""
+) -> ParityRecord:
     """Probabilities of torch vs ONNX Runtime on ``frame`` through the serving ``forward``
     (same decoding, TTA and activation), held to
     :func:`opsline.export.parity.compare_classification`."""
@@ -78,11 +97,15 @@ def check_parity(model_dir: Path, frame: pd.DataFrame, limits: dict[str, Any] | 
     model_dir = Path(model_dir)
     native = ImagePredictor.load(model_dir, backend="native")
     # Not via select_backend: this check is what will make the file selectable.
-    onnx = ImagePredictor(model_dir, native.card, native.pre, None,
-                          ort_session(model_dir / ONNX_FILE), "parity check")
-    return compare_classification(native.predict_frame(frame, limits),
-                                  onnx.predict_frame(frame, limits), split="test",
-                                  exporter=exporter)
+    onnx = ImagePredictor(
+        model_dir, native.card, native.pre, None, ort_session(model_dir / ONNX_FILE), "parity check"
+    )
+    return compare_classification(
+        native.predict_frame(frame, limits),
+        onnx.predict_frame(frame, limits),
+        split="test",
+        exporter=exporter,
+    )
 
 
 def export_onnx(cfg: Any, model_dir: Path, dataset: Any) -> ParityRecord:
@@ -104,22 +127,29 @@ def export_onnx(cfg: Any, model_dir: Path, dataset: Any) -> ParityRecord:
         pre = Preprocessing.load(model_dir)
         net = load_network(model_dir, card)
     except Exception as error:  # noqa: BLE001 - the contract: a reason, never a crash
-        return failed(f"the exported model could not be loaded for the ONNX export: "
-                      f"{type(error).__name__}: {error}")
+        return failed(
+            f"the exported model could not be loaded for the ONNX export: "
+            f"{type(error).__name__}: {error}"
+        )
     started = time.perf_counter()
     try:
         exporter = export_network(net, path, pre.channels, pre.image_size)
     except Exception as error:  # noqa: BLE001
         path.unlink(missing_ok=True)  # a half-written file is nothing to inspect or serve
-        return failed(f"torch.onnx.export failed for {card.get('kind')}: "
-                      f"{type(error).__name__}: {str(error)[:500]}", DYNAMO)
+        return failed(
+            f"torch.onnx.export failed for {card.get('kind')}: "
+            f"{type(error).__name__}: {str(error)[:500]}",
+            DYNAMO,
+        )
     exported = time.perf_counter() - started
     try:
-        record = check_parity(model_dir, dataset.frame("test"), decode_limits(cfg.data),
-                              exporter)
+        record = check_parity(model_dir, dataset.frame("test"), decode_limits(cfg.data), exporter)
     except Exception as error:  # noqa: BLE001 - ORT cannot load/run it: the file is unusable
-        return failed(f"ONNX Runtime could not run the exported {ONNX_FILE}: "
-                      f"{type(error).__name__}: {str(error)[:500]}", exporter)
+        return failed(
+            f"ONNX Runtime could not run the exported {ONNX_FILE}: "
+            f"{type(error).__name__}: {str(error)[:500]}",
+            exporter,
+        )
     # Kept even when parity fails: the file is evidence for whoever debugs the exporter, and
     # select_backend refuses it on the record.
     record.metrics["export_seconds"] = round(exported, 2)

@@ -40,8 +40,15 @@ CHUNK = MAX_ROWS  # images per forward pass when scoring a whole split (×8 view
 class ImagePredictor(Predictor):
     """``net`` (torch) or ``session`` (ONNX Runtime) runs the network; exactly one is set."""
 
-    def __init__(self, model_dir: Path, card: dict[str, Any], pre: Preprocessing, net: Any,
-                 session: Any = None, backend_reason: str = "native weights."):
+    def __init__(
+        self,
+        model_dir: Path,
+        card: dict[str, Any],
+        pre: Preprocessing,
+        net: Any,
+        session: Any = None,
+        backend_reason: str = "native weights.",
+    ):
         self.model_dir = Path(model_dir)
         self.card = card
         self.pre = pre
@@ -55,11 +62,19 @@ class ImagePredictor(Predictor):
         self.classes: list[str] = list(card["classes"])
         self.threshold = float(card.get("threshold", 0.5))
         self.kind = str(card["kind"])
-        self.info = {"recipe": card["recipe"], "kind": self.kind, "task": self.task,
-                     "classes": self.classes, "image_size": pre.image_size,
-                     "data_name": card.get("data_name"), "data_version": card.get("data_version"),
-                     "training": card.get("training", {}), "backend": self.backend,
-                     "backend_reason": backend_reason, "max_batch_size": self.max_batch_size}
+        self.info = {
+            "recipe": card["recipe"],
+            "kind": self.kind,
+            "task": self.task,
+            "classes": self.classes,
+            "image_size": pre.image_size,
+            "data_name": card.get("data_name"),
+            "data_version": card.get("data_version"),
+            "training": card.get("training", {}),
+            "backend": self.backend,
+            "backend_reason": backend_reason,
+            "max_batch_size": self.max_batch_size,
+        }
         if session is not None:
             self._input = session.get_inputs()[0].name
 
@@ -76,8 +91,9 @@ class ImagePredictor(Predictor):
         try:
             pre = Preprocessing.load(model_dir)
         except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise ModelLoadError(f"The preprocessing in {str(model_dir)!r} is unreadable: "
-                                 f"{exc}") from None
+            raise ModelLoadError(
+                f"The preprocessing in {str(model_dir)!r} is unreadable: {exc}"
+            ) from None
         if chosen == "onnx":
             # The torch network is not built at all: no timm import, no second copy of the
             # weights in memory (the parity record vouches that both compute the same).
@@ -114,8 +130,10 @@ class ImagePredictor(Predictor):
         return logits.sigmoid() if self.task == "multilabel" else logits.softmax(1)
 
     def postprocess(self, outputs: Any, requests: Sequence[ImageRequest]) -> list[ImageResponse]:
-        return [self.respond(row, getattr(r, "top_k", 5)) for row, r in
-                zip(outputs, requests, strict=True)]
+        return [
+            self.respond(row, getattr(r, "top_k", 5))
+            for row, r in zip(outputs, requests, strict=True)
+        ]
 
     def respond(self, probs: Any, top_k: int = 5) -> ImageResponse:
         order = sorted(range(len(self.classes)), key=lambda i: -float(probs[i]))
@@ -124,14 +142,17 @@ class ImagePredictor(Predictor):
             predicted = [self.classes[order[0]]]
         else:
             predicted = [self.classes[i] for i in order if float(probs[i]) >= self.threshold]
-        labels = [LabelScore(label=self.classes[i], probability=round(float(probs[i]), 6))
-                  for i in order]
-        return ImageResponse(labels=labels, predicted=predicted, task=self.task,
-                             model_kind=self.kind)
+        labels = [
+            LabelScore(label=self.classes[i], probability=round(float(probs[i]), 6)) for i in order
+        ]
+        return ImageResponse(
+            labels=labels, predicted=predicted, task=self.task, model_kind=self.kind
+        )
 
     # -- frame path (evaluation) ---------------------------------------------------------
-    def predict_frame(self, frame: pd.DataFrame, limits: dict[str, Any] | None = None
-                      ) -> np.ndarray:
+    def predict_frame(
+        self, frame: pd.DataFrame, limits: dict[str, Any] | None = None
+    ) -> np.ndarray:
         """Probabilities (N×K) for the rows of a dataset split, in chunks."""
         import numpy as np
 
@@ -141,8 +162,10 @@ class ImagePredictor(Predictor):
         rows = frame.to_dict("records")
         out = []
         for start in range(0, len(rows), CHUNK):
-            chunk = [images.decode(image_bytes(r), **(limits or {})).image
-                     for r in rows[start:start + CHUNK]]
+            chunk = [
+                images.decode(image_bytes(r), **(limits or {})).image
+                for r in rows[start : start + CHUNK]
+            ]
             out.append(self.forward(self.pre.stack(chunk)))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 
@@ -157,8 +180,9 @@ def load_network(model_dir: Path, card: dict[str, Any]) -> Any:
         net = backbones.build(card["architecture"])
         net.load_state_dict(load_file(str(Path(model_dir) / WEIGHTS)))
     except (KeyError, RuntimeError, OSError, ValueError, TypeError) as exc:
-        raise ModelLoadError(f"The weights in {str(model_dir)!r} do not match the model "
-                             f"card: {exc}") from None
+        raise ModelLoadError(
+            f"The weights in {str(model_dir)!r} do not match the model card: {exc}"
+        ) from None
     return net.eval()  # BatchNorm on running statistics, dropout off
 
 

@@ -30,10 +30,10 @@ FILE = "preprocessing.json"
 @dataclass
 class Preprocessing:
     image_size: int
-    channels: int                      # 3 (RGB) or 1 (greyscale)
+    channels: int  # 3 (RGB) or 1 (greyscale)
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    tta: str = "none"                  # none | dihedral
+    tta: str = "none"  # none | dihedral
 
     @classmethod
     def from_config(cls, data_cfg: Any, model_cfg: Any, imagenet: bool) -> Preprocessing:
@@ -74,8 +74,9 @@ class Preprocessing:
         import torch
 
         if not images:
-            return torch.zeros((0, self.channels, self.image_size, self.image_size),
-                               dtype=torch.uint8)
+            return torch.zeros(
+                (0, self.channels, self.image_size, self.image_size), dtype=torch.uint8
+            )
         return torch.stack([self.pixels(image) for image in images])
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
@@ -93,8 +94,13 @@ class Preprocessing:
     @classmethod
     def load(cls, model_dir: Path) -> Preprocessing:
         raw = json.loads((Path(model_dir) / FILE).read_text())
-        return cls(int(raw["image_size"]), int(raw["channels"]), tuple(raw["mean"]),
-                   tuple(raw["std"]), str(raw.get("tta", "none")))
+        return cls(
+            int(raw["image_size"]),
+            int(raw["channels"]),
+            tuple(raw["mean"]),
+            tuple(raw["std"]),
+            str(raw.get("tta", "none")),
+        )
 
     def views(self, batch: torch.Tensor) -> list[torch.Tensor]:
         """The batch as the model should see it: itself, or its 8 dihedral variants."""

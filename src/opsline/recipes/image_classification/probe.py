@@ -31,7 +31,7 @@ def features(net: nn.Module, x: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     out = []
     with torch.inference_mode():
         for start in range(0, len(x), chunk):
-            part = x[start:start + chunk]
+            part = x[start : start + chunk]
             if isinstance(net, SmallCNN):
                 out.append(net.hidden(net.pool(net.features(part))))
             else:
@@ -45,15 +45,27 @@ def train_views(pre: Any, x: torch.Tensor, orientation_invariant: bool) -> list[
     return [x, torch.flip(x, dims=(3,))]
 
 
-def fit_probe(net: nn.Module, pre: Any, images: torch.Tensor, y: torch.Tensor, task: str, *,
-              c: float, orientation_invariant: bool, max_iter: int = 3000) -> dict[str, float]:
+def fit_probe(
+    net: nn.Module,
+    pre: Any,
+    images: torch.Tensor,
+    y: torch.Tensor,
+    task: str,
+    *,
+    c: float,
+    orientation_invariant: bool,
+    max_iter: int = 3000,
+) -> dict[str, float]:
     """Fit the head of ``net`` on ``images`` (uint8) / ``y``; returns fit statistics."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     head = head_module(net)
-    if not (isinstance(head, nn.Sequential) and isinstance(head[0], nn.BatchNorm1d)
-            and isinstance(head[-1], nn.Linear)):
+    if not (
+        isinstance(head, nn.Sequential)
+        and isinstance(head[0], nn.BatchNorm1d)
+        and isinstance(head[-1], nn.Linear)
+    ):
         raise UsageError("model.fit=probe needs model.head_norm=true (a standardising head).")
     x = pre.normalize(images)
     views = train_views(pre, x, orientation_invariant)
@@ -79,10 +91,16 @@ def fit_probe(net: nn.Module, pre: Any, images: torch.Tensor, y: torch.Tensor, t
         model = LogisticRegression(C=c, max_iter=max_iter).fit(z, targets)
         weight = np.zeros((head[-1].out_features, z.shape[1]))
         bias = np.full(head[-1].out_features, -30.0)  # a class never seen in train
-        weight[model.classes_] = model.coef_ if len(model.classes_) > 2 else \
-            np.stack([-model.coef_[0], model.coef_[0]]) / 2
-        bias[model.classes_] = model.intercept_ if len(model.classes_) > 2 else \
-            np.asarray([-model.intercept_[0], model.intercept_[0]]) / 2
+        weight[model.classes_] = (
+            model.coef_
+            if len(model.classes_) > 2
+            else np.stack([-model.coef_[0], model.coef_[0]]) / 2
+        )
+        bias[model.classes_] = (
+            model.intercept_
+            if len(model.classes_) > 2
+            else np.asarray([-model.intercept_[0], model.intercept_[0]]) / 2
+        )
         accuracy = float(model.score(z, targets))
     with torch.no_grad():
         head[0].running_mean.copy_(mean.float())
@@ -90,5 +108,8 @@ def fit_probe(net: nn.Module, pre: Any, images: torch.Tensor, y: torch.Tensor, t
         head[-1].weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
         head[-1].bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     net.eval()
-    return {"probe_train_accuracy": accuracy, "probe_views": float(len(views)),
-            "probe_samples": float(len(z))}
+    return {
+        "probe_train_accuracy": accuracy,
+        "probe_views": float(len(views)),
+        "probe_samples": float(len(z)),
+    }

@@ -34,8 +34,9 @@ def _decode_image(value: str) -> EncodedImage:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise PydanticCustomError("base64", "image must be base64-encoded bytes of a PNG, "
-                                            "JPEG or WebP file") from None
+        raise PydanticCustomError(
+            "base64", "image must be base64-encoded bytes of a PNG, JPEG or WebP file"
+        ) from None
     try:
         decoded = images.decode(data)
     except images.ImageError as error:
@@ -52,13 +53,22 @@ ImageField = Annotated[str, AfterValidator(_decode_image)]
 class ImageRequest(BaseModel):
     """One image to classify."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"image": "iVBORw0KGgoAAAANSUhEUgAA...", "top_k": 3}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"image": "iVBORw0KGgoAAAANSUhEUgAA...", "top_k": 3}]},
+    )
 
-    image: ImageField = Field(description="The image file (PNG, JPEG or WebP), base64-encoded; "
-                                          "a data: URL prefix is accepted. At most 10 MB.")
-    top_k: int = Field(5, ge=1, le=100, description="How many classes to return (multi-class "
-                                                    "models; multi-label models return all)")
+    image: ImageField = Field(
+        description="The image file (PNG, JPEG or WebP), base64-encoded; "
+        "a data: URL prefix is accepted. At most 10 MB."
+    )
+    top_k: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="How many classes to return (multi-class "
+        "models; multi-label models return all)",
+    )
 
     @classmethod
     def from_bytes(cls, data: bytes, top_k: int = 5) -> ImageRequest:
@@ -81,15 +91,31 @@ class LabelScore(BaseModel):
 class ImageResponse(BaseModel):
     """The classification of one image."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "labels": [{"label": "Ak", "probability": 0.93}, {"label": "Nazli", "probability": 0.04}],
-        "predicted": ["Ak"], "task": "multiclass", "model_kind": "mobilenetv2_100"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "labels": [
+                        {"label": "Ak", "probability": 0.93},
+                        {"label": "Nazli", "probability": 0.04},
+                    ],
+                    "predicted": ["Ak"],
+                    "task": "multiclass",
+                    "model_kind": "mobilenetv2_100",
+                }
+            ]
+        }
+    )
 
-    labels: list[LabelScore] = Field(description="Multi-class: the top_k classes, most likely "
-                                                 "first. Multi-label: every attribute, most "
-                                                 "likely first.")
-    predicted: list[str] = Field(description="Multi-class: the top class. Multi-label: the "
-                                             "attributes at or above the decision threshold.")
+    labels: list[LabelScore] = Field(
+        description="Multi-class: the top_k classes, most likely "
+        "first. Multi-label: every attribute, most "
+        "likely first."
+    )
+    predicted: list[str] = Field(
+        description="Multi-class: the top class. Multi-label: the "
+        "attributes at or above the decision threshold."
+    )
     task: Literal["multiclass", "multilabel"]
     model_kind: str = Field(description="The network that produced the answer")
 

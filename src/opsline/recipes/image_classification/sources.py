@@ -32,10 +32,22 @@ if TYPE_CHECKING:  # pragma: no cover
 SOURCES = ("imagefolder", "fashion_mnist", "attribute_table")
 ATTR_PREFIX = "attr_"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot")
-FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
@@ -44,8 +56,8 @@ class RawImages:
     """Rows of images with labels; ``official`` (if a column) is the source's own split."""
 
     frame: pd.DataFrame
-    task: str                      # multiclass | multilabel
-    classes: list[str]             # class names, or attribute names for multi-label
+    task: str  # multiclass | multilabel
+    classes: list[str]  # class names, or attribute names for multi-label
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,13 +76,21 @@ def imagefolder(root: Path) -> RawImages:
 
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise NoDatasetError(f"{str(root)!r} has no class sub-folders (expected e.g. "
-                             f"{root}/<class>/<image>.png).")
-    rows = [{"item": f"{c}/{f.name}", "path": str(f.resolve()), "label": c}
-            for c in classes for f in sorted((root / c).iterdir())
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-    return RawImages(pd.DataFrame(rows, columns=["item", "path", "label"]), "multiclass",
-                     classes, {"root": str(root)})
+        raise NoDatasetError(
+            f"{str(root)!r} has no class sub-folders (expected e.g. {root}/<class>/<image>.png)."
+        )
+    rows = [
+        {"item": f"{c}/{f.name}", "path": str(f.resolve()), "label": c}
+        for c in classes
+        for f in sorted((root / c).iterdir())
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    return RawImages(
+        pd.DataFrame(rows, columns=["item", "path", "label"]),
+        "multiclass",
+        classes,
+        {"root": str(root)},
+    )
 
 
 def _idx(path: Path) -> Any:
@@ -83,7 +103,7 @@ def _idx(path: Path) -> Any:
     zero, dtype, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype != 0x08:
         raise NoDatasetError(f"{str(path)!r} is not an unsigned-byte IDX file.")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -105,8 +125,9 @@ def _download_fashion(target: Path) -> Path:
     return target
 
 
-def fashion_mnist(root: Path | None, download: bool = False, limit: dict | None = None
-                  ) -> RawImages:
+def fashion_mnist(
+    root: Path | None, download: bool = False, limit: dict | None = None
+) -> RawImages:
     """The IDX files as PNG bytes; ``official`` is the source's train/test split.
 
     ``limit`` (``{"train": n, "test": m}``) keeps the first n/m images of each official
@@ -123,7 +144,8 @@ def fashion_mnist(root: Path | None, download: bool = False, limit: dict | None 
             raise NoDatasetError(
                 f"No Fashion-MNIST IDX files in {str(root)!r}. Install them with "
                 "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu, into "
-                "/usr/share/datasets/fashion-mnist) or set data.download=true.")
+                "/usr/share/datasets/fashion-mnist) or set data.download=true."
+            )
         root = _download_fashion(home() / "downloads" / "fashion-mnist")
     rows = []
     for split, (images_stem, labels_stem) in FASHION_FILES.items():
@@ -133,11 +155,15 @@ def fashion_mnist(root: Path | None, download: bool = False, limit: dict | None 
         pixels, labels = _idx(image_file), _idx(label_file)
         count = len(labels) if not limit or limit.get(split) is None else int(limit[split])
         for i in range(min(count, len(labels))):
-            rows.append({"item": f"{split}/{i:05d}", "official": split,
-                         "image": encode_png(Image.fromarray(pixels[i], mode="L")),
-                         "label": FASHION_CLASSES[int(labels[i])]})
-    return RawImages(pd.DataFrame(rows), "multiclass", list(FASHION_CLASSES),
-                     {"root": str(root)})
+            rows.append(
+                {
+                    "item": f"{split}/{i:05d}",
+                    "official": split,
+                    "image": encode_png(Image.fromarray(pixels[i], mode="L")),
+                    "label": FASHION_CLASSES[int(labels[i])],
+                }
+            )
+    return RawImages(pd.DataFrame(rows), "multiclass", list(FASHION_CLASSES), {"root": str(root)})
 
 
 def _read_table(path: Path, image_column: str | None) -> tuple[Any, str]:
@@ -155,13 +181,16 @@ def _read_table(path: Path, image_column: str | None) -> tuple[Any, str]:
     table = pd.read_csv(path)
     column = image_column or table.columns[0]
     if column not in table.columns:
-        raise UsageError(f"data.image_column {column!r} is not a column of {str(path)!r}; "
-                         f"columns: {', '.join(map(str, table.columns[:10]))}.")
+        raise UsageError(
+            f"data.image_column {column!r} is not a column of {str(path)!r}; "
+            f"columns: {', '.join(map(str, table.columns[:10]))}."
+        )
     return table, column
 
 
-def attribute_table(table_path: Path, image_dir: Path | None, image_column: str | None,
-                    attributes: list[str] | None) -> RawImages:
+def attribute_table(
+    table_path: Path, image_dir: Path | None, image_column: str | None, attributes: list[str] | None
+) -> RawImages:
     """Multi-label rows; ±1 and 0/1 columns both become 0/1 ``attr_<name>`` columns."""
     import pandas as pd
 
@@ -171,8 +200,12 @@ def attribute_table(table_path: Path, image_dir: Path | None, image_column: str 
     if missing:
         raise UsageError(f"Attributes {missing} are not columns of {str(table_path)!r}.")
     folder = image_dir or table_path.parent
-    frame = pd.DataFrame({"item": table[column].astype(str),
-                          "path": [str((folder / str(f)).resolve()) for f in table[column]]})
+    frame = pd.DataFrame(
+        {
+            "item": table[column].astype(str),
+            "path": [str((folder / str(f)).resolve()) for f in table[column]],
+        }
+    )
     for name in names:
         values = pd.to_numeric(table[name], errors="coerce")
         # ±1 (CelebA) -> 1/0; 0/1 stays; anything else becomes -1 and fails validation.
@@ -188,14 +221,19 @@ def load(data_cfg: Any) -> RawImages:
     if source == "fashion_mnist":
         path = data_cfg.get("path")
         limit = data_cfg.get("limit")
-        return fashion_mnist(Path(path).expanduser() if path else None,
-                             bool(data_cfg.get("download", False)),
-                             dict(limit) if limit else None)
+        return fashion_mnist(
+            Path(path).expanduser() if path else None,
+            bool(data_cfg.get("download", False)),
+            dict(limit) if limit else None,
+        )
     if source == "attribute_table":
         table = _existing(data_cfg.get("path"), "attribute table (CSV or list_attr_celeba.txt)")
         image_dir = data_cfg.get("image_dir")
         attributes = data_cfg.get("classes")
-        return attribute_table(table, _existing(image_dir, "image folder") if image_dir else None,
-                               data_cfg.get("image_column"),
-                               list(attributes) if attributes else None)
+        return attribute_table(
+            table,
+            _existing(image_dir, "image folder") if image_dir else None,
+            data_cfg.get("image_column"),
+            list(attributes) if attributes else None,
+        )
     raise UsageError(f"Unknown data.source {source!r}. Valid sources: {', '.join(SOURCES)}.")

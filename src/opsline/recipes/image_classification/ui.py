@@ -47,12 +47,14 @@ def build_ui(predict: Predict) -> Any:
         gr.Markdown("## Image classification\nUpload a PNG, JPEG or WebP image (at most 10 MB).")
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="filepath", sources=["upload"], label="Image",
-                                 elem_id="image-input")
+                image = gr.Image(
+                    type="filepath", sources=["upload"], label="Image", elem_id="image-input"
+                )
                 button = gr.Button("Classify", variant="primary", elem_id="classify-button")
             with gr.Column():
-                label = gr.Label(num_top_classes=TOP_K, label="Prediction",
-                                 elem_id="prediction-output")
+                label = gr.Label(
+                    num_top_classes=TOP_K, label="Prediction", elem_id="prediction-output"
+                )
                 message = gr.Markdown(elem_id="prediction-message")
 
         def on_classify(path: str | None) -> tuple[dict[str, float], str]:

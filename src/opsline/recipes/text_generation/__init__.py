@@ -43,8 +43,10 @@ class TextGenerationRecipe(Recipe):
     """Continue a prompt in the style of the training text."""
 
     name = "text_generation"
-    description = ("Causal LM (SmolLM2-135M GGUF, any HF model, or tiny) fine-tuned on "
-                   "Shakespeare or your text; perplexity vs the base model.")
+    description = (
+        "Causal LM (SmolLM2-135M GGUF, any HF model, or tiny) fine-tuned on "
+        "Shakespeare or your text; perplexity vs the base model."
+    )
     primary_metric = "perplexity"
     greater_is_better = False
     Request = GenerationRequest
@@ -95,8 +97,9 @@ class TextGenerationRecipe(Recipe):
     #: reference; ``feedback_type`` stays ``None``: a continuation has no single truth.
     reference_rows: ClassVar[int] = 16
 
-    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
-                           ) -> list[dict[str, Scalar]]:
+    def monitored_features(
+        self, requests: Sequence[Any], responses: Sequence[Any]
+    ) -> list[dict[str, Scalar]]:
         from opsline.recipes.text_generation.monitoring import monitored_features
 
         return monitored_features(requests, responses)
@@ -106,8 +109,7 @@ class TextGenerationRecipe(Recipe):
 
         return requests_from_frame(frame)
 
-    def ui(self, predict: Callable[[list[GenerationRequest]], list[GenerationResponse]]
-           ) -> Any:
+    def ui(self, predict: Callable[[list[GenerationRequest]], list[GenerationResponse]]) -> Any:
         from opsline.recipes.text_generation.ui import build_ui
 
         return build_ui(predict)
@@ -118,11 +120,19 @@ class TextGenerationRecipe(Recipe):
 
 def sample_requests() -> list[GenerationRequest]:
     """A few Shakespearean prompts in the corpus layout (smoke tests, load tests, the UI)."""
-    return [GenerationRequest(prompt=EXAMPLE, max_new_tokens=32, seed=7),
-            GenerationRequest(prompt="HAMLET:\nTo be, or not to be, that is the question:",
-                              max_new_tokens=32, temperature=0.8),
-            GenerationRequest(prompt="KING LEAR:\nBlow, winds, and crack your cheeks!",
-                              max_new_tokens=24, temperature=0.0)]
+    return [
+        GenerationRequest(prompt=EXAMPLE, max_new_tokens=32, seed=7),
+        GenerationRequest(
+            prompt="HAMLET:\nTo be, or not to be, that is the question:",
+            max_new_tokens=32,
+            temperature=0.8,
+        ),
+        GenerationRequest(
+            prompt="KING LEAR:\nBlow, winds, and crack your cheeks!",
+            max_new_tokens=24,
+            temperature=0.0,
+        ),
+    ]
 
 
 __all__ = ["GenerationRequest", "GenerationResponse", "TextGenerationRecipe", "sample_requests"]

@@ -42,20 +42,32 @@ def write_card(out_dir: Path, kind: str, **details: Any) -> Path:
 def readme(card: dict[str, Any]) -> str:
     """A short model card: what was trained from what, and the base model's perplexity."""
     data, training = card.get("data") or {}, card.get("training") or {}
-    lines = ["# opsline text-generation model", "",
-             f"- kind: {card.get('kind')} (base: {card.get('base_model')})",
-             f"- parameters: {(card.get('architecture') or {}).get('parameters')}",
-             (f"- context limit: {card.get('context_limit')} tokens "
-              f"(trained on blocks of {card.get('block_size')})"),
-             (f"- data: {data.get('source')} (version {data.get('version')}), "
-              f"license: {LICENSES.get(str(data.get('source')), 'unknown')}"),
-             (f"- training: {training.get('steps')} optimizer steps, "
-              f"{training.get('seconds')} s wall, {training.get('cpu_seconds')} s CPU")]
+    lines = [
+        "# opsline text-generation model",
+        "",
+        f"- kind: {card.get('kind')} (base: {card.get('base_model')})",
+        f"- parameters: {(card.get('architecture') or {}).get('parameters')}",
+        (
+            f"- context limit: {card.get('context_limit')} tokens "
+            f"(trained on blocks of {card.get('block_size')})"
+        ),
+        (
+            f"- data: {data.get('source')} (version {data.get('version')}), "
+            f"license: {LICENSES.get(str(data.get('source')), 'unknown')}"
+        ),
+        (
+            f"- training: {training.get('steps')} optimizer steps, "
+            f"{training.get('seconds')} s wall, {training.get('cpu_seconds')} s CPU"
+        ),
+    ]
     base = card.get("base_eval") or {}
     if base:
         lines += ["", "## Base model, before fine-tuning", ""]
-        lines += [f"- {v.get('split')}: perplexity {float(v['perplexity']):.2f} on "
-                  f"{int(v['tokens'])} tokens" for v in base.values()]
+        lines += [
+            f"- {v.get('split')}: perplexity {float(v['perplexity']):.2f} on "
+            f"{int(v['tokens'])} tokens"
+            for v in base.values()
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -54,8 +54,11 @@ def english_share(texts: Iterable[Any]) -> float:
     return sum(flags) / len(flags) if flags else 1.0
 
 
-def build_schema(min_chars: int = 1, max_chars: int = HARD_MAX_CHARS,
-                 min_language_share: float = DEFAULT_MIN_LANGUAGE_SHARE) -> Any:
+def build_schema(
+    min_chars: int = 1,
+    max_chars: int = HARD_MAX_CHARS,
+    min_language_share: float = DEFAULT_MIN_LANGUAGE_SHARE,
+) -> Any:
     """The pandera ``DataFrameSchema`` every split must satisfy.
 
     Each violation is reported by exactly one check: a null is only ``not_null``, a number
@@ -67,8 +70,9 @@ def build_schema(min_chars: int = 1, max_chars: int = HARD_MAX_CHARS,
         return series.map(lambda v: not isinstance(v, str) or min_chars <= len(v) <= max_chars)
 
     def first_copy(series: Any) -> Any:
-        return ~series.map(lambda v: fingerprint(v) if isinstance(v, str) else v
-                           ).duplicated(keep="first")
+        return ~series.map(lambda v: fingerprint(v) if isinstance(v, str) else v).duplicated(
+            keep="first"
+        )
 
     def english(series: Any) -> Any:
         # Only non-empty text is judged (nulls, numbers and "" belong to the checks above).
@@ -79,24 +83,39 @@ def build_schema(min_chars: int = 1, max_chars: int = HARD_MAX_CHARS,
         return flags | ~judged if share < min_language_share else judged | True
 
     checks = [
-        pa.Check(lambda s: s.notna(), ignore_na=False, name="not_null",
-                 error="text is not null"),
-        pa.Check(lambda v: isinstance(v, str), element_wise=True, name="is_string",
-                 error="text is a string"),
-        pa.Check(length_ok, name="length",
-                 error=f"text has {min_chars} to {max_chars} characters"),
-        pa.Check(first_copy, name="unique",
-                 error="no duplicate text in the split (ignoring case, punctuation, spacing)"),
-        pa.Check(english, name="english",
-                 error=f"at least {min_language_share:.0%} of the texts read as English"),
+        pa.Check(lambda s: s.notna(), ignore_na=False, name="not_null", error="text is not null"),
+        pa.Check(
+            lambda v: isinstance(v, str),
+            element_wise=True,
+            name="is_string",
+            error="text is a string",
+        ),
+        pa.Check(length_ok, name="length", error=f"text has {min_chars} to {max_chars} characters"),
+        pa.Check(
+            first_copy,
+            name="unique",
+            error="no duplicate text in the split (ignoring case, punctuation, spacing)",
+        ),
+        pa.Check(
+            english,
+            name="english",
+            error=f"at least {min_language_share:.0%} of the texts read as English",
+        ),
     ]
     # nullable/required are handled by named checks instead of pandera's built-ins, whose
     # names ("not_nullable", "column_in_dataframe") would be the report's wording.
     return pa.DataFrameSchema(
         {TEXT: pa.Column(None, checks, nullable=True, required=False, name=TEXT)},
-        checks=[pa.Check(lambda df: TEXT in df.columns, name="has_clean_text",
-                         error=f"a {TEXT!r} column exists")],
-        strict=False, name="text_generation")
+        checks=[
+            pa.Check(
+                lambda df: TEXT in df.columns,
+                name="has_clean_text",
+                error=f"a {TEXT!r} column exists",
+            )
+        ],
+        strict=False,
+        name="text_generation",
+    )
 
 
 def _bounds(data: Any, name: str, defaults: dict[str, int]) -> dict[str, int]:
@@ -120,12 +139,20 @@ def checks(cfg: Any) -> Checks:
 
     min_rows = _bounds(data, "min_rows", DEFAULT_MIN_ROWS)
     if data.get("max_rows") is not None:
-        plan = planned_rows(int(data.max_rows),
-                            float(get("val_fraction", DEFAULTS["val_fraction"])),
-                            float(get("test_fraction", DEFAULTS["test_fraction"])))
+        plan = planned_rows(
+            int(data.max_rows),
+            float(get("val_fraction", DEFAULTS["val_fraction"])),
+            float(get("test_fraction", DEFAULTS["test_fraction"])),
+        )
         min_rows = {k: min(v, plan.get(k, v)) for k, v in min_rows.items()}
-    schema = build_schema(int(get("min_chars", 1)),
-                          int(get("max_chars_check", HARD_MAX_CHARS)),
-                          float(get("min_language_share", DEFAULT_MIN_LANGUAGE_SHARE)))
-    return Checks(schema=schema, key=KEY, min_rows=min_rows,
-                  max_rows=_bounds(data, "max_rows_check", DEFAULT_MAX_ROWS))
+    schema = build_schema(
+        int(get("min_chars", 1)),
+        int(get("max_chars_check", HARD_MAX_CHARS)),
+        float(get("min_language_share", DEFAULT_MIN_LANGUAGE_SHARE)),
+    )
+    return Checks(
+        schema=schema,
+        key=KEY,
+        min_rows=min_rows,
+        max_rows=_bounds(data, "max_rows_check", DEFAULT_MAX_ROWS),
+    )

@@ -35,8 +35,14 @@ COLUMNS = ("clean_text", "source", "doc", "split_key")
 # The validation rule's ceiling (the reference's 1–2048 characters); passages must fit it.
 HARD_MAX_CHARS = 2048
 DEFAULTS: dict[str, Any] = {
-    "max_chars": 1000, "stage_directions": False, "split_by": "scene", "split_seed": 42,
-    "val_fraction": 0.05, "test_fraction": 0.05, "max_rows": None}
+    "max_chars": 1000,
+    "stage_directions": False,
+    "split_by": "scene",
+    "split_seed": 42,
+    "val_fraction": 0.05,
+    "test_fraction": 0.05,
+    "max_rows": None,
+}
 SPLIT_BY = ("scene", "document", "passage")
 
 _HEADING = re.compile(r"^(#{1,6})\s*(.*?)\s*$")
@@ -54,8 +60,11 @@ def normalise_line(line: str) -> str:
     line = unicodedata.normalize("NFKC", line)
     # Cc/Cf (controls, zero-width joiners, BOMs) are invisible to a reader but become
     # tokens for the model; tabs count as spaces.
-    line = "".join(" " if c == "\t" else c for c in line
-                   if c == "\t" or unicodedata.category(c) not in ("Cc", "Cf"))
+    line = "".join(
+        " " if c == "\t" else c
+        for c in line
+        if c == "\t" or unicodedata.category(c) not in ("Cc", "Cf")
+    )
     return _SPACES.sub(" ", line).strip()
 
 
@@ -104,8 +113,10 @@ def _unescape(text: str) -> str:
 
 
 def _play_line(line: str, keep_directions: bool) -> str:
-    line = _INLINE_DIRECTION.sub(lambda m: f" [{m.group(1).strip()}] " if keep_directions
-                                 and m.group(1).strip() else " ", line)
+    line = _INLINE_DIRECTION.sub(
+        lambda m: f" [{m.group(1).strip()}] " if keep_directions and m.group(1).strip() else " ",
+        line,
+    )
     # Emphasis markers are never part of the verse (the plays use them for markup only).
     return normalise_line(_unescape(line).replace("_", " ").replace("*", ""))
 
@@ -128,8 +139,15 @@ def play_units(document: Document, keep_directions: bool, split_by: str) -> list
     def flush() -> None:
         if speech:
             header = f"{speaker}:" if speaker else ""
-            units.append(Unit("\n".join([header, *speech] if header else speech), group(),
-                              document.doc, header, run()))
+            units.append(
+                Unit(
+                    "\n".join([header, *speech] if header else speech),
+                    group(),
+                    document.doc,
+                    header,
+                    run(),
+                )
+            )
             speech.clear()
 
     i = 0
@@ -152,8 +170,9 @@ def play_units(document: Document, keep_directions: bool, split_by: str) -> list
             flush()
             speaker = normalise_line(_unescape(name.group(1)))
             continue
-        if (stripped[0] == "_" or stripped[0] == "*" and not stripped.startswith("**")) and \
-                not _INLINE_DIRECTION.match(stripped):  # _\[Aside]_ stays in the speech
+        if (
+            stripped[0] == "_" or (stripped[0] == "*" and not stripped.startswith("**"))
+        ) and not _INLINE_DIRECTION.match(stripped):  # _\[Aside]_ stays in the speech
             # A stage direction, possibly over several lines until the closing marker.
             block, marker = [stripped], stripped[0]
             while not block[-1].endswith(marker) and i < len(lines) and lines[i].strip():
@@ -247,27 +266,39 @@ def pack(units: list[Unit], max_chars: int) -> list[tuple[str, str, str]]:
 # -- settings, split, prepare ------------------------------------------------------------------
 def settings(data_cfg: Any) -> dict[str, Any]:
     """:data:`DEFAULTS` overridden by ``recipe.data``, checked (``UsageError`` when off)."""
-    values = {k: (data_cfg.get(k) if data_cfg.get(k) is not None else v)
-              for k, v in DEFAULTS.items()}
+    values = {
+        k: (data_cfg.get(k) if data_cfg.get(k) is not None else v) for k, v in DEFAULTS.items()
+    }
     max_chars = int(values["max_chars"])
     if not 16 <= max_chars <= HARD_MAX_CHARS:
-        raise UsageError(f"recipe.data.max_chars must be between 16 and {HARD_MAX_CHARS} "
-                         f"(got {max_chars}).")
+        raise UsageError(
+            f"recipe.data.max_chars must be between 16 and {HARD_MAX_CHARS} (got {max_chars})."
+        )
     val, test = float(values["val_fraction"]), float(values["test_fraction"])
     if val < 0 or test < 0 or val + test >= 1:
-        raise UsageError("recipe.data.val_fraction and test_fraction must be ≥ 0 and sum to "
-                         f"less than 1 (got {val} and {test}).")
+        raise UsageError(
+            "recipe.data.val_fraction and test_fraction must be ≥ 0 and sum to "
+            f"less than 1 (got {val} and {test})."
+        )
     if values["split_by"] not in SPLIT_BY:
-        raise UsageError(f"Unknown recipe.data.split_by {values['split_by']!r}. Valid: "
-                         f"{', '.join(SPLIT_BY)}.")
+        raise UsageError(
+            f"Unknown recipe.data.split_by {values['split_by']!r}. Valid: {', '.join(SPLIT_BY)}."
+        )
     max_rows = values["max_rows"]
     if max_rows is not None and int(max_rows) < 3:
-        raise UsageError(f"recipe.data.max_rows must be at least 3, one row per split "
-                         f"(got {max_rows}); null keeps every row.")
-    return {**values, "max_chars": max_chars, "val_fraction": val, "test_fraction": test,
-            "split_seed": int(values["split_seed"]),
-            "max_rows": None if max_rows is None else int(max_rows),
-            "stage_directions": bool(values["stage_directions"])}
+        raise UsageError(
+            f"recipe.data.max_rows must be at least 3, one row per split "
+            f"(got {max_rows}); null keeps every row."
+        )
+    return {
+        **values,
+        "max_chars": max_chars,
+        "val_fraction": val,
+        "test_fraction": test,
+        "split_seed": int(values["split_seed"]),
+        "max_rows": None if max_rows is None else int(max_rows),
+        "stage_directions": bool(values["stage_directions"]),
+    }
 
 
 def split_of(key: str, seed: int, val_fraction: float, test_fraction: float) -> str:
@@ -334,7 +365,6 @@ def prepare(cfg: Any) -> dict[str, pd.DataFrame]:
         plan = planned_rows(opts["max_rows"], opts["val_fraction"], opts["test_fraction"])
         for split, kept in rows.items():
             chosen = sorted(range(len(kept)), key=lambda i: stable_unit(kept[i][0], seed))
-            keep = set(chosen[:plan[split]])
+            keep = set(chosen[: plan[split]])
             rows[split] = [row for i, row in enumerate(kept) if i in keep]
-    return {split: pd.DataFrame(rows[split], columns=list(COLUMNS)).astype(str)
-            for split in SPLITS}
+    return {split: pd.DataFrame(rows[split], columns=list(COLUMNS)).astype(str) for split in SPLITS}

@@ -98,8 +98,12 @@ class GenerationHandle:
             raise TimeoutError("generation still running")
         if self._error is not None:
             raise self._error
-        return GenerationResult(list(self._token_ids), self._finish_reason or "stop",
-                                len(self.prompt_ids), self._seconds)
+        return GenerationResult(
+            list(self._token_ids),
+            self._finish_reason or "stop",
+            len(self.prompt_ids),
+            self._seconds,
+        )
 
     def cancel(self) -> None:
         """Stop generating; the row frees its batch slot at the next step. Idempotent."""
@@ -158,8 +162,13 @@ class GenerationEngine:
         observer: receives decode-step, active-sequence and per-generation metrics.
     """
 
-    def __init__(self, model: Any, eos_token_ids: Iterable[int], max_batch_size: int = 8,
-                 observer: Observer | None = None):
+    def __init__(
+        self,
+        model: Any,
+        eos_token_ids: Iterable[int],
+        max_batch_size: int = 8,
+        observer: Observer | None = None,
+    ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         self.model = model
@@ -186,8 +195,9 @@ class GenerationEngine:
                 raise RuntimeError("the generation engine is closed")
             self._pending.append(handle)
             if self._thread is None:  # started lazily: loading for evaluation spawns nothing
-                self._thread = threading.Thread(target=self._run, name="opsline-generation",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="opsline-generation", daemon=True
+                )
                 self._thread.start()
             self._cond.notify()
         return handle
@@ -272,10 +282,14 @@ class GenerationEngine:
             return
         n = len(handle.prompt_ids)
         cache = DynamicCache()
-        out = self.model(input_ids=torch.tensor([handle.prompt_ids]),
-                         attention_mask=torch.ones(1, n, dtype=torch.long),
-                         position_ids=torch.arange(n).unsqueeze(0),
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=torch.tensor([handle.prompt_ids]),
+            attention_mask=torch.ones(1, n, dtype=torch.long),
+            position_ids=torch.arange(n).unsqueeze(0),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         generator = torch.Generator()
         if handle.params.seed is None:
             generator.seed()
@@ -298,8 +312,9 @@ class GenerationEngine:
                 ours.keys = torch.cat([ours.keys, theirs.keys])
                 ours.values = torch.cat([ours.values, theirs.values])
             pad = torch.nn.functional.pad
-            batch.mask = torch.cat([pad(batch.mask, (length - batch.mask.shape[1], 0)),
-                                    pad(mask, (length - n, 0))])
+            batch.mask = torch.cat(
+                [pad(batch.mask, (length - batch.mask.shape[1], 0)), pad(mask, (length - n, 0))]
+            )
         batch.rows.append(row)
         self._set_active()
 
@@ -310,10 +325,13 @@ class GenerationEngine:
         batch = self._batch
         rows = batch.rows
         mask = torch.cat([batch.mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
-        out = self.model(input_ids=torch.tensor([[r.last_token] for r in rows]),
-                         attention_mask=mask,
-                         position_ids=torch.tensor([[r.position] for r in rows]),
-                         past_key_values=batch.cache, use_cache=True)
+        out = self.model(
+            input_ids=torch.tensor([[r.last_token] for r in rows]),
+            attention_mask=mask,
+            position_ids=torch.tensor([[r.position] for r in rows]),
+            past_key_values=batch.cache,
+            use_cache=True,
+        )
         batch.mask = mask
         self.peak_rows = max(self.peak_rows, len(rows))
         self._observe("observe_decode_step", len(rows))

@@ -37,7 +37,7 @@ def chunk(stream: Sequence[int], block_size: int) -> torch.Tensor:
     n = len(stream) // int(block_size)
     if n == 0:
         return torch.empty((0, int(block_size)), dtype=torch.long)
-    return torch.tensor(list(stream[:n * block_size]), dtype=torch.long).view(n, block_size)
+    return torch.tensor(list(stream[: n * block_size]), dtype=torch.long).view(n, block_size)
 
 
 def spread(blocks: torch.Tensor, max_blocks: int | None) -> torch.Tensor:
@@ -52,8 +52,9 @@ def spread(blocks: torch.Tensor, max_blocks: int | None) -> torch.Tensor:
     return blocks[index]
 
 
-def blocks_of(tokenizer: Any, texts: Iterable[str], block_size: int,
-              max_blocks: int | None = None) -> torch.Tensor:
+def blocks_of(
+    tokenizer: Any, texts: Iterable[str], block_size: int, max_blocks: int | None = None
+) -> torch.Tensor:
     """The (possibly subsampled) token blocks of a split's passages."""
     return spread(chunk(token_stream(tokenizer, texts), block_size), max_blocks)
 
@@ -85,5 +86,6 @@ def loader(blocks: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) 
 
     generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
     # No workers: the blocks are already in memory.
-    return DataLoader(blocks, batch_size=int(batch_size), shuffle=shuffle, generator=generator,
-                      collate_fn=collate)
+    return DataLoader(
+        blocks, batch_size=int(batch_size), shuffle=shuffle, generator=generator, collate_fn=collate
+    )

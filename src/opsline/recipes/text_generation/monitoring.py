@@ -58,14 +58,19 @@ def english_share(text: str) -> float:
     return sum(1 for w in words if w in ENGLISH) / len(words)
 
 
-def monitored_features(requests: Sequence[GenerationRequest],
-                       responses: Sequence[Any]) -> list[dict[str, Scalar]]:
+def monitored_features(
+    requests: Sequence[GenerationRequest], responses: Sequence[Any]
+) -> list[dict[str, Scalar]]:
     """Per request: prompt characters and words, :func:`english_share`, tokens generated."""
-    return [{"input_chars": float(len(request.prompt)),
-             "input_words": float(len(request.prompt.split())),
-             "english_share": english_share(request.prompt),
-             "output_tokens": float(response.tokens)}
-            for request, response in zip(requests, responses, strict=True)]
+    return [
+        {
+            "input_chars": float(len(request.prompt)),
+            "input_words": float(len(request.prompt.split())),
+            "english_share": english_share(request.prompt),
+            "output_tokens": float(response.tokens),
+        }
+        for request, response in zip(requests, responses, strict=True)
+    ]
 
 
 def opening(passage: str, limit: int = PROMPT_CHARS) -> str:
@@ -74,7 +79,7 @@ def opening(passage: str, limit: int = PROMPT_CHARS) -> str:
     text = "\n".join(passage.strip().split("\n")[:2])
     if len(text) <= limit:
         return text
-    cut = text[:limit + 1].rsplit(None, 1)[0] if " " in text[:limit + 1] else text[:limit]
+    cut = text[: limit + 1].rsplit(None, 1)[0] if " " in text[: limit + 1] else text[:limit]
     return cut.rstrip()
 
 
@@ -85,6 +90,7 @@ def requests_from_frame(frame: pd.DataFrame) -> list[GenerationRequest]:
     for i, passage in enumerate(frame[TEXT]):
         prompt = opening(str(passage))
         if prompt.strip():
-            requests.append(GenerationRequest(prompt=prompt, seed=i,
-                                              max_new_tokens=REFERENCE_NEW_TOKENS))
+            requests.append(
+                GenerationRequest(prompt=prompt, seed=i, max_new_tokens=REFERENCE_NEW_TOKENS)
+            )
     return requests

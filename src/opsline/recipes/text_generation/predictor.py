@@ -29,9 +29,13 @@ DEFAULT_BATCH = 8
 
 
 def params_of(request: GenerationRequest) -> SamplingParams:
-    return SamplingParams(max_new_tokens=request.max_new_tokens,
-                          temperature=request.temperature, top_p=request.top_p,
-                          top_k=request.top_k, seed=request.seed)
+    return SamplingParams(
+        max_new_tokens=request.max_new_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        seed=request.seed,
+    )
 
 
 class TextDecoder:
@@ -52,7 +56,7 @@ class TextDecoder:
         self.tokenizer = tokenizer
         self.ids: list[int] = []
         self._prefix = 0  # start of the context window
-        self._read = 0    # ids before this were sent
+        self._read = 0  # ids before this were sent
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -71,12 +75,12 @@ class TextDecoder:
         return self._advance(hold_incomplete=False)
 
     def _advance(self, hold_incomplete: bool) -> str:
-        sent = self._decode(self.ids[self._prefix:self._read])
-        text = self._decode(self.ids[self._prefix:])
+        sent = self._decode(self.ids[self._prefix : self._read])
+        text = self._decode(self.ids[self._prefix :])
         if len(text) <= len(sent) or (hold_incomplete and text.endswith("\ufffd")):
             return ""
         self._prefix, self._read = self._read, len(self.ids)
-        return text[len(sent):]
+        return text[len(sent) :]
 
 
 class TextStream:
@@ -96,8 +100,11 @@ class TextStream:
         if tail:
             yield tail
         result = self.handle.result()
-        self.response = GenerationResponse(text=self._decoder.text(), tokens=len(result.token_ids),
-                                           finish_reason=result.finish_reason)
+        self.response = GenerationResponse(
+            text=self._decoder.text(),
+            tokens=len(result.token_ids),
+            finish_reason=result.finish_reason,
+        )
 
     def cancel(self) -> None:
         self.handle.cancel()
@@ -117,8 +124,15 @@ class GenerationPredictor(Predictor):
     # between decoding steps); the server's batcher passes each request straight through.
     schedules_itself = True
 
-    def __init__(self, model_dir: Path, card: dict[str, Any], model: Any, tokenizer: Any,
-                 context_limit: int, max_batch_size: int = DEFAULT_BATCH):
+    def __init__(
+        self,
+        model_dir: Path,
+        card: dict[str, Any],
+        model: Any,
+        tokenizer: Any,
+        context_limit: int,
+        max_batch_size: int = DEFAULT_BATCH,
+    ):
         self.model_dir, self.card = Path(model_dir), card
         self.model, self.tokenizer = model, tokenizer
         self.context_limit = int(context_limit)
@@ -126,10 +140,14 @@ class GenerationPredictor(Predictor):
         self.engine = GenerationEngine(model, eos, max_batch_size=max_batch_size)
         # One batch decoding plus one batch waiting to join: more in flight would only queue.
         self.max_concurrency = 2 * max_batch_size
-        self.info = {"recipe": card.get("recipe"), "kind": card.get("kind"),
-                     "base_model": card.get("base_model"), "context_limit": self.context_limit,
-                     "parameters": sum(p.numel() for p in model.parameters()),
-                     "max_batch_size": max_batch_size}
+        self.info = {
+            "recipe": card.get("recipe"),
+            "kind": card.get("kind"),
+            "base_model": card.get("base_model"),
+            "context_limit": self.context_limit,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "max_batch_size": max_batch_size,
+        }
 
     @classmethod
     def load(cls, model_dir: Path) -> GenerationPredictor:
@@ -150,23 +168,29 @@ class GenerationPredictor(Predictor):
         except Exception as exc:  # noqa: BLE001 - refuse the model, say why
             raise ModelLoadError(f"The tokenizer in {where} cannot be loaded: {exc}") from None
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True,
-                                                         use_safetensors=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir), local_files_only=True, use_safetensors=True
+            )
         except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"The weights in {where} do not load: "
-                                 f"{str(exc).splitlines()[0]}") from None
+            raise ModelLoadError(
+                f"The weights in {where} do not load: {str(exc).splitlines()[0]}"
+            ) from None
         model.eval()
         if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-            raise ModelLoadError(f"Tokenizer and model in {where} do not match: the tokenizer "
-                                 f"has {len(tokenizer)} tokens, the embeddings "
-                                 f"{model.get_input_embeddings().num_embeddings} rows.")
+            raise ModelLoadError(
+                f"Tokenizer and model in {where} do not match: the tokenizer "
+                f"has {len(tokenizer)} tokens, the embeddings "
+                f"{model.get_input_embeddings().num_embeddings} rows."
+            )
         # The card's limit (what training used) capped by the model's positions; never a
         # guess: a directory without either cannot say how long a prompt may be.
         positions = getattr(model.config, "max_position_embeddings", None)
         known = [int(v) for v in (card.get("context_limit"), positions) if v]
         if not known:
-            raise ModelLoadError(f"{where} has no context_limit in its model card and the "
-                                 f"model config has no max_position_embeddings.")
+            raise ModelLoadError(
+                f"{where} has no context_limit in its model card and the "
+                f"model config has no max_position_embeddings."
+            )
         batch = int(os.environ.get("OPSLINE_GENERATION_BATCH", DEFAULT_BATCH))
         return cls(model_dir, card, model, tokenizer, min(known), max(1, batch))
 
@@ -179,14 +203,18 @@ class GenerationPredictor(Predictor):
         room = self.context_limit - len(ids)
         if room < 1:
             raise InvalidRequestError(
-                "prompt", f"prompt is {len(ids)} tokens; the model's context limit is "
-                          f"{self.context_limit} tokens (prompt + max_new_tokens)")
+                "prompt",
+                f"prompt is {len(ids)} tokens; the model's context limit is "
+                f"{self.context_limit} tokens (prompt + max_new_tokens)",
+            )
         if request.max_new_tokens > room:
             raise InvalidRequestError(
-                "max_new_tokens", f"prompt ({len(ids)} tokens) + max_new_tokens "
-                                  f"({request.max_new_tokens}) exceeds the model's context "
-                                  f"limit of {self.context_limit} tokens; at most {room} "
-                                  f"new tokens fit")
+                "max_new_tokens",
+                f"prompt ({len(ids)} tokens) + max_new_tokens "
+                f"({request.max_new_tokens}) exceeds the model's context "
+                f"limit of {self.context_limit} tokens; at most {room} "
+                f"new tokens fit",
+            )
         return ids
 
     def check(self, request: GenerationRequest) -> list[int]:
@@ -194,10 +222,8 @@ class GenerationPredictor(Predictor):
         if ``request`` cannot be served by this model."""
         return self.encode(request)
 
-    def submit(self, request: GenerationRequest,
-               ids: list[int] | None = None) -> GenerationHandle:
-        return self.engine.submit(self.encode(request) if ids is None else ids,
-                                  params_of(request))
+    def submit(self, request: GenerationRequest, ids: list[int] | None = None) -> GenerationHandle:
+        return self.engine.submit(self.encode(request) if ids is None else ids, params_of(request))
 
     def stream(self, request: GenerationRequest, ids: list[int] | None = None) -> TextStream:
         """Start generating ``request`` (``ids``: its already checked prompt tokens);
@@ -206,12 +232,14 @@ class GenerationPredictor(Predictor):
 
     def response(self, result: GenerationResult) -> GenerationResponse:
         text = self.tokenizer.decode(result.token_ids, skip_special_tokens=True)
-        return GenerationResponse(text=text, tokens=len(result.token_ids),
-                                  finish_reason=result.finish_reason)
+        return GenerationResponse(
+            text=text, tokens=len(result.token_ids), finish_reason=result.finish_reason
+        )
 
     # -- the Predictor contract ----------------------------------------------------------
-    def preprocess(self, requests: Sequence[GenerationRequest]) -> list[tuple[list[int],
-                                                                              SamplingParams]]:
+    def preprocess(
+        self, requests: Sequence[GenerationRequest]
+    ) -> list[tuple[list[int], SamplingParams]]:
         # Every request is checked before any is submitted: a bad item fails the call
         # without leaving orphan generations running.
         return [(self.encode(r), params_of(r)) for r in requests]
@@ -224,8 +252,9 @@ class GenerationPredictor(Predictor):
             for handle in handles:
                 handle.cancel()
 
-    def postprocess(self, outputs: list[GenerationResult],
-                    requests: Sequence[GenerationRequest]) -> list[GenerationResponse]:
+    def postprocess(
+        self, outputs: list[GenerationResult], requests: Sequence[GenerationRequest]
+    ) -> list[GenerationResponse]:
         return [self.response(result) for result in outputs]
 
     # -- server hooks --------------------------------------------------------------------
@@ -242,8 +271,11 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     tokenizer's end token."""
     ids: set[int] = set()
     config = getattr(model, "generation_config", None)
-    for source in (getattr(config, "eos_token_id", None), model.config.eos_token_id,
-                   tokenizer.eos_token_id):
+    for source in (
+        getattr(config, "eos_token_id", None),
+        model.config.eos_token_id,
+        tokenizer.eos_token_id,
+    ):
         if isinstance(source, int):
             ids.add(source)
         elif source is not None:

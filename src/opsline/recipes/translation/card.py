@@ -19,20 +19,34 @@ CONFIG_FILE = "config.json"
 KINDS = ("marian", "pretrained")
 
 LICENSES = {
-    "tatoeba": ("CC-BY 2.0 (France)", ("Sentence pairs from Tatoeba (https://tatoeba.org) via "
-                "the ManyThings.org export; each pair's authors are listed in the `attribution` "
-                "column of the processed data.")),
-    "gettext": ("the licenses of the translated packages (mostly GPL/LGPL)",
-                ("Danish translations of the gettext catalogs installed on the machine; the "
-                 "`attribution` column names each catalog's project and translation team.")),
+    "tatoeba": (
+        "CC-BY 2.0 (France)",
+        (
+            "Sentence pairs from Tatoeba (https://tatoeba.org) via "
+            "the ManyThings.org export; each pair's authors are listed in the `attribution` "
+            "column of the processed data."
+        ),
+    ),
+    "gettext": (
+        "the licenses of the translated packages (mostly GPL/LGPL)",
+        (
+            "Danish translations of the gettext catalogs installed on the machine; the "
+            "`attribution` column names each catalog's project and translation team."
+        ),
+    ),
     "hf": ("see the dataset card", "A Hugging Face dataset; see its dataset card."),
 }
 
 
 def write_card(out_dir: Path, kind: str, **details: Any) -> Path:
     """Write ``opsline_model.json`` and a README model card into ``out_dir``."""
-    card = {"recipe": RECIPE, "kind": kind, "card_version": CARD_VERSION,
-            "files": {"weights": WEIGHTS_FILE, "config": CONFIG_FILE}, **details}
+    card = {
+        "recipe": RECIPE,
+        "kind": kind,
+        "card_version": CARD_VERSION,
+        "files": {"weights": WEIGHTS_FILE, "config": CONFIG_FILE},
+        **details,
+    }
     path = model_card.write_card(out_dir, card)
     (Path(out_dir) / "README.md").write_text(readme(card))
     return path
@@ -44,11 +58,17 @@ def readme(card: dict[str, Any]) -> str:
     license_name, note = LICENSES.get(str(data.get("source")), ("unknown", ""))
     metrics = card.get("metrics") or {}
     lines = [
-        "# opsline translation model (Danish → English)", "",
+        "# opsline translation model (Danish → English)",
+        "",
         f"- kind: {card.get('kind')} ({card.get('architecture', {}).get('summary', '')})",
         f"- data source: {data.get('source')} (data version {data.get('version')})",
         f"- training pairs: {data.get('train_pairs')}",
-        f"- data license: {license_name}", "", "## Data attribution", "", note, "",
+        f"- data license: {license_name}",
+        "",
+        "## Data attribution",
+        "",
+        note,
+        "",
     ]
     for example in data.get("attribution_examples", [])[:5]:
         lines.append(f"- {example}")

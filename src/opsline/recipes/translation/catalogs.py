@@ -30,10 +30,10 @@ def read_mo(data: bytes) -> dict[str, str]:
     _, count, ids_at, strs_at = struct.unpack(order + "4I", data[4:20])
     catalog: dict[str, str] = {}
     for i in range(count):
-        id_len, id_off = struct.unpack(order + "2I", data[ids_at + 8 * i: ids_at + 8 * i + 8])
-        str_len, str_off = struct.unpack(order + "2I", data[strs_at + 8 * i: strs_at + 8 * i + 8])
-        msgid = data[id_off: id_off + id_len].decode("utf-8", errors="replace")
-        msgstr = data[str_off: str_off + str_len].decode("utf-8", errors="replace")
+        id_len, id_off = struct.unpack(order + "2I", data[ids_at + 8 * i : ids_at + 8 * i + 8])
+        str_len, str_off = struct.unpack(order + "2I", data[strs_at + 8 * i : strs_at + 8 * i + 8])
+        msgid = data[id_off : id_off + id_len].decode("utf-8", errors="replace")
+        msgstr = data[str_off : str_off + str_len].decode("utf-8", errors="replace")
         catalog[msgid] = msgstr
     return catalog
 
@@ -102,13 +102,19 @@ def load_catalogs(dirs: Sequence[str]) -> list[tuple[str, str, str]]:
     files: list[Path] = []
     for folder in dirs:
         path = resolve_path(folder, "gettext catalog folder")
-        files += [path] if path.is_file() else sorted(
-            p for p in path.iterdir() if p.suffix in (".mo", ".po"))
+        files += (
+            [path]
+            if path.is_file()
+            else sorted(p for p in path.iterdir() if p.suffix in (".mo", ".po"))
+        )
     rows: list[tuple[str, str, str]] = []
     for file in files:
         try:
-            catalog = (read_mo(file.read_bytes()) if file.suffix == ".mo"
-                       else read_po(file.read_text(encoding="utf-8", errors="replace")))
+            catalog = (
+                read_mo(file.read_bytes())
+                if file.suffix == ".mo"
+                else read_po(file.read_text(encoding="utf-8", errors="replace"))
+            )
         except (OSError, ValueError, SyntaxError, struct.error):
             continue  # one unreadable catalog must not sink the others
         rows += catalog_pairs(catalog, file.stem)

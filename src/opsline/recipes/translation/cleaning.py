@@ -21,8 +21,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-DEFAULTS = {"max_chars": 200, "max_words": 40, "max_ratio": 3.0, "ratio_min_chars": 10,
-            "val_fraction": 0.04, "test_fraction": 0.06, "split_seed": 42}
+DEFAULTS = {
+    "max_chars": 200,
+    "max_words": 40,
+    "max_ratio": 3.0,
+    "ratio_min_chars": 10,
+    "val_fraction": 0.04,
+    "test_fraction": 0.06,
+    "split_seed": 42,
+}
 _SPACE = re.compile(r"\s+")
 # "_Open", "&Save": a single accelerator marker before a letter (not "a_b" identifiers).
 _ACCELERATOR = re.compile(r"(?<![\w&_])[_&](?=\w)")
@@ -86,20 +93,27 @@ def subset(frame: pd.DataFrame, max_pairs: int | None, seed: int = 42) -> pd.Dat
     if not max_pairs or len(frame) <= max_pairs:
         return frame
     order = frame["da"].map(lambda da: split_fraction(da, seed + 1))
-    return frame.loc[order.sort_values(kind="stable").index[:int(max_pairs)]].sort_index()
+    return frame.loc[order.sort_values(kind="stable").index[: int(max_pairs)]].sort_index()
 
 
 def split(frame: pd.DataFrame, data_cfg: Any = None) -> dict[str, pd.DataFrame]:
     """train / val / test by the hash of the Danish sentence (never in two splits)."""
     seed = int(_param(data_cfg, "split_seed"))
     val, test = float(_param(data_cfg, "val_fraction")), float(_param(data_cfg, "test_fraction"))
-    if not (0 < val and 0 < test and val + test < 1):
-        raise ValueError("recipe.data val_fraction and test_fraction must be > 0 "
-                         "and sum to less than 1")
+    if not (val > 0 and test > 0 and val + test < 1):
+        raise ValueError(
+            "recipe.data val_fraction and test_fraction must be > 0 and sum to less than 1"
+        )
     u = frame["da"].map(lambda da: split_fraction(da, seed))
     parts = {"test": u < test, "val": (u >= test) & (u < test + val), "train": u >= test + val}
-    return {name: frame[mask].reset_index(drop=True) for name, mask in
-            (("train", parts["train"]), ("val", parts["val"]), ("test", parts["test"]))}
+    return {
+        name: frame[mask].reset_index(drop=True)
+        for name, mask in (
+            ("train", parts["train"]),
+            ("val", parts["val"]),
+            ("test", parts["test"]),
+        )
+    }
 
 
 def prepare(cfg: Any) -> dict[str, pd.DataFrame]:
@@ -111,6 +125,7 @@ def prepare(cfg: Any) -> dict[str, pd.DataFrame]:
     frame = clean(load_pairs(data_cfg), data_cfg)
     frame = subset(frame, data_cfg.get("max_pairs"), int(_param(data_cfg, "split_seed")))
     if frame.empty:
-        raise NoDatasetError(f"No sentence pairs left after cleaning the "
-                             f"{data_cfg.get('source')!r} data.")
+        raise NoDatasetError(
+            f"No sentence pairs left after cleaning the {data_cfg.get('source')!r} data."
+        )
     return split(frame, data_cfg)

@@ -10,9 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def translate(network: Any, tokenizer: Any, texts: Sequence[str], *, num_beams: int = 1,
-              max_new_tokens: int = 64, batch_size: int = 64, prefix: str = "",
-              max_source_tokens: int = 128) -> list[str]:
+def translate(
+    network: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    num_beams: int = 1,
+    max_new_tokens: int = 64,
+    batch_size: int = 64,
+    prefix: str = "",
+    max_source_tokens: int = 128,
+) -> list[str]:
     """Translations of ``texts`` in order (greedy when ``num_beams == 1``)."""
     import torch
 
@@ -25,13 +33,22 @@ def translate(network: Any, tokenizer: Any, texts: Sequence[str], *, num_beams: 
     try:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                enc = tokenizer([prefix + texts[i] for i in chunk], return_tensors="pt",
-                                padding=True, truncation=True, max_length=max_source_tokens)
+                chunk = order[start : start + batch_size]
+                enc = tokenizer(
+                    [prefix + texts[i] for i in chunk],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=max_source_tokens,
+                )
                 generated = network.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                    num_beams=int(num_beams), max_new_tokens=int(max_new_tokens),
-                    do_sample=False, early_stopping=num_beams > 1)
+                    input_ids=enc["input_ids"],
+                    attention_mask=enc["attention_mask"],
+                    num_beams=int(num_beams),
+                    max_new_tokens=int(max_new_tokens),
+                    do_sample=False,
+                    early_stopping=num_beams > 1,
+                )
                 decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
                 for i, text in zip(chunk, decoded, strict=True):
                     out[i] = text.strip()

@@ -18,12 +18,15 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
     if not hypotheses:
         return {"bleu": 0.0, "chrf": 0.0}
     hyps, refs = list(hypotheses), [list(references)]
-    return {"bleu": float(sacrebleu.corpus_bleu(hyps, refs).score),
-            "chrf": float(sacrebleu.corpus_chrf(hyps, refs).score)}
+    return {
+        "bleu": float(sacrebleu.corpus_bleu(hyps, refs).score),
+        "chrf": float(sacrebleu.corpus_chrf(hyps, refs).score),
+    }
 
 
-def sample_table(sources: Sequence[str], references: Sequence[str],
-                 columns: dict[str, Sequence[str]]) -> str:
+def sample_table(
+    sources: Sequence[str], references: Sequence[str], columns: dict[str, Sequence[str]]
+) -> str:
     """A TSV of source, reference and one column per decoding (logged as an artifact)."""
     names = list(columns)
     lines = ["\t".join(["source", "reference", *names])]

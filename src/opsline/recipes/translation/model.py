@@ -27,17 +27,28 @@ def build_config(mcfg: Any, vocab_size: int, pad_id: int, eos_id: int) -> Any:
 
     d_model = int(mcfg.d_model)
     return MarianConfig(
-        vocab_size=int(vocab_size), decoder_vocab_size=int(vocab_size), d_model=d_model,
-        encoder_layers=int(mcfg.encoder_layers), decoder_layers=int(mcfg.decoder_layers),
-        encoder_attention_heads=int(mcfg.heads), decoder_attention_heads=int(mcfg.heads),
-        encoder_ffn_dim=int(mcfg.ffn_dim), decoder_ffn_dim=int(mcfg.ffn_dim),
-        dropout=float(mcfg.dropout), attention_dropout=float(mcfg.get("attention_dropout", 0.0)),
+        vocab_size=int(vocab_size),
+        decoder_vocab_size=int(vocab_size),
+        d_model=d_model,
+        encoder_layers=int(mcfg.encoder_layers),
+        decoder_layers=int(mcfg.decoder_layers),
+        encoder_attention_heads=int(mcfg.heads),
+        decoder_attention_heads=int(mcfg.heads),
+        encoder_ffn_dim=int(mcfg.ffn_dim),
+        decoder_ffn_dim=int(mcfg.ffn_dim),
+        dropout=float(mcfg.dropout),
+        attention_dropout=float(mcfg.get("attention_dropout", 0.0)),
         activation_dropout=float(mcfg.get("activation_dropout", 0.0)),
         activation_function=str(mcfg.get("activation", "gelu")),
         max_position_embeddings=int(mcfg.get("max_positions", 256)),
-        pad_token_id=pad_id, eos_token_id=eos_id, decoder_start_token_id=pad_id,
-        forced_eos_token_id=eos_id, scale_embedding=True, share_encoder_decoder_embeddings=True,
-        tie_word_embeddings=True, is_encoder_decoder=True,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        decoder_start_token_id=pad_id,
+        forced_eos_token_id=eos_id,
+        scale_embedding=True,
+        share_encoder_decoder_embeddings=True,
+        tie_word_embeddings=True,
+        is_encoder_decoder=True,
     )
 
 
@@ -69,38 +80,63 @@ def warmup_decay(step: int, warmup: int, total: int, min_ratio: float = 0.05) ->
 class Seq2SeqModule(pl.LightningModule):
     """Trains ``network``; logs ``train_loss``, ``val_loss`` and (optionally) ``val_bleu``."""
 
-    def __init__(self, network: Any, *, lr: float, weight_decay: float, warmup_steps: int,
-                 label_smoothing: float, grad_clip: float, pad_id: int,
-                 bleu_fn: Any = None):
+    def __init__(
+        self,
+        network: Any,
+        *,
+        lr: float,
+        weight_decay: float,
+        warmup_steps: int,
+        label_smoothing: float,
+        grad_clip: float,
+        pad_id: int,
+        bleu_fn: Any = None,
+    ):
         super().__init__()
         self.network = network
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.grad_clip = grad_clip
         self.pad_id = pad_id
-        self.smoothed = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX,
-                                            label_smoothing=label_smoothing)
+        self.smoothed = nn.CrossEntropyLoss(
+            ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+        )
         self.plain = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.bleu_fn = bleu_fn  # callable(network) -> BLEU on a val subset, or None
 
     def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # Passing labels lets the model build decoder inputs (labels shifted right, -100
         # read as pad); the loss is ours, for label smoothing.
-        return self.network(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                            labels=batch["labels"]).logits
+        return self.network(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        ).logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self._logits(batch)
         loss = self.smoothed(logits.reshape(-1, logits.size(-1)), batch["labels"].reshape(-1))
         # sync_dist: under DDP the mean over every rank's shard (a no-op in one process).
-        self.log("train_loss", loss, on_step=False, on_epoch=True,
-                 batch_size=batch["input_ids"].size(0), sync_dist=True)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch["input_ids"].size(0),
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self._logits(batch)
         loss = self.plain(logits.reshape(-1, logits.size(-1)), batch["labels"].reshape(-1))
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True,
-                 batch_size=batch["input_ids"].size(0), sync_dist=True)
+        self.log(
+            "val_loss",
+            loss,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch["input_ids"].size(0),
+            sync_dist=True,
+        )
 
     def on_validation_epoch_end(self) -> None:
         if self.bleu_fn is not None and not self.trainer.sanity_checking:
@@ -115,12 +151,21 @@ class Seq2SeqModule(pl.LightningModule):
         for name, param in self.named_parameters():
             if param.requires_grad:
                 (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=self.lr, betas=(0.9, 0.98), eps=1e-8)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.lr,
+            betas=(0.9, 0.98),
+            eps=1e-8,
+        )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(self.warmup_steps, max(1, total // 4))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_decay(step, warmup, total))
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+            optimizer, lambda step: warmup_decay(step, warmup, total)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -44,14 +44,19 @@ def danish_share(text: str) -> float:
     return danish / len(words)
 
 
-def monitored_features(requests: Sequence[TranslationRequest],
-                       responses: Sequence[Any]) -> list[dict[str, Scalar]]:
+def monitored_features(
+    requests: Sequence[TranslationRequest], responses: Sequence[Any]
+) -> list[dict[str, Scalar]]:
     """Per request: input characters and words, :func:`danish_share`, output words."""
-    return [{"input_chars": float(len(request.text)),
-             "input_words": float(len(request.text.split())),
-             "danish_share": danish_share(request.text),
-             "output_words": float(len(response.translation.split()))}
-            for request, response in zip(requests, responses, strict=True)]
+    return [
+        {
+            "input_chars": float(len(request.text)),
+            "input_words": float(len(request.text.split())),
+            "danish_share": danish_share(request.text),
+            "output_words": float(len(response.translation.split())),
+        }
+        for request, response in zip(requests, responses, strict=True)
+    ]
 
 
 def requests_from_frame(frame: pd.DataFrame) -> list[TranslationRequest]:
@@ -72,8 +77,7 @@ def requests_from_frame(frame: pd.DataFrame) -> list[TranslationRequest]:
     return requests
 
 
-def live_quality(predictions: Sequence[dict[str, Any]],
-                 actuals: Sequence[Any]) -> dict[str, float]:
+def live_quality(predictions: Sequence[dict[str, Any]], actuals: Sequence[Any]) -> dict[str, float]:
     """``{"bleu"}``: SacreBLEU corpus BLEU (as ``evaluate``) of the logged translations
     against the reference translations sent as feedback; ``{}`` below
     :data:`MIN_BLEU_ROWS` rows."""
@@ -83,6 +87,5 @@ def live_quality(predictions: Sequence[dict[str, Any]],
         raise ValueError(f"{len(predictions)} predictions for {len(actuals)} actuals")
     if len(predictions) < MIN_BLEU_ROWS:
         return {}
-    scores = corpus_scores([str(p["translation"]) for p in predictions],
-                           [str(a) for a in actuals])
+    scores = corpus_scores([str(p["translation"]) for p in predictions], [str(a) for a in actuals])
     return {"bleu": scores["bleu"]}

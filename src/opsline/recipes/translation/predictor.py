@@ -41,17 +41,22 @@ class Group:
     max_new_tokens: int
 
 
-def check_compatible(tokenizer: Any, config: Any, embedding_rows: int, card: dict[str, Any],
-                     where: str) -> None:
+def check_compatible(
+    tokenizer: Any, config: Any, embedding_rows: int, card: dict[str, Any], where: str
+) -> None:
     """Raise ``ModelLoadError`` if tokenizer and checkpoint do not belong together."""
     problems = []
     if len(tokenizer) > embedding_rows:
-        problems.append(f"the tokenizer has {len(tokenizer)} tokens but the model's embeddings "
-                        f"have {embedding_rows} rows")
+        problems.append(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's embeddings "
+            f"have {embedding_rows} rows"
+        )
     expected = (card.get("tokenizer") or {}).get("vocab_size")
     if expected is not None and int(expected) != len(tokenizer):
-        problems.append(f"the model was trained with a {expected}-token tokenizer, this one "
-                        f"has {len(tokenizer)}")
+        problems.append(
+            f"the model was trained with a {expected}-token tokenizer, this one "
+            f"has {len(tokenizer)}"
+        )
     for name in ("pad", "eos"):
         ours = getattr(tokenizer, f"{name}_token_id", None)
         theirs = getattr(config, f"{name}_token_id", None)
@@ -60,8 +65,9 @@ def check_compatible(tokenizer: Any, config: Any, embedding_rows: int, card: dic
         elif theirs is not None and int(ours) != int(theirs):
             problems.append(f"{name} id is {ours} in the tokenizer but {theirs} in the model")
     if problems:
-        raise ModelLoadError(f"Tokenizer and checkpoint in {where} do not match: "
-                             + "; ".join(problems) + ".")
+        raise ModelLoadError(
+            f"Tokenizer and checkpoint in {where} do not match: " + "; ".join(problems) + "."
+        )
 
 
 class TranslationPredictor(Predictor):
@@ -76,12 +82,18 @@ class TranslationPredictor(Predictor):
         self.tokenizer, self.network = tokenizer, network
         self.prefix = str(card.get("source_prefix") or "")
         self.max_source_tokens = int(card.get("max_source_tokens", 128))
-        self.info = {"recipe": card["recipe"], "kind": card["kind"],
-                     "model_name": card.get("model_name"),
-                     "architecture": card.get("architecture", {}).get("summary"),
-                     "data": {k: v for k, v in (card.get("data") or {}).items()
-                              if k in ("source", "version", "train_pairs")},
-                     "training": card.get("training", {})}
+        self.info = {
+            "recipe": card["recipe"],
+            "kind": card["kind"],
+            "model_name": card.get("model_name"),
+            "architecture": card.get("architecture", {}).get("summary"),
+            "data": {
+                k: v
+                for k, v in (card.get("data") or {}).items()
+                if k in ("source", "version", "train_pairs")
+            },
+            "training": card.get("training", {}),
+        }
 
     @classmethod
     def load(cls, model_dir: Path, backend: str = "auto") -> TranslationPredictor:
@@ -93,8 +105,10 @@ class TranslationPredictor(Predictor):
         chosen, why = choose_backend(model_dir, backend)  # an unknown value fails fast
         where = repr(str(model_dir))
         if not has_tokenizer(model_dir):
-            raise ModelLoadError(f"The translation model in {where} has no tokenizer "
-                                 "(tokenizer.json is missing); it cannot be served.")
+            raise ModelLoadError(
+                f"The translation model in {where} has no tokenizer "
+                "(tokenizer.json is missing); it cannot be served."
+            )
         try:
             tokenizer = load_tokenizer(model_dir)
         except Exception as exc:  # noqa: BLE001 - corrupt JSON, unknown class: refuse, say why
@@ -118,12 +132,15 @@ class TranslationPredictor(Predictor):
         check_compatible(tokenizer, config, rows, card, where)
         try:
             network = AutoModelForSeq2SeqLM.from_pretrained(
-                str(model_dir), local_files_only=True, use_safetensors=True)
+                str(model_dir), local_files_only=True, use_safetensors=True
+            )
         except Exception as exc:  # noqa: BLE001 - shape mismatch, truncated weights ...
-            raise ModelLoadError(f"The weights in {where} do not load: "
-                                 f"{str(exc).splitlines()[0]}") from None
-        check_compatible(tokenizer, network.config,
-                         network.get_input_embeddings().num_embeddings, card, where)
+            raise ModelLoadError(
+                f"The weights in {where} do not load: {str(exc).splitlines()[0]}"
+            ) from None
+        check_compatible(
+            tokenizer, network.config, network.get_input_embeddings().num_embeddings, card, where
+        )
         network.eval()
         if chosen == INT8:
             # Rebuilt from the float safetensors at every load (deterministic, ~0.15 s):
@@ -133,20 +150,37 @@ class TranslationPredictor(Predictor):
                 network = quantize_network(network)
             except Exception as exc:  # any quantization failure: serve float, say why
                 log.warning("int8 quantization failed at load; serving float32", exc_info=True)
-                chosen, why = "native", (f"float32 weights (the int8 gate passed but quantizing "
-                                         f"at load failed: {type(exc).__name__}: {exc}).")
+                chosen, why = (
+                    "native",
+                    (
+                        f"float32 weights (the int8 gate passed but quantizing "
+                        f"at load failed: {type(exc).__name__}: {exc})."
+                    ),
+                )
         predictor = cls(model_dir, card, tokenizer, network)
         predictor.backend = chosen
         predictor.info.update(backend=chosen, backend_reason=why)
         return predictor
 
     # -- helpers -----------------------------------------------------------------------
-    def translate(self, texts: Sequence[str], num_beams: int = 1, max_new_tokens: int = 64,
-                  batch_size: int = 64) -> list[str]:
+    def translate(
+        self,
+        texts: Sequence[str],
+        num_beams: int = 1,
+        max_new_tokens: int = 64,
+        batch_size: int = 64,
+    ) -> list[str]:
         """Translations of ``texts`` (evaluation and batch use)."""
-        return translate(self.network, self.tokenizer, list(texts), num_beams=num_beams,
-                         max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         prefix=self.prefix, max_source_tokens=self.max_source_tokens)
+        return translate(
+            self.network,
+            self.tokenizer,
+            list(texts),
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            prefix=self.prefix,
+            max_source_tokens=self.max_source_tokens,
+        )
 
     def is_truncated(self, text: str) -> bool:
         return len(self.tokenizer(self.prefix + text)["input_ids"]) > self.max_source_tokens
@@ -168,13 +202,17 @@ class TranslationPredictor(Predictor):
     def forward(self, batch: list[Group]) -> list[tuple[Group, list[str]]]:
         return [(g, self.translate(g.texts, g.num_beams, g.max_new_tokens)) for g in batch]
 
-    def postprocess(self, outputs: list[tuple[Group, list[str]]],
-                    requests: Sequence[TranslationRequest]) -> list[TranslationResponse]:
+    def postprocess(
+        self, outputs: list[tuple[Group, list[str]]], requests: Sequence[TranslationRequest]
+    ) -> list[TranslationResponse]:
         out: list[TranslationResponse | None] = [None] * len(requests)
         for group, texts in outputs:
             for i, text in zip(group.indices, texts, strict=True):
-                out[i] = TranslationResponse(translation=text, num_beams=group.num_beams,
-                                             truncated=self.is_truncated(requests[i].text))
+                out[i] = TranslationResponse(
+                    translation=text,
+                    num_beams=group.num_beams,
+                    truncated=self.is_truncated(requests[i].text),
+                )
         return [r for r in out if r is not None]
 
 

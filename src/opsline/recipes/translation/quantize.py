@@ -26,7 +26,8 @@ checked. Decisions, and why:
   "torch.quantize_dynamic"``, ``split = "val"``, metrics ``val_bleu_float``,
   ``val_bleu_int8``, ``bleu_drop``, tolerance ``bleu_drop: 0.5``), so the core writes it as
   ``parity.json``, into the card's ``int8`` section and onto the version (tags
-  ``int8.parity`` / ``int8.reason``). ``select_backend`` never picks it (there is no ``model.onnx``), so
+  ``int8.parity`` / ``int8.reason``). ``select_backend`` never picks it (there is no
+  ``model.onnx``), so
   :func:`choose_backend` reads it for the translation predictor.
 * **The gate.** Greedy BLEU on the whole val split (the test split stays the promotion gate's
   and is not used to choose a backend), each distinct Danish sentence decoded once, as
@@ -71,46 +72,84 @@ def quantize_network(network: Any) -> Any:
         # known (see the module docstring), and noise in every server log otherwise.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
-        quantized = quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8,
-                                     inplace=False)
+        quantized = quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
     return quantized.eval()
 
 
-def greedy_bleu(network: Any, tokenizer: Any, frame: pd.DataFrame, *, prefix: str = "",
-                max_source_tokens: int = 128, max_new_tokens: int = 64,
-                batch_size: int = 64) -> dict[str, float]:
+def greedy_bleu(
+    network: Any,
+    tokenizer: Any,
+    frame: pd.DataFrame,
+    *,
+    prefix: str = "",
+    max_source_tokens: int = 128,
+    max_new_tokens: int = 64,
+    batch_size: int = 64,
+) -> dict[str, float]:
     """``{"bleu", "chrf"}`` of greedy decoding on ``frame`` (``da`` → ``en``)."""
     from opsline.recipes.translation.decoding import translate
     from opsline.recipes.translation.metrics import corpus_scores
 
     unique = list(dict.fromkeys(frame["da"]))
-    decoded = dict(zip(unique, translate(network, tokenizer, unique, num_beams=1,
-                                         max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                         prefix=prefix, max_source_tokens=max_source_tokens),
-                       strict=True))
+    decoded = dict(
+        zip(
+            unique,
+            translate(
+                network,
+                tokenizer,
+                unique,
+                num_beams=1,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                prefix=prefix,
+                max_source_tokens=max_source_tokens,
+            ),
+            strict=True,
+        )
+    )
     return corpus_scores([decoded[d] for d in frame["da"]], list(frame["en"]))
 
 
-def gate_record(float_scores: dict[str, float], int8_scores: dict[str, float], rows: int,
-                tolerance: float = BLEU_DROP_TOLERANCE, split: str = "val") -> ParityRecord:
+def gate_record(
+    float_scores: dict[str, float],
+    int8_scores: dict[str, float],
+    rows: int,
+    tolerance: float = BLEU_DROP_TOLERANCE,
+    split: str = "val",
+) -> ParityRecord:
     """The gate's verdict on measured scores (``bleu_drop = float − int8``)."""
     drop = float(float_scores["bleu"]) - float(int8_scores["bleu"])
     passed = math.isfinite(drop) and drop <= tolerance
-    reason = (f"int8 dynamic quantization ({EXPORTER}, rebuilt at load; no ONNX file): greedy "
-              f"{split} BLEU {float_scores['bleu']:.2f} float vs {int8_scores['bleu']:.2f} int8 "
-              f"on {rows} pairs, a drop of {drop:.2f}, {'within' if passed else 'above'} the "
-              f"tolerance {tolerance:g}.")
-    metrics = {"val_bleu_float": float(float_scores["bleu"]),
-               "val_bleu_int8": float(int8_scores["bleu"]), "bleu_drop": drop}
+    reason = (
+        f"int8 dynamic quantization ({EXPORTER}, rebuilt at load; no ONNX file): greedy "
+        f"{split} BLEU {float_scores['bleu']:.2f} float vs {int8_scores['bleu']:.2f} int8 "
+        f"on {rows} pairs, a drop of {drop:.2f}, {'within' if passed else 'above'} the "
+        f"tolerance {tolerance:g}."
+    )
+    metrics = {
+        "val_bleu_float": float(float_scores["bleu"]),
+        "val_bleu_int8": float(int8_scores["bleu"]),
+        "bleu_drop": drop,
+    }
     if "chrf" in float_scores and "chrf" in int8_scores:  # reported, not gated
-        metrics.update(val_chrf_float=float(float_scores["chrf"]),
-                       val_chrf_int8=float(int8_scores["chrf"]))
-    return ParityRecord(passed, reason, split, rows, metrics, {"bleu_drop": float(tolerance)},
-                        EXPORTER, backend="int8")
+        metrics.update(
+            val_chrf_float=float(float_scores["chrf"]), val_chrf_int8=float(int8_scores["chrf"])
+        )
+    return ParityRecord(
+        passed,
+        reason,
+        split,
+        rows,
+        metrics,
+        {"bleu_drop": float(tolerance)},
+        EXPORTER,
+        backend="int8",
+    )
 
 
-def export_int8(cfg: Any, model_dir: Path, dataset: Any,
-                tolerance: float = BLEU_DROP_TOLERANCE) -> ParityRecord | None:
+def export_int8(
+    cfg: Any, model_dir: Path, dataset: Any, tolerance: float = BLEU_DROP_TOLERANCE
+) -> ParityRecord | None:
     """The registration hook: ``None`` unless ``cfg.model.quantize``; else the gate record
     (``tolerance``: the allowed BLEU drop; a parameter for tests, not a config key).
 
@@ -125,17 +164,24 @@ def export_int8(cfg: Any, model_dir: Path, dataset: Any,
         native = TranslationPredictor.load(Path(model_dir), backend=NATIVE)
         frame = dataset.frame("val")
         ecfg = cfg.recipe.get("eval") or {}
-        kwargs = {"prefix": native.prefix, "max_source_tokens": native.max_source_tokens,
-                  "max_new_tokens": int(ecfg.get("max_new_tokens", 64)),
-                  "batch_size": int(ecfg.get("batch_size", 64))}
+        kwargs = {
+            "prefix": native.prefix,
+            "max_source_tokens": native.max_source_tokens,
+            "max_new_tokens": int(ecfg.get("max_new_tokens", 64)),
+            "batch_size": int(ecfg.get("batch_size", 64)),
+        }
         float_scores = greedy_bleu(native.network, native.tokenizer, frame, **kwargs)
-        int8_scores = greedy_bleu(quantize_network(native.network), native.tokenizer, frame,
-                                  **kwargs)
+        int8_scores = greedy_bleu(
+            quantize_network(native.network), native.tokenizer, frame, **kwargs
+        )
         return gate_record(float_scores, int8_scores, len(frame), tolerance)
     except Exception as error:  # any failure is the record's reason, never a crash
         log.warning("int8 quantization gate failed", exc_info=True)
-        return failed(f"int8 dynamic quantization failed: {type(error).__name__}: {error}",
-                      EXPORTER, backend="int8")
+        return failed(
+            f"int8 dynamic quantization failed: {type(error).__name__}: {error}",
+            EXPORTER,
+            backend="int8",
+        )
 
 
 def read_gate(model_dir: Path) -> tuple[bool, str]:
@@ -145,15 +191,19 @@ def read_gate(model_dir: Path) -> tuple[bool, str]:
     if record is None:
         return False, "no int8 gate record (model.quantize was off at registration)"
     if record.exporter != EXPORTER:
-        return False, (f"the directory's parity record is from {record.exporter or 'an unknown'}"
-                       f" exporter, not {EXPORTER}")
+        return False, (
+            f"the directory's parity record is from {record.exporter or 'an unknown'}"
+            f" exporter, not {EXPORTER}"
+        )
     if not record.passed:
         return False, f"the int8 gate failed: {record.reason}"
     drop = record.metrics.get("bleu_drop")
     tolerance = record.tolerances.get("bleu_drop", BLEU_DROP_TOLERANCE)
     if drop is None or not math.isfinite(float(drop)) or float(drop) > float(tolerance):
-        return False, (f"the int8 gate record says passed but its bleu_drop {drop} is not "
-                       f"within its tolerance {tolerance}")
+        return False, (
+            f"the int8 gate record says passed but its bleu_drop {drop} is not "
+            f"within its tolerance {tolerance}"
+        )
     return True, f"int8 gate passed: {record.reason}"
 
 
@@ -173,8 +223,10 @@ def choose_backend(model_dir: Path, requested: str | None = None) -> tuple[str, 
         return NATIVE, "float32 weights (backend=native)."
     note = ""
     if want == "onnx":
-        note = (f"backend=onnx ignored: translation has no {ONNX_FILE} (its optimised backend "
-                "is int8); ")
+        note = (
+            f"backend=onnx ignored: translation has no {ONNX_FILE} (its optimised backend "
+            "is int8); "
+        )
     passed, why = read_gate(model_dir)
     if passed:
         return INT8, f"{note}{why}"

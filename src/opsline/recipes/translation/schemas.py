@@ -23,15 +23,23 @@ EXAMPLE = "Jeg kan godt lide at læse bøger om aftenen."
 class TranslationRequest(BaseModel):
     """One Danish text to translate into English."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
-                              json_schema_extra={"examples": [{"text": EXAMPLE}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"text": EXAMPLE}]},
+    )
 
-    text: StrictStr = Field(min_length=1, max_length=MAX_TEXT_CHARS,
-                            description=f"Danish text, 1 to {MAX_TEXT_CHARS} characters")
-    num_beams: int = Field(1, ge=1, le=MAX_BEAMS,
-                           description="1 = greedy decoding; 2-8 = beam search (slower)")
-    max_new_tokens: int = Field(64, ge=1, le=MAX_NEW_TOKENS,
-                                description="Upper bound on the length of the translation")
+    text: StrictStr = Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        description=f"Danish text, 1 to {MAX_TEXT_CHARS} characters",
+    )
+    num_beams: int = Field(
+        1, ge=1, le=MAX_BEAMS, description="1 = greedy decoding; 2-8 = beam search (slower)"
+    )
+    max_new_tokens: int = Field(
+        64, ge=1, le=MAX_NEW_TOKENS, description="Upper bound on the length of the translation"
+    )
 
     @field_validator("text")
     @classmethod
@@ -44,14 +52,25 @@ class TranslationRequest(BaseModel):
 class TranslationResponse(BaseModel):
     """The English translation of one request."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"translation": "I like to read books in the evening.", "num_beams": 1,
-         "truncated": False}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "translation": "I like to read books in the evening.",
+                    "num_beams": 1,
+                    "truncated": False,
+                }
+            ]
+        }
+    )
 
     translation: str = Field(description="English translation")
     num_beams: int = Field(description="Beams used (1 = greedy)")
-    truncated: bool = Field(False, description="The input was longer than the model's "
-                                               "source length and was cut before translating")
+    truncated: bool = Field(
+        False,
+        description="The input was longer than the model's "
+        "source length and was cut before translating",
+    )
 
     @property
     def predicted_value(self) -> float:

@@ -57,8 +57,10 @@ def _download_tatoeba(url: str) -> Path:
         with urllib.request.urlopen(request, timeout=60) as response:
             payload = response.read()
     except OSError as error:
-        raise NoDatasetError(f"Could not download the Tatoeba data from {url} ({error}); set "
-                             f"recipe.data.path=/path/to/{TATOEBA_FILE} or ${TATOEBA_ENV}.") from None
+        raise NoDatasetError(
+            f"Could not download the Tatoeba data from {url} ({error}); set "
+            f"recipe.data.path=/path/to/{TATOEBA_FILE} or ${TATOEBA_ENV}."
+        ) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     if url.endswith(".zip"):
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
@@ -118,7 +120,10 @@ def load_gettext(data_cfg: Any) -> list[tuple[str, str, str]]:
 
 
 SOURCES: dict[str, Callable[[Any], list[tuple[str, str, str]]]] = {
-    "tatoeba": load_tatoeba, "hf": load_hf, "gettext": load_gettext}
+    "tatoeba": load_tatoeba,
+    "hf": load_hf,
+    "gettext": load_gettext,
+}
 
 
 def load_pairs(data_cfg: Any) -> pd.DataFrame:
@@ -127,8 +132,9 @@ def load_pairs(data_cfg: Any) -> pd.DataFrame:
 
     source = str(data_cfg.get("source") or "tatoeba")
     if source not in SOURCES:
-        raise UsageError(f"Unknown recipe.data.source {source!r}. Valid sources: "
-                         f"{', '.join(SOURCES)}.")
+        raise UsageError(
+            f"Unknown recipe.data.source {source!r}. Valid sources: {', '.join(SOURCES)}."
+        )
     rows = SOURCES[source](data_cfg)
     frame = pd.DataFrame(rows, columns=["da", "en", "attribution"])
     frame["origin"] = source

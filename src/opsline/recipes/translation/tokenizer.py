@@ -19,8 +19,9 @@ TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_FILES = (TOKENIZER_FILE, "tokenizer_config.json", "spiece.model", "source.spm")
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
-                    max_length: int = 128) -> Any:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, max_length: int = 128
+) -> Any:
     """Train byte-level BPE on ``texts``; returns a ``PreTrainedTokenizerFast``."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from tokenizers.trainers import BpeTrainer
@@ -30,16 +31,25 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency:
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = BpeTrainer(vocab_size=int(vocab_size), min_frequency=int(min_frequency),
-                         special_tokens=list(SPECIAL_TOKENS), show_progress=False,
-                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = BpeTrainer(
+        vocab_size=int(vocab_size),
+        min_frequency=int(min_frequency),
+        special_tokens=list(SPECIAL_TOKENS),
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(list(texts), trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(
-        single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}",
-        special_tokens=[(EOS, tok.token_to_id(EOS))])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
-                                   unk_token=UNK, model_max_length=int(max_length),
-                                   clean_up_tokenization_spaces=False)
+        single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, tok.token_to_id(EOS))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token=PAD,
+        eos_token=EOS,
+        unk_token=UNK,
+        model_max_length=int(max_length),
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def load_tokenizer(model_dir: Path) -> Any:

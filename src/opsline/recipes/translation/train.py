@@ -34,11 +34,17 @@ def _tokenizer(mcfg: Any, train: Any) -> Any:
         try:
             return AutoTokenizer.from_pretrained(str(pretrained))
         except (OSError, ValueError) as error:  # no tokenizer files, unknown id, offline
-            raise UsageError(f"model.pretrained={pretrained} has no usable tokenizer: "
-                             f"{str(error).splitlines()[0]}") from None
+            raise UsageError(
+                f"model.pretrained={pretrained} has no usable tokenizer: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
     texts = list(train["da"]) + list(train["en"])
-    return train_tokenizer(texts, int(mcfg.vocab_size), int(mcfg.get("min_frequency", 2)),
-                           max_length=int(mcfg.max_source_tokens))
+    return train_tokenizer(
+        texts,
+        int(mcfg.vocab_size),
+        int(mcfg.get("min_frequency", 2)),
+        max_length=int(mcfg.max_source_tokens),
+    )
 
 
 def _attribution_examples(frame: Any, limit: int = 5) -> list[str]:
@@ -65,23 +71,42 @@ def train_translation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> Traine
     bleu_src, bleu_ref = list(val["da"][:n_bleu]), list(val["en"][:n_bleu])
 
     def val_bleu(network: Any) -> float:
-        hyps = translate(network, tokenizer, bleu_src, max_new_tokens=max_tgt, prefix=prefix,
-                         max_source_tokens=max_src)
+        hyps = translate(
+            network,
+            tokenizer,
+            bleu_src,
+            max_new_tokens=max_tgt,
+            prefix=prefix,
+            max_source_tokens=max_src,
+        )
         return corpus_scores(hyps, bleu_ref)["bleu"]
 
     patience = mcfg.get("patience")
     with tempfile.TemporaryDirectory(prefix="opsline-translation-") as work:
-        trainer = build_trainer(cfg, default_max_epochs=int(mcfg.max_epochs), work_dir=Path(work),
-                                patience=None if patience is None else int(patience), run=run)
+        trainer = build_trainer(
+            cfg,
+            default_max_epochs=int(mcfg.max_epochs),
+            work_dir=Path(work),
+            patience=None if patience is None else int(patience),
+            run=run,
+        )
         network = build_network(mcfg, tokenizer)  # after build_trainer: seeded init
-        module = Seq2SeqModule(network, lr=float(mcfg.lr), weight_decay=float(mcfg.weight_decay),
-                               warmup_steps=int(mcfg.warmup_steps),
-                               label_smoothing=float(mcfg.label_smoothing),
-                               grad_clip=float(mcfg.grad_clip), pad_id=pad_id,
-                               bleu_fn=val_bleu if n_bleu else None)
+        module = Seq2SeqModule(
+            network,
+            lr=float(mcfg.lr),
+            weight_decay=float(mcfg.weight_decay),
+            warmup_steps=int(mcfg.warmup_steps),
+            label_smoothing=float(mcfg.label_smoothing),
+            grad_clip=float(mcfg.grad_clip),
+            pad_id=pad_id,
+            bleu_fn=val_bleu if n_bleu else None,
+        )
         seed = int(cfg.get("seed", 42))
-        trainer.fit(module, loader(train_pairs, int(mcfg.batch_size), pad_id, True, seed),
-                    loader(val_pairs, 2 * int(mcfg.batch_size), pad_id, False))
+        trainer.fit(
+            module,
+            loader(train_pairs, int(mcfg.batch_size), pad_id, True, seed),
+            loader(val_pairs, 2 * int(mcfg.batch_size), pad_id, False),
+        )
         best = finish_fit(trainer, module, run, Path(work))
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started  # all threads; robust to a busy machine
@@ -93,38 +118,72 @@ def train_translation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> Traine
     network.generation_config.max_new_tokens = max_tgt
     network.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
-    run.log_metrics({"train_seconds": seconds, "train_cpu_seconds": cpu_seconds,
-                     "epochs_trained": trainer.current_epoch,
-                     "parameters": sum(p.numel() for p in network.parameters())})
-    _log_samples(run, network, tokenizer, val, int(ecfg.get("samples", 20)), prefix, max_src,
-                 max_tgt)
+    run.log_metrics(
+        {
+            "train_seconds": seconds,
+            "train_cpu_seconds": cpu_seconds,
+            "epochs_trained": trainer.current_epoch,
+            "parameters": sum(p.numel() for p in network.parameters()),
+        }
+    )
+    _log_samples(
+        run, network, tokenizer, val, int(ecfg.get("samples", 20)), prefix, max_src, max_tgt
+    )
     kind = "pretrained" if mcfg.get("pretrained") else "marian"
     config = network.config
-    write_card(out_dir, kind, model_name=str(mcfg.name), source_prefix=prefix,
-               max_source_tokens=max_src, max_new_tokens=max_tgt,
-               tokenizer={"vocab_size": len(tokenizer), "pad_id": pad_id,
-                          "eos_id": int(tokenizer.eos_token_id)},
-               architecture={"summary": f"{config.model_type}, d_model "
-                                        f"{getattr(config, 'd_model', '?')}, "
-                                        f"{sum(p.numel() for p in network.parameters()):,} "
-                                        f"parameters",
-                             "pretrained": mcfg.get("pretrained")},
-               data={"source": str(cfg.recipe.data.get("source")),
-                     "version": getattr(dataset, "version", None), "train_pairs": len(train),
-                     "attribution_examples": _attribution_examples(train)},
-               training={"epochs": trainer.current_epoch, "seconds": round(seconds, 1),
-                         "cpu_seconds": round(cpu_seconds, 1), "threads": torch.get_num_threads(),
-                         "best_checkpoint": Path(best).name if best else None})
+    write_card(
+        out_dir,
+        kind,
+        model_name=str(mcfg.name),
+        source_prefix=prefix,
+        max_source_tokens=max_src,
+        max_new_tokens=max_tgt,
+        tokenizer={
+            "vocab_size": len(tokenizer),
+            "pad_id": pad_id,
+            "eos_id": int(tokenizer.eos_token_id),
+        },
+        architecture={
+            "summary": f"{config.model_type}, d_model "
+            f"{getattr(config, 'd_model', '?')}, "
+            f"{sum(p.numel() for p in network.parameters()):,} "
+            f"parameters",
+            "pretrained": mcfg.get("pretrained"),
+        },
+        data={
+            "source": str(cfg.recipe.data.get("source")),
+            "version": getattr(dataset, "version", None),
+            "train_pairs": len(train),
+            "attribution_examples": _attribution_examples(train),
+        },
+        training={
+            "epochs": trainer.current_epoch,
+            "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu_seconds, 1),
+            "threads": torch.get_num_threads(),
+            "best_checkpoint": Path(best).name if best else None,
+        },
+    )
     return TrainedModel(model_dir=out_dir, kind=kind)
 
 
-def _log_samples(run: Any, network: Any, tokenizer: Any, frame: Any, n: int, prefix: str,
-                 max_src: int, max_tgt: int) -> None:
+def _log_samples(
+    run: Any,
+    network: Any,
+    tokenizer: Any,
+    frame: Any,
+    n: int,
+    prefix: str,
+    max_src: int,
+    max_tgt: int,
+) -> None:
     """Greedy and 4-beam translations of the first ``n`` val pairs, as a TSV artifact."""
     if n <= 0:
         return
     sources, refs = list(frame["da"][:n]), list(frame["en"][:n])
     kwargs = {"prefix": prefix, "max_source_tokens": max_src, "max_new_tokens": max_tgt}
-    columns = {"greedy": translate(network, tokenizer, sources, num_beams=1, **kwargs),
-               "beam4": translate(network, tokenizer, sources, num_beams=4, **kwargs)}
+    columns = {
+        "greedy": translate(network, tokenizer, sources, num_beams=1, **kwargs),
+        "beam4": translate(network, tokenizer, sources, num_beams=4, **kwargs),
+    }
     run.log_text(sample_table(sources, refs, columns), "samples/val_translations.tsv")

@@ -25,8 +25,9 @@ Predict = Callable[[list[TranslationRequest]], list[TranslationResponse]]
 def translate_from_form(predict: Predict, text: Any, beams: Any) -> tuple[str, str]:
     """Form values -> (translation, message); never raises."""
     try:
-        request = TranslationRequest(text=text if isinstance(text, str) else "",
-                                     num_beams=int(beams or 1))
+        request = TranslationRequest(
+            text=text if isinstance(text, str) else "", num_beams=int(beams or 1)
+        )
     except ValidationError as error:
         return "", validation_message(error)
     except (TypeError, ValueError):
@@ -48,19 +49,26 @@ def build_ui(predict: Predict) -> Any:
         gr.Markdown("## Danish → English translation")
         with gr.Row():
             with gr.Column():
-                text = gr.Textbox(label="Danish", value=EXAMPLE, lines=4,
-                                  elem_id="translate-input")
-                beams = gr.Slider(1, MAX_BEAMS, value=1, step=1, label="Beams (1 = greedy)",
-                                  elem_id="translate-beams")
+                text = gr.Textbox(label="Danish", value=EXAMPLE, lines=4, elem_id="translate-input")
+                beams = gr.Slider(
+                    1,
+                    MAX_BEAMS,
+                    value=1,
+                    step=1,
+                    label="Beams (1 = greedy)",
+                    elem_id="translate-beams",
+                )
                 button = gr.Button("Translate", variant="primary", elem_id="translate-button")
             with gr.Column():
-                output = gr.Textbox(label="English", lines=4, interactive=False,
-                                    elem_id="translation-output")
+                output = gr.Textbox(
+                    label="English", lines=4, interactive=False, elem_id="translation-output"
+                )
                 message = gr.Markdown(elem_id="translation-message")
 
         def on_translate(value: Any, n_beams: Any) -> tuple[str, str]:
             return translate_from_form(predict, value, n_beams)
 
-        button.click(on_translate, inputs=[text, beams], outputs=[output, message],
-                     api_name="translate")
+        button.click(
+            on_translate, inputs=[text, beams], outputs=[output, message], api_name="translate"
+        )
     return demo

@@ -30,17 +30,25 @@ class ReloadResult(BaseModel):
     seconds: float
 
 
-@router.post("/admin/reload", response_model=ReloadResult, dependencies=[ApiKeyDep],
-             summary="Load the version the registry alias points at now, if it is new",
-             responses={401: {"description": "Missing or wrong API key"},
-                        409: {"model": ReloadResult,
-                              "description": "The candidate was refused (load, smoke test "
-                                             "or parity); the old model keeps serving"},
-                        503: {"description": "Admin endpoints are disabled: no "
-                                             "OPSLINE_API_KEY"}})
-async def reload(request: Request,
-                 force: bool = Query(False, description="Reload even if the version is "
-                                                        "the one already serving")) -> Any:
+@router.post(
+    "/admin/reload",
+    response_model=ReloadResult,
+    dependencies=[ApiKeyDep],
+    summary="Load the version the registry alias points at now, if it is new",
+    responses={
+        401: {"description": "Missing or wrong API key"},
+        409: {
+            "model": ReloadResult,
+            "description": "The candidate was refused (load, smoke test "
+            "or parity); the old model keeps serving",
+        },
+        503: {"description": "Admin endpoints are disabled: no OPSLINE_API_KEY"},
+    },
+)
+async def reload(
+    request: Request,
+    force: bool = Query(False, description="Reload even if the version is the one already serving"),
+) -> Any:
     attempt = await request.app.state.reloader.reload("admin", force=force)
     if attempt.outcome == "failed":
         return JSONResponse(status_code=409, content=asdict(attempt))

@@ -32,8 +32,10 @@ class DriftSummary(BaseModel):
     detected: bool
     share: float | None = None
     drift_share: float | None = Field(
-        None, description="Drift from this share of features; null before a verdict when "
-                          "it is the automatic rule (it depends on how many were tested)")
+        None,
+        description="Drift from this share of features; null before a verdict when "
+        "it is the automatic rule (it depends on how many were tested)",
+    )
     rows: int
     min_rows: int
     reference_rows: int
@@ -52,22 +54,34 @@ class DriftSummary(BaseModel):
 _REFRESH = Query(False, description="Run a check now instead of answering the latest one")
 
 
-@router.get("/drift", response_model=DriftSummary,
-            summary="Data drift of logged requests against the model's reference")
+@router.get(
+    "/drift",
+    response_model=DriftSummary,
+    summary="Data drift of logged requests against the model's reference",
+)
 async def drift(request: Request, refresh: bool = _REFRESH) -> Any:
     monitor = request.app.state.drift
     result = await (monitor.check_now() if refresh else monitor.latest_or_check())
     return result.summary()
 
 
-@router.get("/drift/report", response_class=HTMLResponse,
-            summary="The latest drift check's Evidently report (HTML)",
-            responses={409: {"description": "The latest check has no report (not enough "
-                                            "data, no reference, no model); detail says why"}})
+@router.get(
+    "/drift/report",
+    response_class=HTMLResponse,
+    summary="The latest drift check's Evidently report (HTML)",
+    responses={
+        409: {
+            "description": "The latest check has no report (not enough "
+            "data, no reference, no model); detail says why"
+        }
+    },
+)
 async def drift_report(request: Request, refresh: bool = _REFRESH) -> Any:
     monitor = request.app.state.drift
     result = await (monitor.check_now() if refresh else monitor.latest_or_check())
     if result.report_html is None:
-        return JSONResponse(status_code=409, content={
-            "detail": f"No drift report: {result.message}.", "status": result.status})
+        return JSONResponse(
+            status_code=409,
+            content={"detail": f"No drift report: {result.message}.", "status": result.status},
+        )
     return HTMLResponse(result.report_html)

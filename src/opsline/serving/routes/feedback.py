@@ -47,54 +47,83 @@ def build_router(recipe: Recipe) -> APIRouter:
     if recipe.feedback_type is None:
         return router
     actual_type = recipe.feedback_type
-    actual_field: Any = (Annotated[float, Field(allow_inf_nan=False)]
-                         if actual_type is float else actual_type)
+    actual_field: Any = (
+        Annotated[float, Field(allow_inf_nan=False)] if actual_type is float else actual_type
+    )
     Item = create_model(
-        "Feedback", __config__=ConfigDict(extra="forbid", strict=True),
-        request_id=(str, Field(min_length=1, max_length=200,
-                               description="The X-Request-ID the prediction was answered "
-                                           "with (`<id>/<i>` for batch item i)")),
-        actual=(actual_field, Field(description="The true outcome")))
-    example = {"request_id": "3f2a9c0e5b7d4e1f8a6b2c4d0e9f1a7b",
-               "actual": 181500.0 if actual_type is float else "label"}
+        "Feedback",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        request_id=(
+            str,
+            Field(
+                min_length=1,
+                max_length=200,
+                description="The X-Request-ID the prediction was answered "
+                "with (`<id>/<i>` for batch item i)",
+            ),
+        ),
+        actual=(actual_field, Field(description="The true outcome")),
+    )
+    example = {
+        "request_id": "3f2a9c0e5b7d4e1f8a6b2c4d0e9f1a7b",
+        "actual": 181500.0 if actual_type is float else "label",
+    }
 
-    @router.post("/feedback", response_model=FeedbackResult, dependencies=[ApiKeyDep],
-                 summary="Store the true outcome of logged predictions",
-                 responses={401: {"description": "Missing or wrong API key"},
-                            404: {"description": "A request id was never logged; nothing "
-                                                 "was stored"},
-                            503: {"description": "No API key configured, or the prediction "
-                                                 "log is unavailable"}})
-    async def feedback(request: Request,
-                       body: Annotated[Item | list[Item], Body(  # type: ignore[valid-type]
-                           openapi_examples={"one": {"value": example},
-                                             "several": {"value": [example]}})]) -> Any:
+    @router.post(
+        "/feedback",
+        response_model=FeedbackResult,
+        dependencies=[ApiKeyDep],
+        summary="Store the true outcome of logged predictions",
+        responses={
+            401: {"description": "Missing or wrong API key"},
+            404: {"description": "A request id was never logged; nothing was stored"},
+            503: {"description": "No API key configured, or the prediction log is unavailable"},
+        },
+    )
+    async def feedback(
+        request: Request,
+        body: Annotated[
+            Item | list[Item],
+            Body(  # type: ignore[valid-type]
+                openapi_examples={"one": {"value": example}, "several": {"value": [example]}}
+            ),
+        ],
+    ) -> Any:
         items = body if isinstance(body, list) else [body]
         if not 1 <= len(items) <= MAX_ITEMS:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                detail=f"send 1 to {MAX_ITEMS} feedback items, not {len(items)}")
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail=f"send 1 to {MAX_ITEMS} feedback items, not {len(items)}",
+            )
         state = request.app.state
         prediction_log = state.recorder.log
         if prediction_log is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                detail="The prediction log is unavailable: "
-                                       f"{state.recorder.last_error or 'disabled'}.")
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail="The prediction log is unavailable: "
+                f"{state.recorder.last_error or 'disabled'}.",
+            )
         pairs = [(item.request_id, item.actual) for item in items]
-        unknown = await anyio.to_thread.run_sync(prediction_log.unknown_ids,
-                                                 [p[0] for p in pairs])
+        unknown = await anyio.to_thread.run_sync(prediction_log.unknown_ids, [p[0] for p in pairs])
         if unknown:
             shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
-            raise HTTPException(status.HTTP_404_NOT_FOUND,
-                                detail=f"No logged prediction has request id(s) {shown}; "
-                                       "nothing was stored.")
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                detail=f"No logged prediction has request id(s) {shown}; nothing was stored.",
+            )
         updated = await anyio.to_thread.run_sync(prediction_log.add_feedback, pairs)
         for was_update in updated:
             state.metrics.feedback.labels(outcome="updated" if was_update else "created").inc()
         quality = await state.refresh_quality()
         return FeedbackResult(
-            stored=len(items), created=updated.count(False), updated=updated.count(True),
-            items=[FeedbackStatus(request_id=rid, status="updated" if u else "created")
-                   for (rid, _), u in zip(pairs, updated, strict=True)],
-            quality=quality.metrics)
+            stored=len(items),
+            created=updated.count(False),
+            updated=updated.count(True),
+            items=[
+                FeedbackStatus(request_id=rid, status="updated" if u else "created")
+                for (rid, _), u in zip(pairs, updated, strict=True)
+            ],
+            quality=quality.metrics,
+        )
 
     return router

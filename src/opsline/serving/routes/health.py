@@ -26,11 +26,15 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/ready", response_model=Ready, summary="Readiness: a model is loaded",
-            responses={503: {"description": "No model loaded; `detail` says why and what "
-                                            "to do"}})
+@router.get(
+    "/ready",
+    response_model=Ready,
+    summary="Readiness: a model is loaded",
+    responses={503: {"description": "No model loaded; `detail` says why and what to do"}},
+)
 async def ready(slot: SlotDep):
     if slot.model is None:
-        return JSONResponse(status_code=503,
-                            content={"status": "unavailable", "detail": slot.error})
+        return JSONResponse(
+            status_code=503, content={"status": "unavailable", "detail": slot.error}
+        )
     return Ready(status="ready", model=slot.model.name, version=slot.model.version)

@@ -14,10 +14,12 @@ router = APIRouter(tags=["monitoring"])
 
 
 @router.get("/metrics/history", summary="Recent metrics history (JSON)")
-def history(request: Request,
-            last: Annotated[int | None, Query(ge=1, le=100_000,
-                                              description="Only the newest N points")] = None,
-            ) -> dict[str, Any]:
+def history(
+    request: Request,
+    last: Annotated[
+        int | None, Query(ge=1, le=100_000, description="Only the newest N points")
+    ] = None,
+) -> dict[str, Any]:
     """Headline figures (``latest``) and the buffered points, oldest first.
 
     Each point has ``time`` (Unix seconds), request rate and error % (API routes; the UI
@@ -26,5 +28,9 @@ def history(request: Request,
     Rates and quantiles describe the interval before the point; ``null`` means no data.
     """
     sampler = request.app.state.history
-    return {"interval_seconds": sampler.interval, "capacity": sampler.capacity,
-            "latest": sampler.latest(), "points": sampler.points(last)}
+    return {
+        "interval_seconds": sampler.interval,
+        "capacity": sampler.capacity,
+        "latest": sampler.latest(),
+        "points": sampler.points(last),
+    }

@@ -39,23 +39,34 @@ Override = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_ke
 
 
 class TrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"recipe": "house_price", "overrides": ["model=gbm"]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"recipe": "house_price", "overrides": ["model=gbm"]}]},
+    )
 
     recipe: str | None = Field(None, description="Registered recipe; default: the served one")
-    overrides: list[Override] = Field(default_factory=list, max_length=MAX_OVERRIDES,
-                                      description="Hydra overrides, `key=value` each, as on "
-                                                  "the command line")
+    overrides: list[Override] = Field(
+        default_factory=list,
+        max_length=MAX_OVERRIDES,
+        description="Hydra overrides, `key=value` each, as on the command line",
+    )
 
 
 class EvaluateRequest(TrainRequest):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"recipe": "house_price"}, {"model": "models:/house_price/3"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"recipe": "house_price"}, {"model": "models:/house_price/3"}]
+        },
+    )
 
-    model: str | None = Field(None, max_length=1000,
-                              description="Model URI (`models:/NAME/N`, `models:/NAME@ALIAS`, "
-                                          "`runs:/ID/model`); default: the recipe's "
-                                          "production model")
+    model: str | None = Field(
+        None,
+        max_length=1000,
+        description="Model URI (`models:/NAME/N`, `models:/NAME@ALIAS`, "
+        "`runs:/ID/model`); default: the recipe's "
+        "production model",
+    )
 
 
 class JobOut(BaseModel):
@@ -69,8 +80,7 @@ class JobOut(BaseModel):
     message: str = Field(description="Current stage or last progress message")
     metrics: dict[str, float] = Field(description="Final metrics (val_*/test_* for training)")
     model_name: str | None = Field(None, description="Registered model of `model_version`")
-    model_version: str | None = Field(None, description="Registered (train) or evaluated "
-                                                        "version")
+    model_version: str | None = Field(None, description="Registered (train) or evaluated version")
     error: str | None = None
     pid: int | None = None
     created_at: str
@@ -121,8 +131,10 @@ def check_request(recipe: str, overrides: list[str]) -> None:
 
     valid = list_recipes()
     if recipe not in valid:
-        raise _invalid(["body", "recipe"], f"Unknown recipe {recipe!r}. "
-                                           f"Valid recipes: {', '.join(valid) or '(none)'}.")
+        raise _invalid(
+            ["body", "recipe"],
+            f"Unknown recipe {recipe!r}. Valid recipes: {', '.join(valid) or '(none)'}.",
+        )
     try:
         _compose(recipe, overrides)
     except UsageError as error:
@@ -133,7 +145,7 @@ def check_request(recipe: str, overrides: list[str]) -> None:
         while low < high:
             middle = (low + high) // 2
             try:
-                _compose(recipe, overrides[:middle + 1])
+                _compose(recipe, overrides[: middle + 1])
                 low = middle + 1
             except UsageError:
                 high = middle
@@ -142,8 +154,9 @@ def check_request(recipe: str, overrides: list[str]) -> None:
 
 def _with_tracking(overrides: list[str], settings: ServingSettings) -> list[str]:
     # Jobs register into the registry the server loads from, unless the caller says otherwise.
-    if settings.tracking_uri and not any(o.lstrip("+").startswith("tracking.uri=")
-                                         for o in overrides):
+    if settings.tracking_uri and not any(
+        o.lstrip("+").startswith("tracking.uri=") for o in overrides
+    ):
         return [*overrides, f"tracking.uri={settings.tracking_uri}"]
     return list(overrides)
 
@@ -156,56 +169,84 @@ def _out(job: Job) -> dict[str, Any]:
 
 
 def _detail(job: Job) -> dict[str, Any]:
-    return {**_out(job), "history": job.history,
-            "log_tail": log_tail(job.log_path, LOG_TAIL_LINES)}
+    return {**_out(job), "history": job.history, "log_tail": log_tail(job.log_path, LOG_TAIL_LINES)}
 
 
-_AUTH = {401: {"description": "Missing or wrong API key"},
-         503: {"description": "No OPSLINE_API_KEY configured: job endpoints are disabled"}}
-_START = {**_AUTH, 422: {"description": "Unknown recipe or bad override; `loc` names it"},
-          429: {"description": "OPSLINE_MAX_JOBS jobs are already queued or running"}}
+_AUTH = {
+    401: {"description": "Missing or wrong API key"},
+    503: {"description": "No OPSLINE_API_KEY configured: job endpoints are disabled"},
+}
+_START = {
+    **_AUTH,
+    422: {"description": "Unknown recipe or bad override; `loc` names it"},
+    429: {"description": "OPSLINE_MAX_JOBS jobs are already queued or running"},
+}
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
 
 
-def _start(kind: str, body: TrainRequest, manager: JobManager, settings: ServingSettings,
-           response: Response, model: str | None = None) -> dict[str, Any]:
+def _start(
+    kind: str,
+    body: TrainRequest,
+    manager: JobManager,
+    settings: ServingSettings,
+    response: Response,
+    model: str | None = None,
+) -> dict[str, Any]:
     recipe = body.recipe or settings.recipe
     overrides = _with_tracking(list(body.overrides), settings)
     check_request(recipe, overrides)
     try:
         job = manager.start(kind, recipe, overrides, model=model)
     except JobLimitError as error:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=str(error),
-                            headers={"Retry-After": "30"}) from None
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, detail=str(error), headers={"Retry-After": "30"}
+        ) from None
     response.headers["Location"] = f"/jobs/{job.id}"
     return _out(job)
 
 
-@router.post("/train", status_code=202, response_model=JobOut, responses=_START,
-             summary="Start training a recipe in a worker process")
-def start_train(body: TrainRequest, manager: ManagerDep, settings: SettingsDep,
-                response: Response) -> dict[str, Any]:
+@router.post(
+    "/train",
+    status_code=202,
+    response_model=JobOut,
+    responses=_START,
+    summary="Start training a recipe in a worker process",
+)
+def start_train(
+    body: TrainRequest, manager: ManagerDep, settings: SettingsDep, response: Response
+) -> dict[str, Any]:
     return _start("train", body, manager, settings, response)
 
 
-@router.post("/evaluate", status_code=202, response_model=JobOut, responses=_START,
-             summary="Start evaluating a registered model on the test split")
-def start_evaluate(body: EvaluateRequest, manager: ManagerDep, settings: SettingsDep,
-                   response: Response) -> dict[str, Any]:
+@router.post(
+    "/evaluate",
+    status_code=202,
+    response_model=JobOut,
+    responses=_START,
+    summary="Start evaluating a registered model on the test split",
+)
+def start_evaluate(
+    body: EvaluateRequest, manager: ManagerDep, settings: SettingsDep, response: Response
+) -> dict[str, Any]:
     return _start("evaluate", body, manager, settings, response, model=body.model)
 
 
 @router.get("", response_model=JobList, responses=_AUTH, summary="Jobs, newest first")
-def list_jobs(manager: ManagerDep,
-              status_: Annotated[Literal[STATUSES] | None, Query(alias="status")] = None,  # type: ignore[valid-type]
-              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+def list_jobs(
+    manager: ManagerDep,
+    status_: Annotated[Literal[STATUSES] | None, Query(alias="status")] = None,  # type: ignore[valid-type]
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
     return {"items": [_out(job) for job in manager.list(status_, limit)]}
 
 
-@router.get("/{job_id}", response_model=JobDetail,
-            responses={**_AUTH, 404: {"description": "No such job"}},
-            summary="One job: status, progress, metrics, model version, log tail")
+@router.get(
+    "/{job_id}",
+    response_model=JobDetail,
+    responses={**_AUTH, 404: {"description": "No such job"}},
+    summary="One job: status, progress, metrics, model version, log tail",
+)
 def get_job(job_id: str, manager: ManagerDep) -> dict[str, Any]:
     try:
         return _detail(manager.get(job_id))
@@ -213,10 +254,17 @@ def get_job(job_id: str, manager: ManagerDep) -> dict[str, Any]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No job {job_id!r}.") from None
 
 
-@router.delete("/{job_id}", status_code=202, response_model=JobOut,
-               responses={**_AUTH, 404: {"description": "No such job"},
-                          409: {"description": "The job already finished"}},
-               summary="Cancel a job (its worker is stopped)")
+@router.delete(
+    "/{job_id}",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        **_AUTH,
+        404: {"description": "No such job"},
+        409: {"description": "The job already finished"},
+    },
+    summary="Cancel a job (its worker is stopped)",
+)
 def cancel_job(job_id: str, manager: ManagerDep) -> dict[str, Any]:
     try:
         return _out(manager.cancel(job_id))

@@ -10,7 +10,8 @@ from opsline.serving.deps import MetricsDep
 router = APIRouter(tags=["monitoring"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            include_in_schema=True)
+@router.get(
+    "/metrics", summary="Prometheus metrics", response_class=Response, include_in_schema=True
+)
 def metrics(collectors: MetricsDep) -> Response:
     return Response(content=collectors.render(), media_type=CONTENT_TYPE)

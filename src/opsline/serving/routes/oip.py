@@ -46,9 +46,11 @@ from opsline.serving.runtime import LoadedModel, ModelSlot
 
 log = logging.getLogger(__name__)
 
-_ERRORS = {400: {"description": "Bad request: `error` names the tensor (and row)"},
-           404: {"description": "No such model or version is served"},
-           503: {"description": "No model loaded, or the queue is full"}}
+_ERRORS = {
+    400: {"description": "Bad request: `error` names the tensor (and row)"},
+    404: {"description": "No such model or version is served"},
+    503: {"description": "No model loaded, or the queue is full"},
+}
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -101,17 +103,20 @@ def _served(slot: ModelSlot, name: str, version: str | None) -> LoadedModel:
     if model is None:
         raise TensorError(slot.error or "No model is loaded.", 503)
     if name != model.name:
-        raise TensorError(f"model {name!r} is not served here; this server serves "
-                          f"{model.name!r}", 404)
+        raise TensorError(
+            f"model {name!r} is not served here; this server serves {model.name!r}", 404
+        )
     if version is not None and version != model.version:
         served = f"only version {model.version!r}" if model.version else "an unversioned model"
-        raise TensorError(f"model {name!r} has no version {version!r} here; it serves "
-                          f"{served}", 404)
+        raise TensorError(
+            f"model {name!r} has no version {version!r} here; it serves {served}", 404
+        )
     return model
 
 
-def build_router(recipe: Recipe, max_batch_size: int,
-                 max_body_bytes: int | None = None) -> APIRouter:
+def build_router(
+    recipe: Recipe, max_batch_size: int, max_body_bytes: int | None = None
+) -> APIRouter:
     """The ``/v2`` routes for ``recipe``; the tensor mapping is computed here, once."""
     inputs = oip_schema.tensors_of(recipe.Request)
     outputs = oip_schema.tensors_of(recipe.Response)
@@ -123,8 +128,13 @@ def build_router(recipe: Recipe, max_batch_size: int,
     rows_adapter = TypeAdapter(list[recipe.Request])
     server_meta = {"name": "opsline", "version": __version__, "extensions": []}
 
-    router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=OIPRoute,
-                       max_body_size=max_body_bytes, responses=_ERRORS)
+    router = APIRouter(
+        prefix="/v2",
+        tags=["open inference protocol"],
+        route_class=OIPRoute,
+        max_body_size=max_body_bytes,
+        responses=_ERRORS,
+    )
 
     @router.get("", summary="OIP server metadata")
     def server_metadata() -> dict[str, Any]:
@@ -137,22 +147,29 @@ def build_router(recipe: Recipe, max_batch_size: int,
     @router.get("/health/ready", summary="OIP readiness: a model is loaded (503 if not)")
     def ready(slot: SlotDep) -> Any:
         if slot.model is None:
-            return JSONResponse(status_code=503, content={
-                "ready": False, "error": slot.error or "No model is loaded."})
+            return JSONResponse(
+                status_code=503,
+                content={"ready": False, "error": slot.error or "No model is loaded."},
+            )
         return {"ready": True}
 
     def metadata(slot: ModelSlot, name: str, version: str | None) -> dict[str, Any]:
         model = _served(slot, name, version)
-        return {"name": model.name, "versions": [model.version] if model.version else [],
-                "platform": f"opsline-{recipe.name}-{model.predictor.backend}",
-                "inputs": input_meta, "outputs": output_meta}
+        return {
+            "name": model.name,
+            "versions": [model.version] if model.version else [],
+            "platform": f"opsline-{recipe.name}-{model.predictor.backend}",
+            "inputs": input_meta,
+            "outputs": output_meta,
+        }
 
     @router.get("/models/{model_name}", summary="OIP model metadata")
     def model_metadata(model_name: str, slot: SlotDep) -> dict[str, Any]:
         return metadata(slot, model_name, None)
 
-    @router.get("/models/{model_name}/versions/{model_version}",
-                summary="OIP model metadata (one version)")
+    @router.get(
+        "/models/{model_name}/versions/{model_version}", summary="OIP model metadata (one version)"
+    )
     def version_metadata(model_name: str, model_version: str, slot: SlotDep) -> dict[str, Any]:
         return metadata(slot, model_name, model_version)
 
@@ -160,28 +177,33 @@ def build_router(recipe: Recipe, max_batch_size: int,
     def model_ready(model_name: str, slot: SlotDep) -> dict[str, Any]:
         return {"name": _served(slot, model_name, None).name, "ready": True}
 
-    @router.get("/models/{model_name}/versions/{model_version}/ready",
-                summary="OIP model readiness (one version)")
+    @router.get(
+        "/models/{model_name}/versions/{model_version}/ready",
+        summary="OIP model readiness (one version)",
+    )
     def version_ready(model_name: str, model_version: str, slot: SlotDep) -> dict[str, Any]:
         return {"name": _served(slot, model_name, model_version).name, "ready": True}
 
-    async def infer(request: Request, slot: ModelSlot, batcher: Any, name: str,
-                    version: str | None) -> JSONResponse:
+    async def infer(
+        request: Request, slot: ModelSlot, batcher: Any, name: str, version: str | None
+    ) -> JSONResponse:
         model = _served(slot, name, version)
-        body = oip_schema.parse_request(await request.body(),
-                                        request.headers.get("inference-header-content-length"))
+        body = oip_schema.parse_request(
+            await request.body(), request.headers.get("inference-header-content-length")
+        )
         selected = outputs
         if body.outputs:
             unknown = [o.name for o in body.outputs if o.name not in output_spec]
             if unknown:
-                raise TensorError(f"unknown output tensor {unknown[0]!r}; this model's outputs "
-                                  f"are {', '.join(output_spec)}")
+                raise TensorError(
+                    f"unknown output tensor {unknown[0]!r}; this model's outputs "
+                    f"are {', '.join(output_spec)}"
+                )
             names = dict.fromkeys(o.name for o in body.outputs)  # ordered, no duplicates
             selected = tuple(output_spec[n] for n in names)
         count, values = oip_schema.columns(body, input_spec, max_batch_size)
         try:
-            rows = rows_adapter.validate_python(
-                oip_schema.build_rows(count, values, input_spec))
+            rows = rows_adapter.validate_python(oip_schema.build_rows(count, values, input_spec))
         except ValidationError as error:
             raise TensorError(oip_schema.validation_message(error)) from None
         responses = await batcher.submit(rows, lambda: wait_for_disconnect(request))
@@ -194,14 +216,17 @@ def build_router(recipe: Recipe, max_batch_size: int,
         return JSONResponse(answer)
 
     @router.post("/models/{model_name}/infer", summary="OIP inference: one row per element")
-    async def model_infer(model_name: str, request: Request, slot: SlotDep,
-                          batcher: BatcherDep) -> JSONResponse:
+    async def model_infer(
+        model_name: str, request: Request, slot: SlotDep, batcher: BatcherDep
+    ) -> JSONResponse:
         return await infer(request, slot, batcher, model_name, None)
 
-    @router.post("/models/{model_name}/versions/{model_version}/infer",
-                 summary="OIP inference (one version)")
-    async def version_infer(model_name: str, model_version: str, request: Request,
-                            slot: SlotDep, batcher: BatcherDep) -> JSONResponse:
+    @router.post(
+        "/models/{model_name}/versions/{model_version}/infer", summary="OIP inference (one version)"
+    )
+    async def version_infer(
+        model_name: str, model_version: str, request: Request, slot: SlotDep, batcher: BatcherDep
+    ) -> JSONResponse:
         return await infer(request, slot, batcher, model_name, model_version)
 
     return router

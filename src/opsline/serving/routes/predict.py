@@ -20,8 +20,12 @@ from opsline.serving.routes import upload
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-_UNAVAILABLE = {503: {"description": "No model loaded (`detail` says why and what to do), "
-                                    "or the queue is full (`Retry-After` says when to retry)"}}
+_UNAVAILABLE = {
+    503: {
+        "description": "No model loaded (`detail` says why and what to do), "
+        "or the queue is full (`Retry-After` says when to retry)"
+    }
+}
 
 
 def _camel(name: str) -> str:
@@ -36,8 +40,9 @@ def _examples(recipe: Recipe) -> list[dict[str, Any]]:
         return []
 
 
-def build_router(recipe: Recipe, max_batch_size: int,
-                 max_body_bytes: int | None = None) -> APIRouter:
+def build_router(
+    recipe: Recipe, max_batch_size: int, max_body_bytes: int | None = None
+) -> APIRouter:
     """Prediction routes whose bodies are ``recipe.Request`` and ``recipe.Response``."""
     RequestModel = recipe.Request
     ResponseModel = recipe.Response
@@ -45,9 +50,17 @@ def build_router(recipe: Recipe, max_batch_size: int,
     BatchRequest = create_model(
         f"{prefix}BatchRequest",
         __config__=ConfigDict(extra="forbid"),
-        items=(Annotated[list[RequestModel],
-                         Field(min_length=1, max_length=max_batch_size,
-                               description=f"1 to {max_batch_size} requests")], ...),
+        items=(
+            Annotated[
+                list[RequestModel],
+                Field(
+                    min_length=1,
+                    max_length=max_batch_size,
+                    description=f"1 to {max_batch_size} requests",
+                ),
+            ],
+            ...,
+        ),
     )
     BatchResponse = create_model(
         f"{prefix}BatchResponse",
@@ -69,10 +82,13 @@ def build_router(recipe: Recipe, max_batch_size: int,
         # reading, so a too-large upload gets a JSON 413 with the reason (not plain text).
         files_router = APIRouter(tags=["predict"])
 
-        @files_router.post("/predict", response_model=ResponseModel,
-                           responses={**_UNAVAILABLE, **upload.RESPONSES},
-                           summary=f"Predict one {recipe.name} request (JSON or file upload)",
-                           openapi_extra=upload.openapi_body(RequestModel, examples))
+        @files_router.post(
+            "/predict",
+            response_model=ResponseModel,
+            responses={**_UNAVAILABLE, **upload.RESPONSES},
+            summary=f"Predict one {recipe.name} request (JSON or file upload)",
+            openapi_extra=upload.openapi_body(RequestModel, examples),
+        )
         async def predict_upload(request: Request, batcher: BatcherDep) -> Response:
             body = await upload.parse_request(request, recipe, max_body_bytes)
             responses = await batcher.submit([body], lambda: wait_for_disconnect(request))
@@ -80,22 +96,35 @@ def build_router(recipe: Recipe, max_batch_size: int,
     else:
         files_router = None
 
-        @router.post("/predict", response_model=ResponseModel, responses=_UNAVAILABLE,
-                     summary=f"Predict one {recipe.name} request")
-        async def predict(body: Annotated[RequestModel, Body(openapi_examples=single_examples
-                                                              or None)],
-                          request: Request, batcher: BatcherDep) -> Response:
+        @router.post(
+            "/predict",
+            response_model=ResponseModel,
+            responses=_UNAVAILABLE,
+            summary=f"Predict one {recipe.name} request",
+        )
+        async def predict(
+            body: Annotated[RequestModel, Body(openapi_examples=single_examples or None)],
+            request: Request,
+            batcher: BatcherDep,
+        ) -> Response:
             responses = await batcher.submit([body], lambda: wait_for_disconnect(request))
             return Response(one_json(responses[0]), media_type=JSON)
 
-    @router.post("/predict/batch", response_model=BatchResponse, responses=_UNAVAILABLE,
-                 summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call")
-    async def predict_batch(body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],
-                            request: Request, batcher: BatcherDep) -> Response:
-        responses = await batcher.submit(body.items, lambda: wait_for_disconnect(request),
-                                         itemized=True)
-        return Response(batch_json(BatchResponse.model_construct(items=responses)),
-                        media_type=JSON)
+    @router.post(
+        "/predict/batch",
+        response_model=BatchResponse,
+        responses=_UNAVAILABLE,
+        summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call",
+    )
+    async def predict_batch(
+        body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],
+        request: Request,
+        batcher: BatcherDep,
+    ) -> Response:
+        responses = await batcher.submit(
+            body.items, lambda: wait_for_disconnect(request), itemized=True
+        )
+        return Response(batch_json(BatchResponse.model_construct(items=responses)), media_type=JSON)
 
     if files_router is None:
         return router

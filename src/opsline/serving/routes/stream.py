@@ -51,15 +51,22 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
         # a 200 stream; what it prepared (the prompt's tokens) is handed on, not redone.
         return body, model.predictor.check(body)
 
-    @router.post("/predict/stream", response_class=EventSourceResponse,
-                 summary=f"Stream one {recipe.name} generation as server-sent events",
-                 responses={503: {"description": "No model loaded"},
-                            422: {"description": "Invalid body or prompt too long"}})
-    async def predict_stream(checked_body: Annotated[tuple[BaseModel, Any], Depends(checked)],
-                             model: ModelDep,
-                             metrics: MetricsDep,
-                             limiter: LimiterDep,
-                             request: Request) -> AsyncIterator[ServerSentEvent]:
+    @router.post(
+        "/predict/stream",
+        response_class=EventSourceResponse,
+        summary=f"Stream one {recipe.name} generation as server-sent events",
+        responses={
+            503: {"description": "No model loaded"},
+            422: {"description": "Invalid body or prompt too long"},
+        },
+    )
+    async def predict_stream(
+        checked_body: Annotated[tuple[BaseModel, Any], Depends(checked)],
+        model: ModelDep,
+        metrics: MetricsDep,
+        limiter: LimiterDep,
+        request: Request,
+    ) -> AsyncIterator[ServerSentEvent]:
         request_ids = row_ids(1)
         async with limiter if limiter is not None else contextlib.nullcontext():
             start = time.perf_counter()
@@ -72,8 +79,9 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
                 while True:
                     # The iterator blocks on the engine: wait in a worker thread. Abandoned
                     # on cancellation; cancel() below ends the row, which unblocks it.
-                    delta = await anyio.to_thread.run_sync(next, deltas, _END,
-                                                           abandon_on_cancel=True)
+                    delta = await anyio.to_thread.run_sync(
+                        next, deltas, _END, abandon_on_cancel=True
+                    )
                     if delta is _END:
                         break
                     yield ServerSentEvent(event="delta", data={"text": delta})
@@ -81,8 +89,9 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
                 log.exception("Streaming generation failed")
                 if metrics is not None:
                     metrics.inference_errors.inc()
-                yield ServerSentEvent(event="error", data={
-                    "detail": "Generation failed; the server log has details."})
+                yield ServerSentEvent(
+                    event="error", data={"detail": "Generation failed; the server log has details."}
+                )
                 return
             finally:
                 model.inflight -= 1
@@ -93,8 +102,13 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
             if stream.response is not None and request.app.state.settings.prediction_log:
                 # Logged (committed) before the client gets the final event, as /predict is.
                 await anyio.to_thread.run_sync(
-                    request.app.state.recorder.record, model, [body], [stream.response],
-                    request_ids, [seconds])
+                    request.app.state.recorder.record,
+                    model,
+                    [body],
+                    [stream.response],
+                    request_ids,
+                    [seconds],
+                )
             yield ServerSentEvent(event="done", data=stream.response)
 
     return router
@@ -105,4 +119,3 @@ def _observe(metrics: Any, response: Any, seconds: float) -> None:
     if metrics is not None and response is not None:
         metrics.observe_inference(seconds, 1)
         metrics.observe_predictions([response])
-

@@ -35,23 +35,38 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def openapi_body(request_model: type[BaseModel], examples: list[dict]) -> dict[str, Any]:
     """The OpenAPI request body: JSON (the recipe's schema) or a multipart file upload."""
-    json_schema: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/"
-                                                      f"{request_model.__name__}"}}
+    json_schema: dict[str, Any] = {
+        "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"}
+    }
     if examples:
         json_schema["examples"] = {f"sample_{i}": {"value": e} for i, e in enumerate(examples[:1])}
-    return {"requestBody": {"required": True, "content": {
-        "application/json": json_schema,
-        "multipart/form-data": {"schema": {
-            "type": "object", "required": [FILE_FIELD],
-            "properties": {FILE_FIELD: {"type": "string", "format": "binary"},
-                           "top_k": {"type": "integer", "minimum": 1}}}},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": json_schema,
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [FILE_FIELD],
+                        "properties": {
+                            FILE_FIELD: {"type": "string", "format": "binary"},
+                            "top_k": {"type": "integer", "minimum": 1},
+                        },
+                    }
+                },
+            },
+        }
+    }
 
 
 async def _read_limited(request: Request, limit: int | None) -> bytes:
     def too_large(size: str) -> HTTPException:
-        return HTTPException(413, detail=f"The request body is {size}; the limit is "
-                                         f"{limit / 1e6:.0f} MB ({limit:,} bytes).")
+        return HTTPException(
+            413,
+            detail=f"The request body is {size}; the limit is "
+            f"{limit / 1e6:.0f} MB ({limit:,} bytes).",
+        )
 
     declared = request.headers.get("content-length", "")
     if limit is not None and declared.isdigit() and int(declared) > limit:
@@ -84,13 +99,15 @@ async def _multipart(request: Request, body: bytes, recipe: Any) -> partial:
         raise _invalid(("body",), f"malformed multipart body: {error}", "multipart") from None
     upload = form.get(FILE_FIELD)
     if not isinstance(upload, UploadFile):
-        raise _invalid(("body", FILE_FIELD), f"a file is required in the multipart field "
-                                             f"{FILE_FIELD!r}", "missing")
+        raise _invalid(
+            ("body", FILE_FIELD),
+            f"a file is required in the multipart field {FILE_FIELD!r}",
+            "missing",
+        )
     data = await upload.read()
     fields = {k: v for k, v in form.multi_items() if k != FILE_FIELD and isinstance(v, str)}
     await form.close()
-    return partial(recipe.request_from_upload, upload.filename, upload.content_type, data,
-                   fields)
+    return partial(recipe.request_from_upload, upload.filename, upload.content_type, data, fields)
 
 
 async def parse_request(request: Request, recipe: Any, max_body_bytes: int | None) -> BaseModel:
@@ -106,14 +123,19 @@ async def parse_request(request: Request, recipe: Any, max_body_bytes: int | Non
             raise _invalid(("body",), f"JSON decode error: {error}", "json_invalid") from None
         build = partial(recipe.Request.model_validate, payload)
     else:
-        raise HTTPException(415, detail=f"Unsupported content type {content_type!r}: send "
-                                        f"multipart/form-data with the file in field "
-                                        f"{FILE_FIELD!r}, or JSON.")
+        raise HTTPException(
+            415,
+            detail=f"Unsupported content type {content_type!r}: send "
+            f"multipart/form-data with the file in field "
+            f"{FILE_FIELD!r}, or JSON.",
+        )
     try:
         return await anyio.to_thread.run_sync(build)
     except ValidationError as error:
-        errors = [{"loc": ("body", *e.get("loc", ())), "msg": e.get("msg", ""),
-                   "type": e.get("type", "")} for e in error.errors()]
+        errors = [
+            {"loc": ("body", *e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in error.errors()
+        ]
     if errors and all(e["type"] == UNSUPPORTED for e in errors):
         raise HTTPException(415, detail=[{**e, "loc": list(e["loc"])} for e in errors])
     raise RequestValidationError(errors)
