@@ -63,7 +63,7 @@ class Dataset:
     @property
     def version(self) -> str:
         """Content hash of all splits (the data version)."""
-        return self.manifest["version"]
+        return str(self.manifest["version"])
 
     @property
     def splits(self) -> list[str]:

@@ -8,7 +8,7 @@ formats everything as one report naming splits, columns, checks and example rows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.data.dataset import Dataset
@@ -64,7 +64,7 @@ class ValidationResult:
         )
 
 
-def _schema_failures(split: str, frame, schema) -> list[Failure]:
+def _schema_failures(split: str, frame: Any, schema: Any) -> list[Failure]:
     from pandera.errors import SchemaErrors
 
     try:
@@ -85,7 +85,7 @@ def _schema_failures(split: str, frame, schema) -> list[Failure]:
     return list(grouped.values())
 
 
-def _leaks(frames: dict, key: str) -> list[Failure]:
+def _leaks(frames: dict[str, Any], key: str) -> list[Failure]:
     """Records (by ``key``) present in more than one split: one failure per split pair."""
     first_seen: dict[object, str] = {}
     leaks: dict[tuple[str, str], Failure] = {}

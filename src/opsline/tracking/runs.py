@@ -21,7 +21,7 @@ def tracking_uri(configured: str | None = None) -> str:
     return configured or os.environ.get("OPSLINE_TRACKING_URI") or default_tracking_uri()
 
 
-def client(uri: str | None = None):
+def client(uri: str | None = None) -> Any:
     """An ``MlflowClient`` for ``uri`` (embedded store by default).
 
     Raises:
@@ -124,10 +124,10 @@ class RunHandle:
 def _experiment_id(mlflow_client: Any, name: str) -> str:
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
-        return experiment.experiment_id
+        return str(experiment.experiment_id)
     # Local artifact root only for the embedded store; a real server decides its own.
     location = artifacts_dir().as_uri() if mlflow_client.tracking_uri.startswith("sqlite") else None
-    return mlflow_client.create_experiment(name, artifact_location=location)
+    return str(mlflow_client.create_experiment(name, artifact_location=location))
 
 
 @contextmanager
@@ -172,7 +172,7 @@ def run_exists(run_id: str, uri: str | None = None) -> bool:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client(uri).get_run(run_id).info.lifecycle_stage == "active"
+        return bool(client(uri).get_run(run_id).info.lifecycle_stage == "active")
     except MlflowException:
         return False
 
@@ -209,7 +209,7 @@ def attach_to_model_version(
     mlflow_client.log_artifacts(model_version.run_id, str(local_dir), artifact_path)
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, str(version), key, str(value))
-    return model_version.run_id
+    return str(model_version.run_id)
 
 
 def log_texts_to_run(
