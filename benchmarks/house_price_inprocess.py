@@ -55,7 +55,7 @@ def train_models(work: Path) -> None:
 
     from opsline.data.dataset import write_dataset
     from opsline.pipeline import export_onnx
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     recipe = get_recipe("house_price")
     dataset = write_dataset(recipe.prepare(compose_config()), work / "data", "house_price")

@@ -19,7 +19,7 @@ import pytest
 
 from opsline.monitoring.prediction_log import LogRow, PredictionLog
 from opsline.monitoring.reference import REFERENCE_FILE
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 
 REQUIRED = ["neighborhood", "gr_liv_area", "overall_qual", "year_built"]
 

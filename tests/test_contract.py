@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from opsline.config import load_config
-from opsline.recipes.base import list_recipes
+from opsline.recipes.registry import list_recipes
 
 
 @pytest.mark.parametrize("recipe_name", list_recipes())
@@ -17,7 +17,7 @@ def test_recipe_walks_the_whole_path(recipe_name: str) -> None:
     from fastapi.testclient import TestClient
 
     from opsline import pipeline
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.serving.app import create_app
     from opsline.serving.settings import ServingSettings
     from opsline.tracking.registry import resolve_model

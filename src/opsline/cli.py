@@ -61,7 +61,7 @@ def _say(message: str) -> None:
 @app.command()
 def recipes() -> None:
     """List the registered recipes."""
-    from opsline.recipes.base import get_recipe, list_recipes
+    from opsline.recipes.registry import get_recipe, list_recipes
 
     for name in list_recipes():
         typer.echo(f"{name}\t{get_recipe(name).description}")
@@ -177,7 +177,7 @@ def promote(
 def models(recipe: Recipe, overrides: Overrides = None) -> None:
     """List registered versions with aliases and test metrics."""
     from opsline.config import load_config
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.tracking.registry import list_versions
 
     key = f"test_{get_recipe(recipe).primary_metric}"
@@ -350,7 +350,7 @@ def _serve(
     overrides: list[str] | None = None,
 ) -> None:
     from opsline.config import load_config
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.serving import serve as run_server
     from opsline.serving.settings import ServingSettings
 

@@ -103,7 +103,7 @@ def drift(
     from opsline.errors import NoModelError
     from opsline.monitoring.drift import compute_drift, describe_window, parse_window
     from opsline.monitoring.reference import DriftUnavailableError, read_reference
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.tracking.registry import resolve_model
 
     last, since = parse_window(window)  # a bad window fails before anything slow
@@ -224,7 +224,7 @@ def compare_models(
     from opsline.monitoring.compare import NothingToCompareError, compare
     from opsline.monitoring.drift import describe_window, parse_window
     from opsline.monitoring.prediction_log import PredictionLog, safe_uri
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     last, since = parse_window(window)  # a bad window fails before anything slow
     served = get_recipe(recipe)

@@ -47,7 +47,7 @@ def export(
     from opsline.errors import UsageError
     from opsline.monitoring.drift import parse_window
     from opsline.monitoring.prediction_log import PredictionLog, safe_uri
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     name = get_recipe(recipe).model_name(load_config(recipe, overrides or []))
     start = None

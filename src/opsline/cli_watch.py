@@ -69,7 +69,7 @@ def watch(
     from opsline.monitoring.drift import parse_window
     from opsline.monitoring.policy import load_policy
     from opsline.monitoring.watch import Watch, describe_action, summary
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     parse_window(window)  # a bad window fails before anything slow
     served = get_recipe(recipe)

@@ -181,7 +181,7 @@ def init_project(
     from opsline import dvc_pipeline as dp
     from opsline.config import load_config
     from opsline.dvc_deps import stage_code_deps
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.workspace import data_dir
 
     project = cwd.resolve()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsline.config import load_config
 from opsline.errors import DataValidationError, UsageError
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 from opsline.workspace import data_dir, home
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from opsline.export.parity import ParityRecord
     from opsline.recipes.base import Recipe
     from opsline.tracking.registry import Promotion
+    from opsline.tracking.runs import TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,9 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 class _EpochTap:
-    """A run handle that also reports per-epoch metrics (those logged with a step)."""
+    """A training run that also reports per-epoch metrics (those logged with a step)."""
 
-    def __init__(self, run: Any, on_epoch: EpochHook):
+    def __init__(self, run: TrainingRun, on_epoch: EpochHook):
         self._run = run
         self._on_epoch = on_epoch
 
@@ -131,7 +132,13 @@ class _EpochTap:
         if step is not None:
             self._on_epoch(int(step), dict(metrics))
 
-    def __getattr__(self, name: str) -> Any:
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._run.log_text(text, artifact_file)
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
+        self._run.log_dict(data, artifact_file)
+
+    def __getattr__(self, name: str) -> Any:  # anything else the run offers, unchanged
         return getattr(self._run, name)
 
 
@@ -460,6 +467,8 @@ def run(
     if any(key not in r.metrics for r in results):
         raise UsageError(f"Recipe {recipe_name!r} did not report {key}; cannot pick a model.")
     best = sorted(results, key=lambda r: r.metrics[key], reverse=recipe.greater_is_better)[0]
+    if best.version is None:  # train() registers unless told not to; run() never tells it
+        raise UsageError(f"The {best.kind} model of {recipe_name!r} was not registered.")
     decision = promote(recipe_name, best.version, overrides=overrides)
     say(
         f"Promotion of version {best.version} ({best.kind}): "

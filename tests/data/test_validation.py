@@ -8,8 +8,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from opsline.data.dataset import write_dataset
-from opsline.data.validation import validate_dataset
-from opsline.recipes.base import Checks
+from opsline.data.validation import Checks, validate_dataset
 
 SCHEMA = pa.DataFrameSchema({"id": pa.Column(int), "price": pa.Column(float, pa.Check.gt(0))})
 

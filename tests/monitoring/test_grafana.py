@@ -36,8 +36,7 @@ def dashboard_queries() -> dict[str, list[str]]:
 
 def exported_names() -> set[str]:
     """Sample and family names of a real app's /metrics, with training/validation files."""
-    from opsline.data.validation import ValidationResult
-    from opsline.recipes.base import Checks
+    from opsline.data.validation import Checks, ValidationResult
 
     telemetry = TrainingTelemetry("tiny")  # what a fit writes, without fitting
     write_registry(telemetry.registry, telemetry.path)

@@ -65,9 +65,8 @@ def test_row_bounds_get_stable_labels_from_the_real_runner(tmp_path) -> None:
     import pandas as pd
     import pandera.pandas as pa
 
-    from opsline.data.validation import validate_dataset
+    from opsline.data.validation import Checks, validate_dataset
     from opsline.monitoring.validation import record_validation
-    from opsline.recipes.base import Checks
 
     checks = Checks(
         pa.DataFrameSchema({"x": pa.Column(int, pa.Check.ge(0))}),

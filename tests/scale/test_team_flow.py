@@ -9,7 +9,7 @@ import time
 import psycopg2
 from fastapi.testclient import TestClient
 
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 from opsline.serving.app import create_app
 from opsline.serving.settings import ServingSettings
 from opsline.stack import manager, mlflow_server, processes, s3

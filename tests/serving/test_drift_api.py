@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from opsline.monitoring.prediction_log import LogRow, PredictionLog
 from opsline.monitoring.reference import REFERENCE_FILE
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 from opsline.serving.app import create_app
 from opsline.serving.settings import ServingSettings
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 
 from .test_app import JSON, metric
 

@@ -346,7 +346,7 @@ def _answers(base: str) -> bool:
 
 
 def test_image_classification_job_on_grapevine(home: Path) -> None:
-    from opsline.recipes.base import list_recipes
+    from opsline.recipes.registry import list_recipes
     from opsline.tracking.runs import client as mlflow_client
 
     if "image_classification" not in list_recipes():

@@ -11,7 +11,7 @@ import pytest
 from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import ServingMetrics
 from opsline.monitoring.promql import histogram_quantile
-from opsline.recipes.base import get_recipe, list_recipes
+from opsline.recipes.registry import get_recipe, list_recipes
 from opsline.serving.monitoring_page import (
     CHARTS,
     add_monitoring_page,

@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opsline import pipeline
-from opsline.recipes.base import MODEL_CARD_FILE, get_recipe
+from opsline.export.card import MODEL_CARD_FILE
+from opsline.recipes.registry import get_recipe
 from opsline.serving.app import create_app
 from opsline.serving.settings import ServingSettings
 from opsline.tracking import registry

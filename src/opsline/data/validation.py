@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.data.dataset import Dataset
-    from opsline.recipes.base import Checks
 
 # How many failing rows to show per (split, column, check); the report stays readable.
 _EXAMPLES = 5
@@ -21,6 +20,23 @@ DATAFRAME = "(dataframe)"  # the column of whole-frame rules
 MIN_ROWS = "min_rows"
 MAX_ROWS = "max_rows"
 UNIQUE_ACROSS_SPLITS = "unique_across_splits"
+
+
+@dataclass
+class Checks:
+    """Validation rules for a prepared dataset (what ``Recipe.checks`` returns).
+
+    Attributes:
+        schema: a ``pandera.DataFrameSchema`` applied to every split.
+        key: column that identifies one record; the runner checks no key is in two splits.
+        min_rows: minimum row count per split name.
+        max_rows: maximum row count per split name (no bound for a split not named).
+    """
+
+    schema: Any
+    key: str | None = None
+    min_rows: dict[str, int] = field(default_factory=dict)
+    max_rows: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

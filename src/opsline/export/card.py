@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from opsline.errors import ModelLoadError
-from opsline.recipes.base import MODEL_CARD_FILE
+
+#: Name of the JSON file every exported model directory carries; the server reads it to
+#: know which recipe (and which model kind inside the recipe) can load the directory.
+MODEL_CARD_FILE = "opsline_model.json"
 
 
 def write_card(out_dir: Path, card: dict[str, Any]) -> Path:

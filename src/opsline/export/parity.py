@@ -78,7 +78,7 @@ class ParityRecord:
 
 def write_parity(model_dir: Path, record: ParityRecord) -> Path:
     """Write ``parity.json`` and the ``<backend>`` section (``onnx``/``int8``) of the card."""
-    from opsline.recipes.base import MODEL_CARD_FILE
+    from opsline.export.card import MODEL_CARD_FILE
 
     model_dir = Path(model_dir)
     path = model_dir / PARITY_FILE

@@ -169,7 +169,7 @@ def run_train(store: JobStore, job: Job) -> dict[str, Any]:
     from opsline.config import load_config
     from opsline.data.dataset import load_dataset
     from opsline.errors import NoDatasetError
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.workspace import data_dir
 
     cfg = load_config(job.recipe, job.overrides)
@@ -204,7 +204,7 @@ def run_retrain(store: JobStore, job: Job) -> dict[str, Any]:
     from opsline import pipeline
     from opsline.config import load_config
     from opsline.jobs.actions import FAILED, NOT_PROMOTED, PROMOTED, ActionLog
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.tracking.registry import tag_version
 
     overrides = list(job.overrides)
@@ -266,7 +266,7 @@ def run_retrain(store: JobStore, job: Job) -> dict[str, Any]:
 def run_evaluate(store: JobStore, job: Job) -> dict[str, Any]:
     from opsline import pipeline
     from opsline.config import load_config
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
     from opsline.tracking.registry import resolve_model
 
     cfg = load_config(job.recipe, job.overrides)

@@ -28,7 +28,7 @@ WAIT_ENV = "OPSLINE_LOADTEST_WAIT"
 
 
 def _samples() -> list:
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     recipe = get_recipe(os.environ[RECIPE_ENV])
     samples = [r.model_dump(mode="json") for r in recipe.sample_requests()]

@@ -182,7 +182,7 @@ def run_loadtest(
     The verdict is returned, not raised: the caller decides the exit code after printing.
     """
     from opsline.config import load_config
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     get_recipe(recipe)  # unknown recipe → UsageError with the valid names
     for name, value in (

@@ -211,7 +211,7 @@ def model_label(cfg: Any) -> str:
     if not name:
         return "unknown"
     from opsline.errors import UsageError
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     try:
         return str(get_recipe(str(name)).model_name(cfg))

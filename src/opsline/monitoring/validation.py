@@ -29,8 +29,7 @@ from opsline.data.validation import DATAFRAME, MAX_ROWS, MIN_ROWS, UNIQUE_ACROSS
 from opsline.monitoring.textfile import metrics_path, read_samples, write_registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from opsline.data.validation import Failure, ValidationResult
-    from opsline.recipes.base import Checks
+    from opsline.data.validation import Checks, Failure, ValidationResult
 
 RUNS = "opsline_data_validation_runs"
 

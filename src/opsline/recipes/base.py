@@ -1,6 +1,6 @@
 """The recipe extension point: everything task-specific lives behind this contract.
 
-A recipe is a class registered with :func:`register_recipe`. The core (CLI, pipeline,
+A recipe is a class registered with :func:`opsline.recipes.registry.register_recipe`. The core (CLI, pipeline,
 tracking, serving) only ever talks to recipes through the methods below, so adding a task
 means adding one folder under ``recipes/`` and one ``configs/recipe/<name>.yaml``.
 
@@ -10,7 +10,6 @@ so importing a recipe module stays cheap and ``opsline --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -25,32 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from pydantic import BaseModel
 
     from opsline.data.dataset import Dataset
+    from opsline.data.validation import Checks
     from opsline.export.parity import ParityRecord
-    from opsline.tracking.runs import RunHandle
+    from opsline.tracking.runs import TrainingRun
 
 #: What a monitored feature may be: numbers for numeric drift tests, strings for categories.
 Scalar = float | int | str | bool | None
-
-# Name of the JSON file every exported model directory carries; the server reads it to
-# know which recipe (and which model kind inside the recipe) can load the directory.
-MODEL_CARD_FILE = "opsline_model.json"
-
-
-@dataclass
-class Checks:
-    """Validation rules for a prepared dataset (run by ``opsline.data.validation``).
-
-    Attributes:
-        schema: a ``pandera.DataFrameSchema`` applied to every split.
-        key: column that identifies one record; the runner checks no key is in two splits.
-        min_rows: minimum row count per split name.
-        max_rows: maximum row count per split name (no bound for a split not named).
-    """
-
-    schema: Any
-    key: str | None = None
-    min_rows: dict[str, int] = field(default_factory=dict)
-    max_rows: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -204,7 +183,7 @@ class Recipe(ABC):
     # -- training ---------------------------------------------------------------------
     @abstractmethod
     def train(
-        self, cfg: DictConfig, dataset: Dataset, run: RunHandle, out_dir: Path
+        self, cfg: DictConfig, dataset: Dataset, run: TrainingRun, out_dir: Path
     ) -> TrainedModel:
         """Fit the model chosen by ``cfg.model`` and export it into ``out_dir``.
 
@@ -314,55 +293,3 @@ class Recipe(ABC):
     @abstractmethod
     def sample_requests(self) -> list[BaseModel]:
         """A few realistic requests, for smoke tests, load tests and the UI defaults."""
-
-
-# -- registry ---------------------------------------------------------------------------
-_REGISTRY: dict[str, type[Recipe]] = {}
-
-# Built-in recipes are imported on first lookup, not at ``import opsline``: each module is
-# cheap, but this keeps ``opsline --help`` from touching any of them.
-_BUILTIN_MODULES = (
-    "opsline.recipes.house_price",
-    "opsline.recipes.translation",
-    "opsline.recipes.image_classification",
-    "opsline.recipes.text_generation",
-)
-_builtins_loaded = False
-
-
-def register_recipe(cls: type[Recipe]) -> type[Recipe]:
-    """Class decorator adding a recipe to the registry; a duplicate name is an error."""
-    name = getattr(cls, "name", None)
-    if not name:
-        raise ValueError(f"{cls.__qualname__} must set a non-empty `name`")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(
-            f"a recipe named {name!r} is already registered ({_REGISTRY[name].__module__})"
-        )
-    _REGISTRY[name] = cls
-    return cls
-
-
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
-
-
-def list_recipes() -> list[str]:
-    """Names of all registered recipes, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def get_recipe(name: str) -> Recipe:
-    """An instance of the recipe ``name``; ``UsageError`` listing valid names otherwise."""
-    _load_builtins()
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        raise UsageError(
-            f"Unknown recipe {name!r}. Valid recipes: {', '.join(sorted(_REGISTRY)) or '(none)'}."
-        ) from None

@@ -26,7 +26,8 @@ from opsline import __version__
 from opsline.monitoring import live_quality
 from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
-from opsline.recipes.base import Recipe, get_recipe
+from opsline.recipes.base import Recipe
+from opsline.recipes.registry import get_recipe
 from opsline.serving import errors
 from opsline.serving.batcher import Batcher
 from opsline.serving.drift_monitor import DriftMonitor

@@ -15,7 +15,7 @@ from typing import Any
 
 from opsline.config import load_config
 from opsline.errors import NoModelError, UsageError
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 from opsline.sweeps import study as studies
 from opsline.sweeps import summary
 from opsline.sweeps.objective import PARENT_ATTR

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from opsline.tracking import remote
 from opsline.workspace import artifacts_dir, default_tracking_uri
@@ -68,6 +68,24 @@ class RunStopped(Exception):
     :func:`start_run` records such a run as KILLED (with the reason as a tag), not FAILED,
     so stopped runs and crashed runs stay distinguishable in MLflow.
     """
+
+
+class TrainingRun(Protocol):
+    """What a recipe may call on the run it trains in (``Recipe.train``'s ``run``).
+
+    :class:`RunHandle` is one; the pipeline also passes a handle that taps per-epoch
+    metrics for the job worker, and ranks other than 0 of a DDP run pass one that records
+    nothing (:class:`opsline.training.distributed.NullRun`).
+    """
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Numeric metrics; ``step`` (an epoch, a boosting round) for curves."""
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """A text artifact (a profiler report, samples) at ``artifact_file``."""
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
+        """A JSON artifact at ``artifact_file``."""
 
 
 class RunHandle:

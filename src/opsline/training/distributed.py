@@ -105,6 +105,15 @@ class NullRun:
 
     run_id = ""
 
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
+        pass
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("log_") or name == "set_tags":
             return lambda *args, **kwargs: None

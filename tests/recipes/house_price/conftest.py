@@ -57,7 +57,7 @@ def recording_run():
 
 @pytest.fixture(scope="session")
 def recipe():
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     return get_recipe("house_price")
 

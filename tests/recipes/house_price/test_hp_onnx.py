@@ -15,8 +15,8 @@ import pytest
 
 from opsline.errors import ModelLoadError
 from opsline.export.backend import select_backend
+from opsline.export.card import MODEL_CARD_FILE
 from opsline.export.parity import ONNX_FILE, REGRESSION_RTOL, read_parity, write_parity
-from opsline.recipes.base import MODEL_CARD_FILE
 from opsline.recipes.house_price import sample_requests
 from opsline.recipes.house_price.onnx_export import check_parity
 from opsline.recipes.house_price.schemas import HousePriceRequest

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from opsline.errors import ModelLoadError
-from opsline.recipes.base import MODEL_CARD_FILE
+from opsline.export.card import MODEL_CARD_FILE
 from opsline.recipes.house_price import sample_requests
 from opsline.recipes.house_price.schemas import HousePriceRequest
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from opsline.errors import UsageError
-from opsline.recipes.base import list_recipes
+from opsline.recipes.registry import list_recipes
 
 
 def test_registered():

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from opsline.errors import UsageError
-from opsline.recipes.base import get_recipe
 from opsline.recipes.image_classification.images import to_rgb
 from opsline.recipes.image_classification.monitoring import FEATURES
 from opsline.recipes.image_classification.schemas import ImageRequest, ImageResponse
+from opsline.recipes.registry import get_recipe
 
 from .conftest import CLASSES, png_bytes
 

@@ -199,7 +199,7 @@ def test_the_gate_catches_a_wrong_export(mobilenet, breakage: str, tmp_path: Pat
 def test_export_failure_is_a_failed_record_never_an_exception(mobilenet, tmp_path) -> None:
     from omegaconf import OmegaConf
 
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     model_dir = Path(shutil.copytree(mobilenet[0], tmp_path / "model"))
     (model_dir / "model.safetensors").write_bytes(b"not safetensors")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opsline.errors import UsageError
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 from opsline.recipes.text_generation.monitoring import (
     FEATURES,
     PROMPT_CHARS,

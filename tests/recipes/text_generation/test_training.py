@@ -83,7 +83,7 @@ def tiny_base(tmp_path: Path) -> Path:
 
 
 def _train(tmp_path: Path, *overrides: str):
-    from opsline.recipes.base import get_recipe
+    from opsline.recipes.registry import get_recipe
 
     cfg = load_config("text_generation", [*TINY, *overrides])
     run = RecordingRun()
@@ -208,7 +208,7 @@ def test_block_size_larger_than_the_data_is_a_clear_usage_error(tmp_path):
 
 
 def test_recipe_registers_with_perplexity_and_one_model_per_corpus():
-    from opsline.recipes.base import get_recipe, list_recipes
+    from opsline.recipes.registry import get_recipe, list_recipes
 
     assert "text_generation" in list_recipes()
     recipe = get_recipe("text_generation")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from opsline.errors import UsageError
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 from opsline.recipes.translation.monitoring import FEATURES, MIN_BLEU_ROWS, danish_share
 from opsline.recipes.translation.schemas import TranslationRequest, TranslationResponse
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from opsline.data.dataset import write_dataset
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 
 pytestmark = pytest.mark.quality
 

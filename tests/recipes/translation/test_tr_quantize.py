@@ -12,7 +12,7 @@ from opsline.data.dataset import write_dataset
 from opsline.errors import UsageError
 from opsline.export.parity import PARITY_FILE, read_parity
 from opsline.pipeline import export_onnx
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 from opsline.recipes.translation.predictor import TranslationPredictor
 from opsline.recipes.translation.quantize import EXPORTER, export_int8
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from opsline.data.dataset import write_dataset
-from opsline.recipes.base import get_recipe
+from opsline.recipes.registry import get_recipe
 
 SMALL = [
     "trainer=debug",

@@ -16,20 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from opsline.data.validation import Checks
 from opsline.errors import UsageError
-from opsline.recipes.base import (
-    Checks,
-    Evaluation,
-    Recipe,
-    Scalar,
-    TrainedModel,
-    register_recipe,
-)
+from opsline.recipes.base import Evaluation, Recipe, Scalar, TrainedModel
 from opsline.recipes.house_price.schemas import (
     TYPICAL_HOUSE,
     HousePriceRequest,
     HousePriceResponse,
 )
+from opsline.recipes.registry import register_recipe
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

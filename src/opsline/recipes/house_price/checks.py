@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsline.recipes.base import Checks
+from opsline.data.validation import Checks
 from opsline.recipes.house_price.data import KEY, TARGET
 from opsline.recipes.house_price.features import NOMINAL, ORDINAL, RAW_NUMERIC
 

@@ -33,8 +33,8 @@ def split_requests(split: str = "test") -> list[tuple[dict[str, Any], float]]:
     """(request JSON, sale price) for each row of the workspace's prepared ``split`` that
     makes a valid request."""
     from opsline.data.dataset import load_dataset
-    from opsline.recipes.base import get_recipe
     from opsline.recipes.house_price.data import TARGET
+    from opsline.recipes.registry import get_recipe
     from opsline.workspace import data_dir
 
     recipe = get_recipe("house_price")

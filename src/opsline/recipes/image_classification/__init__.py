@@ -24,15 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from opsline.recipes.base import (
-    Checks,
-    Evaluation,
-    Recipe,
-    Scalar,
-    TrainedModel,
-    register_recipe,
-)
+from opsline.data.validation import Checks
+from opsline.recipes.base import Evaluation, Recipe, Scalar, TrainedModel
 from opsline.recipes.image_classification.schemas import ImageRequest, ImageResponse
+from opsline.recipes.registry import register_recipe
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

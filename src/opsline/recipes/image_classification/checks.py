@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsline.recipes.base import Checks
+from opsline.data.validation import Checks
 from opsline.recipes.image_classification.data import decode_limits, label_space
 from opsline.recipes.image_classification.sources import ATTR_PREFIX
 

@@ -18,14 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from opsline.recipes.base import (
-    Checks,
-    Evaluation,
-    Recipe,
-    Scalar,
-    TrainedModel,
-    register_recipe,
-)
+from opsline.data.validation import Checks
+from opsline.recipes.base import Evaluation, Recipe, Scalar, TrainedModel
+from opsline.recipes.registry import register_recipe
 from opsline.recipes.text_generation.schemas import (
     EXAMPLE,
     GenerationRequest,

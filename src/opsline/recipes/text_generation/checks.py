@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opsline.recipes.base import Checks
+from opsline.data.validation import Checks
 from opsline.recipes.text_generation.corpus import (
     DEFAULTS,
     HARD_MAX_CHARS,

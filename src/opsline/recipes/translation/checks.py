@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsline.recipes.base import Checks
+from opsline.data.validation import Checks
 from opsline.recipes.translation.cleaning import DEFAULTS
 from opsline.recipes.translation.language import share
 

@@ -127,7 +127,7 @@ def _compose(recipe: str, overrides: list[str]) -> None:
 
 def check_request(recipe: str, overrides: list[str]) -> None:
     """Compose the config as the worker will; 422 naming ``recipe`` or the bad override."""
-    from opsline.recipes.base import list_recipes
+    from opsline.recipes.registry import list_recipes
 
     valid = list_recipes()
     if recipe not in valid:
