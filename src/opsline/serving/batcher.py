@@ -23,6 +23,10 @@ The model is read from the slot when a batch *starts*, so a hot reload swaps mod
 batches and a batch in flight finishes on the model it started with. Predictors that
 schedule concurrent requests themselves (text generation) bypass the queue: each call goes
 straight to ``predict`` in a worker thread, up to ``predictor.max_concurrency`` at once.
+
+This module is the queue and its worker loop; one batch's run and per-row retry is
+:mod:`.batch_run`, waiting for answers :mod:`.batch_answers`, the self-scheduling path
+:mod:`.batch_direct` and the refusals :mod:`.batch_errors`.
 """
 
 from __future__ import annotations
@@ -37,7 +41,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opsline.errors import InvalidRequestError, OpslineError
+from opsline.errors import NoModelError
+from opsline.serving.batch_answers import unwrap, wait_for_answers
+from opsline.serving.batch_direct import DirectCalls
+from opsline.serving.batch_errors import ClientDisconnectedError, QueueFullError, ShuttingDownError
+from opsline.serving.batch_run import BatchOutcome, Hook, run_batch
 from opsline.serving.request_id import row_ids
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,30 +54,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.metrics import ServingMetrics
     from opsline.serving.runtime import LoadedModel, ModelSlot
 
+# The errors and the outcome are part of the batcher's interface; they live in their own
+# modules (one concern each) and are re-exported here for callers and hooks.
+__all__ = [
+    "BatchOutcome",
+    "Batcher",
+    "ClientDisconnectedError",
+    "QueueFullError",
+    "ShuttingDownError",
+]
+
 log = logging.getLogger(__name__)
-
-# A submit whose rows are not answered within this long starts watching for a client
-# disconnect; the fast path (answered sooner) never pays for the watcher task.
-DISCONNECT_WATCH_AFTER_S = 0.05
-
-
-class QueueFullError(OpslineError):
-    """The batcher's queue is full: the server answers 503 with ``Retry-After``."""
-
-    def __init__(self, queued: int, limit: int, retry_after_s: int = 1):
-        super().__init__(
-            f"The server is overloaded: {queued} rows are already waiting "
-            f"(limit {limit}); retry in {retry_after_s} s."
-        )
-        self.retry_after_s = retry_after_s
-
-
-class ClientDisconnectedError(OpslineError):
-    """The client went away while its rows were queued; they were dropped."""
-
-
-class ShuttingDownError(OpslineError):
-    """A request arrived after the batcher stopped accepting work (503)."""
 
 
 @dataclass(eq=False)
@@ -79,18 +74,6 @@ class _Row:
     key: Hashable
     request_id: str
     queued_at: float = field(default_factory=time.perf_counter)
-
-
-@dataclass
-class BatchOutcome:
-    """What one batch produced, for hooks (prediction log, shadow scoring)."""
-
-    model: LoadedModel
-    requests: list[BaseModel]
-    results: list[Any]  # a response, or the exception that row raised
-    seconds: float  # the predict call(s)
-    request_ids: list[str]  # per row: the log id (see ``serving.request_id``)
-    latencies: list[float]  # per row: seconds from queued to answered
 
 
 class Batcher:
@@ -118,7 +101,7 @@ class Batcher:
         self.max_size = max(1, int(max_size))
         self.max_delay_s = max(0.0, float(max_delay_s))
         self.max_queue = max(1, int(max_queue))
-        self.hooks: list[Callable[[BatchOutcome], None]] = []
+        self.hooks: list[Hook] = []
         self._queue: collections.deque[_Row] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -126,16 +109,13 @@ class Batcher:
         self._accepting = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self._busy = False
-        self._direct = 0  # self-scheduling predict calls in flight
-        self._direct_limit: asyncio.Semaphore | None = None
-        self._direct_idle: asyncio.Event | None = None
+        self._direct: DirectCalls | None = None  # self-scheduling predictors' calls
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
         """Start the worker on the running event loop."""
         self._wakeup = asyncio.Event()
-        self._direct_idle = asyncio.Event()
-        self._direct_idle.set()
+        self._direct = DirectCalls(self.hooks, self.metrics)
         # One thread: batches run one at a time (a CPU-bound model gains nothing from two
         # on the cores it shares with the event loop), and a swap between batches is clean.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="opsline-batch")
@@ -151,8 +131,8 @@ class Batcher:
         if self._worker is not None:
             await self._worker
             self._worker = None
-        if self._direct_idle is not None:
-            await self._direct_idle.wait()
+        if self._direct is not None:
+            await self._direct.drained()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -164,13 +144,17 @@ class Batcher:
 
     def idle(self) -> bool:
         """No batch running and nothing queued or in flight (a safe moment to close a model)."""
-        return not self._busy and not self._queue and self._direct == 0
+        return (
+            not self._busy
+            and not self._queue
+            and (self._direct is None or self._direct.in_flight == 0)
+        )
 
     # -- submitting ---------------------------------------------------------------------
     async def submit(
         self,
         requests: Sequence[BaseModel],
-        disconnected: Callable[[], Awaitable[bool]] | None = None,
+        disconnected: Callable[[], Awaitable[object]] | None = None,
         *,
         itemized: bool = False,
     ) -> list[BaseModel]:
@@ -191,7 +175,8 @@ class Batcher:
             raise ShuttingDownError("The server is shutting down; retry on another replica.")
         ids = row_ids(len(requests), itemized=itemized)
         if model.predictor.schedules_itself:
-            return await self._direct_predict(model, requests, ids)
+            assert self._direct is not None  # accepting implies started
+            return await self._direct.predict(model, requests, ids)
         if len(self._queue) + len(requests) > self.max_queue:
             if self.metrics is not None:
                 self.metrics.batch_rejected.inc()
@@ -208,85 +193,18 @@ class Batcher:
         self._wakeup.set()
         futures = [row.future for row in rows]
         try:
-            results = await self._wait(futures, disconnected)
+            results = await wait_for_answers(futures, disconnected)
         except (asyncio.CancelledError, ClientDisconnectedError):
             for row in rows:  # dropped from the queue; a running batch just finishes
                 row.future.cancel()
             raise
-        return self._unwrap(results, len(requests))
-
-    async def _wait(
-        self, futures: list[asyncio.Future[Any]], disconnected: Callable[[], Awaitable[Any]] | None
-    ) -> list[Any]:
-        """Every row's response or exception; ``ClientDisconnectedError`` if the client left."""
-        waiter: asyncio.Future[Any] = (
-            futures[0] if len(futures) == 1 else asyncio.gather(*futures, return_exceptions=True)
-        )
-        if disconnected is not None and not waiter.done():
-            done, _ = await asyncio.wait([waiter], timeout=DISCONNECT_WATCH_AFTER_S)
-            if not done:
-                watcher = asyncio.ensure_future(disconnected())
-                try:
-                    await asyncio.wait([waiter, watcher], return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    watcher.cancel()
-                if not waiter.done():
-                    raise ClientDisconnectedError("The client disconnected before its answer.")
-        if len(futures) > 1:
-            return await waiter
-        try:
-            return [await waiter]
-        except Exception as error:  # noqa: BLE001 (a failing row fails only its own answer)
-            return [error]
-
-    @staticmethod
-    def _unwrap(results: list[Any], count: int) -> list[BaseModel]:
-        for index, result in enumerate(results):
-            if isinstance(result, InvalidRequestError) and count > 1:
-                raise InvalidRequestError(f"items.{index}.{result.field}", result.reason)
-            if isinstance(result, BaseException):
-                raise result
-        return results
+        return unwrap(results, len(requests))
 
     def _model(self) -> LoadedModel:
-        from opsline.errors import NoModelError
-
         model = self.slot.model
         if model is None:
-            raise NoModelError(self.slot.error or "No model is loaded.")
+            raise self._model_error()
         return model
-
-    # -- self-scheduling predictors ------------------------------------------------------
-    async def _direct_predict(
-        self, model: LoadedModel, requests: Sequence[BaseModel], ids: list[str]
-    ) -> list[BaseModel]:
-        import anyio.to_thread
-
-        if self._direct_limit is None:
-            self._direct_limit = asyncio.Semaphore(model.predictor.max_concurrency or 16)
-        assert self._direct_idle is not None
-        async with self._direct_limit:
-            if self.metrics is not None:  # rows per predict call, as for queued batches
-                self.metrics.batch_rows.observe(len(requests))
-            self._direct += 1
-            model.inflight += 1
-            self._direct_idle.clear()
-            now = time.perf_counter()
-            try:
-                results = await anyio.to_thread.run_sync(
-                    self._run_batch,
-                    model,
-                    list(requests),
-                    ids,
-                    [now] * len(ids),
-                    abandon_on_cancel=False,
-                )
-                return self._unwrap(results, len(requests))
-            finally:
-                model.inflight -= 1
-                self._direct -= 1
-                if self._direct == 0:
-                    self._direct_idle.set()
 
     # -- the worker -----------------------------------------------------------------------
     async def _run(self) -> None:
@@ -328,11 +246,13 @@ class Batcher:
             try:
                 results = await loop.run_in_executor(
                     self._executor,
-                    self._run_batch,
+                    run_batch,  # one predict call, rows retried alone on failure, then hooks
                     model,
                     [row.request for row in batch],
                     [row.request_id for row in batch],
                     [row.queued_at for row in batch],
+                    self.hooks,
+                    self.metrics,
                 )
             except BaseException as error:  # noqa: BLE001 (the executor failed: never hang a row)
                 results = [error] * len(batch)
@@ -369,7 +289,7 @@ class Batcher:
         if all(row.key == key for row in self._queue):  # the common case: one group
             batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
         else:
-            batch, rest = [], collections.deque()
+            batch, rest = [], collections.deque[_Row]()
             for row in self._queue:
                 (batch if row.key == key and len(batch) < limit else rest).append(row)
             self._queue = rest
@@ -388,44 +308,7 @@ class Batcher:
         self._set_depth()
 
     def _model_error(self) -> Exception:
-        from opsline.errors import NoModelError
-
         return NoModelError(self.slot.error or "No model is loaded.")
-
-    # -- running one batch (in the batcher thread) ---------------------------------------
-    def _run_batch(
-        self, model: LoadedModel, requests: list[BaseModel], ids: list[str], queued: list[float]
-    ) -> list[Any]:
-        """Responses (or per-row exceptions) for ``requests``: one call, rows on failure;
-        then the hooks (the prediction log commits here, before any row is answered)."""
-        started = time.perf_counter()
-        try:
-            results: list[Any] = self._predict_batch(model, requests)
-        except Exception as error:  # noqa: BLE001 (recipe code: retry rows one by one below)
-            if len(requests) == 1:
-                results = [error]
-            else:  # find the culprit(s): every other row still gets its answer
-                results = []
-                for request in requests:
-                    try:
-                        results.extend(self._predict_batch(model, [request]))
-                    except Exception as row_error:  # noqa: BLE001 (only this row fails)
-                        results.append(row_error)
-        done = time.perf_counter()
-        outcome = BatchOutcome(
-            model, requests, results, done - started, ids, [done - q for q in queued]
-        )
-        for hook in self.hooks:
-            try:
-                hook(outcome)
-            except Exception:  # a hook (log, shadow) must never cost a client its answer
-                log.exception("Batch hook %r failed", hook)
-        return results
-
-    def _predict_batch(self, model: LoadedModel, requests: list[BaseModel]) -> list[BaseModel]:
-        from opsline.serving.runtime import predict_sync
-
-        return predict_sync(model, requests, self.metrics)
 
     # -- metrics ----------------------------------------------------------------------------
     def _set_depth(self) -> None:
