@@ -1,0 +1,70 @@
+"""MkDocs hook: one site page per benchmark report in ``benchmarks/*.md``.
+
+The reports are written by the benchmark scripts themselves, so the site includes them as
+they are (``--8<--`` snippets) instead of copying them. Every report that exists at build
+time gets a generated page ``benchmarks/<name>.md`` and an entry under "Benchmarks" in the
+navigation, so a new report (a soak or crash run, say) appears without touching the docs, and
+a report that is not there yet cannot break the strict build. Generated pages keep the
+report's own file name, so the links between reports (``prediction_log_cost.md``) resolve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+
+SECTION = "Benchmarks"
+
+# Short navigation titles; a report not listed here is titled from its file name.
+TITLES = {
+    "serving_tabular": "Serving: tabular",
+    "prediction_log_cost": "Serving: prediction log cost",
+    "house_price_inprocess": "House price in-process",
+    "serving_image": "Serving: images",
+    "image_onnx": "Images: ONNX Runtime",
+    "serving_translation": "Serving: translation",
+    "translation_int8": "Translation: int8",
+    "translation_results": "Translation: quality",
+    "text_generation_results": "Text generation: quality",
+    "text_generation_serving": "Text generation: serving",
+    "soak": "Soak test",
+    "crash": "Crash tests",
+}
+
+
+def reports(config: MkDocsConfig) -> list[Path]:
+    """The benchmark reports present now, in a stable order."""
+    root = Path(config.config_file_path).parent
+    return sorted((root / "benchmarks").glob("*.md"))
+
+
+def title(report: Path) -> str:
+    """The navigation title of one report."""
+    return TITLES.get(report.stem, report.stem.replace("_", " ").capitalize())
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Append one navigation entry per report to the "Benchmarks" section."""
+    for entry in config.nav or []:
+        if isinstance(entry, dict) and SECTION in entry:
+            section = entry[SECTION]
+            for report in reports(config):
+                section.append({title(report): f"benchmarks/{report.name}"})
+            return config
+    raise ValueError(f"mkdocs.yml has no {SECTION!r} section in nav")
+
+
+def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
+    """Add a generated page per report that includes the report through snippets."""
+    for report in reports(config):
+        script = report.with_suffix(".py").name
+        content = f'--8<-- "benchmarks/{report.name}"\n\n---\n\n'
+        content += f"*Report file: `benchmarks/{report.name}`"
+        if report.with_suffix(".py").exists():
+            content += f", written by `benchmarks/{script}`"
+        content += ". See [Benchmarks](index.md) for how to rerun every benchmark.*\n"
+        files.append(File.generated(config, f"benchmarks/{report.name}", content=content))
+    return files
