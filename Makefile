@@ -7,13 +7,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup system-deps lock lint clean images
+.PHONY: run test check lint fuzz docs retrain release-check setup system-deps lock clean images
 
 run: setup
 	$(BIN)/opsline run house_price --serve --host $(HOST) --port $(PORT)
 
+# PYTEST_ARGS selects a part, e.g. `make test PYTEST_ARGS='-m "quality or browser"'` (CI's matrix).
+PYTEST_ARGS ?=
 test: setup system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
 
@@ -45,8 +47,42 @@ lock:
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^opsline' > requirements.lock
 
-lint:
-	$(BIN)/ruff check src tests
+# Lint and type-check: the same tools and versions as the pre-commit hooks (.pre-commit-config.yaml)
+# and CI (.ci/run, .github/workflows/ci.yml). `ruff format --check` fails on unformatted code;
+# `ruff format src tests benchmarks` formats it.
+LINT_PATHS := src tests benchmarks docs/hooks
+lint: setup
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+# The edit loop: lint, then every test except the slow quality thresholds, the browser and
+# the fuzzing budget of `make test` (about 3 minutes here). CI still runs all of them.
+check: lint
+	$(BIN)/python -m pytest -q -m "not quality and not browser and not slow"
+
+# Property-based fuzzing of every recipe's OpenAPI with a much larger budget than `make test`.
+FUZZ_EXAMPLES ?= 2000
+fuzz: setup
+	OPSLINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/serving/test_fuzz.py
+
+# The documentation site (mkdocs.yml, docs/) into site/; `.venv/bin/mkdocs serve` previews it.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# What the data workflow runs when data or dvc.lock change: the DVC pipeline (prepare →
+# validate → train → evaluate; stages whose inputs did not change are skipped) and then the
+# promotion gate on the version it registered. Needs a project set up with `opsline dvc init`.
+RECIPE ?= house_price
+retrain: setup
+	$(BIN)/dvc repro
+	$(BIN)/opsline promote $(RECIPE) --latest
+
+# What the registry workflow runs after a promotion: serve RECIPE's production model, wait
+# until it is ready (loaded and smoke-tested), load-test it and attach the report to the
+# version (deploy/ci/release-check.sh; LOADTEST_S, SLO_P95_MS, REPORT_DIR tune it).
+release-check: setup
+	RECIPE=$(RECIPE) HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) deploy/ci/release-check.sh
 
 # The serve and train images (deploy/docker/), for users with Docker or Podman:
 #   make images    |    make images CONTAINER=podman TAG=0.1.0 REGISTRY=ghcr.io/acme/

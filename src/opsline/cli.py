@@ -17,7 +17,7 @@ from opsline.cli_dvc import dvc_app  # light: typer only, the rest is lazy
 from opsline.cli_monitor import monitor_app  # light: typer only, the rest is lazy
 from opsline.cli_predictions import predictions_app
 from opsline.cli_stack import stack_app  # light: typer only, the stack package is lazy
-from opsline.errors import OpslineError
+from opsline.errors import OpslineError, UsageError
 
 app = typer.Typer(
     help="opsline: from raw data to a monitored ML service.",
@@ -157,13 +157,24 @@ def evaluate(
 @app.command()
 def promote(
     recipe: Recipe,
-    version: Annotated[int, typer.Option("--version", help="Model version.")],
+    version: Annotated[int | None, typer.Option("--version", help="Model version.")] = None,
+    latest: Annotated[
+        bool,
+        typer.Option(
+            "--latest",
+            help="The newest registered version (what `dvc repro` or a CI job just trained).",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option(help="Skip the quality gate.")] = False,
     overrides: Overrides = None,
 ) -> None:
     """Move the production alias to VERSION if it is at least as good as today's."""
     from opsline import pipeline
 
+    if (version is None) == (not latest):
+        raise UsageError("Give either --version N or --latest.")
+    if latest:
+        version = _latest_version(recipe, overrides or [])
     decision = pipeline.promote(recipe, str(version), force=force, overrides=overrides or [])
     typer.echo(
         f"{'Promoted' if decision.promoted else 'Not promoted'} "
@@ -171,6 +182,18 @@ def promote(
     )
     if not decision.promoted:
         raise typer.Exit(1)
+
+
+def _latest_version(recipe: str, overrides: list[str]) -> int:
+    from opsline.config import load_config
+    from opsline.recipes.registry import get_recipe
+    from opsline.tracking.registry import list_versions
+
+    name = get_recipe(recipe).model_name(load_config(recipe, overrides))
+    rows = list_versions(name)
+    if not rows:
+        raise UsageError(f"No registered version of {name!r} to promote; train one first.")
+    return int(rows[0]["version"])
 
 
 @app.command()
@@ -390,7 +413,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
         sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - the last line of defence for users
+    except Exception as error:  # noqa: BLE001 (the last line of defence for users)
         import traceback
 
         from opsline.workspace import home
