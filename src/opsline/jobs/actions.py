@@ -131,13 +131,27 @@ class ActionLog:
         new_version: str | None = None,
         old_version: str | None = None,
     ) -> None:
-        """Record how the action ended (only once: a finished action stays as it is)."""
+        """Record how the action ended (only once: a finished action stays as it is).
+
+        A ``new_version`` noted earlier (:meth:`note_candidate`) is kept when none is given.
+        """
         with closing(self._open()) as db:
             db.execute(
-                "UPDATE loop_actions SET outcome = ?, result = ?, new_version = ?, "
+                "UPDATE loop_actions SET outcome = ?, result = ?, "
+                "new_version = COALESCE(?, new_version), "
                 "old_version = COALESCE(?, old_version), finished_at = ? "
                 "WHERE id = ? AND outcome = ?",
                 (outcome, result, new_version, old_version, now(), action_id, RUNNING),
+            )
+
+    def note_candidate(self, action_id: str, version: str) -> None:
+        """The version the job registered, written before the gate runs: if the worker dies
+        between the promotion and :meth:`finish`, :func:`opsline.jobs.settle.settle` can
+        still tell from the registry whether the alias moved to it."""
+        with closing(self._open()) as db:
+            db.execute(
+                "UPDATE loop_actions SET new_version = ? WHERE id = ? AND outcome = ?",
+                (version, action_id, RUNNING),
             )
 
     def set_job(self, action_id: str, job_id: str) -> None:

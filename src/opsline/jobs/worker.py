@@ -230,12 +230,25 @@ def run_retrain(store: JobStore, job: Job) -> dict[str, Any]:
             tags={"retrain.trigger": trigger, "retrain.job_id": job.id},
         )
         reporter.flush()
+        if action is not None:  # before the gate: a death after it can still be settled
+            actions.note_candidate(action.id, str(result.version))
         reporter.stage("promoting")
         decision = pipeline.promote(job.recipe, str(result.version), overrides=overrides)
     except BaseException as error:
         if action is not None:
             actions.finish(action.id, FAILED, f"{type(error).__name__}: {error}")
         raise
+    # The record is closed right after the alias moved, before anything slower (the version
+    # tags). Two stores cannot commit together: if the worker dies in between,
+    # opsline.jobs.settle reads the alias and records the promotion anyway.
+    if action is not None:
+        actions.finish(
+            action.id,
+            PROMOTED if decision.promoted else NOT_PROMOTED,
+            decision.reason,
+            new_version=str(result.version),
+            old_version=decision.previous,
+        )
     verdict = "promoted" if decision.promoted else "not promoted"
     tag_version(
         name,
@@ -247,14 +260,6 @@ def run_retrain(store: JobStore, job: Job) -> dict[str, Any]:
         },
         cfg.tracking.uri,
     )
-    if action is not None:
-        actions.finish(
-            action.id,
-            PROMOTED if decision.promoted else NOT_PROMOTED,
-            decision.reason,
-            new_version=str(result.version),
-            old_version=decision.previous,
-        )
     return {
         "metrics": {**result.metrics, "promoted": float(decision.promoted)},
         "model_name": name,

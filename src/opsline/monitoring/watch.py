@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opsline.jobs.actions import FAILED, RUNNING, ActionLog
+from opsline.jobs.actions import FAILED, ActionLog
+from opsline.jobs.settle import settle
 from opsline.monitoring import policy as rules
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -207,12 +208,11 @@ class Watch:
         """Block until the retrain job ends; update the loop state; its action record."""
         while not (job := self.manager.get(job_id)).finished:
             time.sleep(poll_s)
-        action = self.actions.for_job(job_id)
-        if action is not None and action.outcome == RUNNING:  # the worker died first
-            self.actions.finish(action.id, FAILED, job.error or f"the job ended {job.status}")
-            action = self.actions.for_job(job_id)
+        action = settle(self.actions, job)  # closes the record if the worker died first
         reason = (action.result if action is not None else "") or job.error or job.message
-        rules.job_finished(self.policy, self.state, job.status != "succeeded", reason)
+        # A worker that died after the gate promoted its version did not fail the retrain.
+        failed = action.outcome == FAILED if action is not None else job.status != "succeeded"
+        rules.job_finished(self.policy, self.state, failed, reason)
         return action
 
     def _follow_running_job(self) -> None:

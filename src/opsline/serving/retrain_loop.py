@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from opsline.jobs.actions import FAILED, PROMOTED, RUNNING, ActionLog
+from opsline.jobs.actions import FAILED, PROMOTED, ActionLog
+from opsline.jobs.settle import settle
 from opsline.monitoring import policy as rules
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -144,13 +145,9 @@ class RetrainLoop:
             if job.finished:
                 break
             await asyncio.sleep(JOB_POLL_S)
-        action = await anyio.to_thread.run_sync(self.actions.for_job, job_id)
-        if action is not None and action.outcome == RUNNING:  # the worker died before noting it
-            await anyio.to_thread.run_sync(
-                self.actions.finish, action.id, FAILED, job.error or f"the job ended {job.status}"
-            )
-            action = await anyio.to_thread.run_sync(self.actions.for_job, job_id)
-        failed = job.status != "succeeded"
+        # Closes the record if the worker died first (a promotion is read from the registry).
+        action = await anyio.to_thread.run_sync(settle, self.actions, job)
+        failed = action.outcome == FAILED if action is not None else job.status != "succeeded"
         reason = (action.result if action is not None else "") or job.error or job.message
         rules.job_finished(self.policy, self.state, failed, reason)
         if action is not None and action.outcome == PROMOTED:
