@@ -15,8 +15,11 @@ from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 
 SECTION = "Benchmarks"
+INDEX = "benchmarks/index.md"
+MARKER = "<!-- benchmark-reports -->"
 
 # Short navigation titles; a report not listed here is titled from its file name.
 TITLES = {
@@ -51,8 +54,10 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     for entry in config.nav or []:
         if isinstance(entry, dict) and SECTION in entry:
             section = entry[SECTION]
-            for report in reports(config):
-                section.append({title(report): f"benchmarks/{report.name}"})
+            listed = {next(iter(item.values())) for item in section if isinstance(item, dict)}
+            for report in reports(config):  # `mkdocs serve` may call this again: no duplicates
+                if f"benchmarks/{report.name}" not in listed:
+                    section.append({title(report): f"benchmarks/{report.name}"})
             return config
     raise ValueError(f"mkdocs.yml has no {SECTION!r} section in nav")
 
@@ -68,3 +73,20 @@ def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
         content += ". See [Benchmarks](index.md) for how to rerun every benchmark.*\n"
         files.append(File.generated(config, f"benchmarks/{report.name}", content=content))
     return files
+
+
+def _heading(report: Path) -> str:
+    for line in report.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return title(report)
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, **_: Any) -> str:
+    """List the reports present at build time on the benchmarks index page."""
+    if page.file.src_uri != INDEX:
+        return markdown
+    if MARKER not in markdown:
+        raise ValueError(f"{INDEX} lost its marker {MARKER}")
+    rows = [f"- [{title(r)}]({r.name}) — {_heading(r)}" for r in reports(config)]
+    return markdown.replace(MARKER, "\n".join(rows))

@@ -41,7 +41,9 @@ def context(command: Any, name: str, parent: Any = None) -> Any:
 def subcommands(group: Any, ctx: Any) -> list[tuple[str, Any]]:
     """A group's visible sub-commands, in the app's order."""
     found = [(name, group.get_command(ctx, name)) for name in group.list_commands(ctx)]
-    return [(name, command) for name, command in found if command is not None and not command.hidden]
+    return [
+        (name, command) for name, command in found if command is not None and not command.hidden
+    ]
 
 
 def _cell(text: str) -> str:
@@ -104,7 +106,9 @@ def render() -> str:
     ctx = context(root, "opsline")
     children = subcommands(root, ctx)
     sections = [render_command(sub, context(sub, name, ctx), 2) for name, sub in children]
-    return "\n".join([_help_paragraphs(root.help or ""), "", _summary(children, "opsline"), "", *sections])
+    return "\n".join(
+        [_help_paragraphs(root.help or ""), "", _summary(children, "opsline"), "", *sections]
+    )
 
 
 def on_page_markdown(markdown: str, page: Page, **_: Any) -> str:
