@@ -1,8 +1,9 @@
 """The recipe extension point: everything task-specific lives behind this contract.
 
-A recipe is a class registered with :func:`opsline.recipes.registry.register_recipe`. The core (CLI, pipeline,
-tracking, serving) only ever talks to recipes through the methods below, so adding a task
-means adding one folder under ``recipes/`` and one ``configs/recipe/<name>.yaml``.
+A recipe is a class registered with :func:`opsline.recipes.registry.register_recipe`. The
+core (CLI, pipeline, tracking, serving) only ever talks to recipes through the methods
+below, so adding a task means adding one folder under ``recipes/`` and one
+``configs/recipe/<name>.yaml`` (plus its model settings' dataclass, ``model_schema``).
 
 Heavy libraries (torch, gradio, pandera …) are imported inside the methods that need them,
 so importing a recipe module stays cheap and ``opsline --help`` stays fast.
@@ -11,7 +12,7 @@ so importing a recipe module stays cheap and ``opsline --help`` stays fast.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -156,6 +157,13 @@ class Recipe(ABC):
     #: Metric (on the test split) the promotion gate compares, and its direction.
     primary_metric: ClassVar[str]
     greater_is_better: ClassVar[bool] = False
+
+    #: The typed schema of the ``model`` config group: one dataclass for every model of
+    #: the recipe, or one per model kind keyed by ``model.name`` (a name not in the mapping
+    #: is refused). :func:`opsline.config.load_config` checks the composed ``model`` node
+    #: against it; the recipe reads it with :func:`opsline.config.settings`. ``None``: no
+    #: schema, the node is not checked.
+    model_schema: ClassVar[type | Mapping[str, type] | None] = None
 
     def model_name(self, cfg: DictConfig) -> str:
         """Registered-model name (and dataset folder) for this config; the recipe name by

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from opsline.config import load_config
+from opsline.config import load_config, settings
+from opsline.recipes.text_generation.config import TextModelConfig
 
 TEXTS = [
     "ROMEO:\nBut soft, what light through yonder window breaks?",
@@ -27,7 +28,7 @@ def lm():
     cfg = load_config("text_generation", ["model=tiny", "model.block_size=16"])
     tokenizer = train_bpe(TEXTS * 5, 280, 64)
     torch.manual_seed(0)
-    return tiny_network(cfg.model, tokenizer).eval(), tokenizer
+    return tiny_network(settings(TextModelConfig, cfg.model), tokenizer).eval(), tokenizer
 
 
 def test_token_stream_ends_every_passage_with_end_of_text(lm):

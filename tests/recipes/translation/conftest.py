@@ -72,22 +72,19 @@ def make_tokenizer(sentences, vocab_size: int = 300):
 
 def make_model_dir(path: Path, sentences, vocab_size: int = 300) -> Path:
     """A tiny random Marian model + tokenizer + card, as training would export it."""
-    from omegaconf import OmegaConf
-
     from opsline.recipes.translation.card import write_card
+    from opsline.recipes.translation.config import TranslationModelConfig
     from opsline.recipes.translation.model import build_network
 
     tokenizer = make_tokenizer(sentences, vocab_size)
-    mcfg = OmegaConf.create(
-        {
-            "d_model": 16,
-            "encoder_layers": 1,
-            "decoder_layers": 1,
-            "heads": 2,
-            "ffn_dim": 32,
-            "dropout": 0.0,
-            "max_positions": 64,
-        }
+    mcfg = TranslationModelConfig(
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        heads=2,
+        ffn_dim=32,
+        dropout=0.0,
+        max_positions=64,
     )
     network = build_network(mcfg, tokenizer)
     path.mkdir(parents=True, exist_ok=True)

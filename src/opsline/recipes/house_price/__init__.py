@@ -3,10 +3,10 @@
 Importing this module is cheap (pydantic only): data, training and serving code, and the
 heavy libraries behind them, are imported inside the methods that use them.
 
-Module map: ``data`` (load, clean, split) · ``checks`` (pandera rules) · ``features``
-(engineering + JSON preprocessing) · ``network``/``mlp`` (Lightning MLP) · ``gbm``
-(LightGBM) · ``card`` (opsline_model.json) · ``plan`` (compiled request
-preprocessing) · ``predictor`` · ``onnx_export`` · ``metrics`` · ``schemas`` · ``ui`` ·
+Module map: ``config`` (typed model settings) · ``data`` (load, clean, split) · ``checks``
+(pandera rules) · ``features`` (engineering + JSON preprocessing) · ``network``/``mlp``
+(Lightning MLP) · ``gbm`` (LightGBM) · ``card`` (opsline_model.json) · ``plan`` (compiled
+request preprocessing) · ``predictor`` · ``onnx_export`` · ``metrics`` · ``schemas`` · ``ui`` ·
 ``monitoring`` (drift features, live quality, feedback rows).
 """
 
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opsline.data.validation import Checks
 from opsline.errors import UsageError
 from opsline.recipes.base import Evaluation, Recipe, Scalar, TrainedModel
+from opsline.recipes.house_price.config import MODEL_CONFIGS
 from opsline.recipes.house_price.schemas import (
     TYPICAL_HOUSE,
     HousePriceRequest,
@@ -45,6 +46,7 @@ class HousePriceRecipe(Recipe):
     greater_is_better = False
     Request = HousePriceRequest
     Response = HousePriceResponse
+    model_schema = MODEL_CONFIGS
 
     # -- data -------------------------------------------------------------------------
     def prepare(self, cfg: Any) -> dict[str, pd.DataFrame]:

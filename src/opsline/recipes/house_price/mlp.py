@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -14,12 +11,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from opsline.config import settings
 from opsline.recipes.base import TrainedModel
 from opsline.recipes.house_price import network
 from opsline.recipes.house_price.card import WEIGHTS, write_card
+from opsline.recipes.house_price.config import MLPConfig
 from opsline.recipes.house_price.data import TARGET
 from opsline.recipes.house_price.features import RAW_COLUMNS, Preprocessor
-from opsline.training.trainer import build_trainer, finish_fit
+from opsline.training.fit import TrainingSession, count_parameters
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.tracking.runs import TrainingRun
 
 LOSSES = {"mse": nn.MSELoss, "huber": lambda: nn.HuberLoss(delta=1.0)}
 
@@ -87,49 +89,29 @@ def _tensors(pre: Preprocessor, frame) -> TensorDataset:
     return TensorDataset(x, y)
 
 
-def train_mlp(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
+def train_mlp(cfg: Any, dataset: Any, run: TrainingRun, out_dir: Path) -> TrainedModel:
     """Fit preprocessing on train, train with early stopping on val, export."""
     from safetensors.torch import save_file
 
-    mcfg = cfg.model
+    mcfg = settings(MLPConfig, cfg.model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train, val = dataset.frame("train"), dataset.frame("val")
     pre = Preprocessor.fit(train)
     train_set, val_set = _tensors(pre, train), _tensors(pre, val)
     arch = network.architecture(train_set.tensors[0].shape[1], mcfg)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="opsline-mlp-") as work:
-        trainer = build_trainer(
-            cfg,
-            default_max_epochs=int(mcfg.max_epochs),
-            patience=int(mcfg.patience),
-            work_dir=Path(work),
-            run=run,
-        )
+    with TrainingSession(cfg, run, "mlp") as session:
+        session.build_trainer(default_max_epochs=mcfg.max_epochs, patience=mcfg.patience)
         module = PriceRegressor(
-            arch,
-            float(mcfg.lr),
-            float(mcfg.weight_decay),
-            str(mcfg.get("loss", "mse")),
-            pre.target_std,
-            int(mcfg.get("lr_patience", 5)),
+            arch, mcfg.lr, mcfg.weight_decay, mcfg.loss, pre.target_std, mcfg.lr_patience
         )
-        trainer.fit(
+        session.fit(
             module,
-            DataLoader(train_set, batch_size=int(mcfg.batch_size), shuffle=True),
+            DataLoader(train_set, batch_size=mcfg.batch_size, shuffle=True),
             DataLoader(val_set, batch_size=len(val_set)),
         )
-        best = finish_fit(trainer, module, run, Path(work))
-    seconds = time.perf_counter() - started
-    best_epoch = _best_epoch(best)
-    run.log_metrics(
-        {
-            "train_seconds": seconds,
-            "epochs_trained": trainer.current_epoch,
-            **({"best_epoch": best_epoch} if best_epoch is not None else {}),
-        }
-    )
+        result = session.finish()
+    run.log_metrics(result.metrics(parameters=count_parameters(module.net)))
     state = {k: v.detach().cpu().contiguous() for k, v in module.net.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS["mlp"]))
     pre.save(out_dir)
@@ -140,16 +122,6 @@ def train_mlp(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
         feature_schema={"raw_columns": RAW_COLUMNS, "model_inputs": pre.features},
         target={"column": TARGET, "transform": "standardized log"},
         data_version=getattr(dataset, "version", None),
-        training={
-            "epochs": trainer.current_epoch,
-            "best_epoch": best_epoch,
-            "seconds": round(seconds, 1),
-        },
+        training=result.card(best_epoch=result.best_epoch),
     )
     return TrainedModel(model_dir=out_dir, kind="mlp")
-
-
-def _best_epoch(checkpoint_path: str) -> int | None:
-    """Epoch of the best checkpoint, from its name (``best-epoch=12.ckpt``)."""
-    match = re.search(r"epoch=(\d+)", Path(checkpoint_path).name) if checkpoint_path else None
-    return int(match.group(1)) if match else None

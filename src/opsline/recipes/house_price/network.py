@@ -7,10 +7,13 @@ is described by a small JSON-able dict stored in the model card, and the weights
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.recipes.house_price.config import MLPConfig
 
 
 class PriceMLP(nn.Module):
@@ -41,13 +44,13 @@ class PriceMLP(nn.Module):
         return out.squeeze(-1)
 
 
-def architecture(n_inputs: int, model_cfg: Any) -> dict[str, Any]:
+def architecture(n_inputs: int, model_cfg: MLPConfig) -> dict[str, Any]:
     """The JSON description :func:`build` needs (written into the model card)."""
     return {
         "n_inputs": int(n_inputs),
-        "hidden": [int(h) for h in model_cfg.hidden],
-        "dropout": float(model_cfg.dropout),
-        "shortcut": bool(model_cfg.get("shortcut", True)),
+        "hidden": list(model_cfg.hidden),
+        "dropout": model_cfg.dropout,
+        "shortcut": model_cfg.shortcut,
     }
 
 

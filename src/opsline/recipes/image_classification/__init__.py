@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opsline.data.validation import Checks
 from opsline.recipes.base import Evaluation, Recipe, Scalar, TrainedModel
+from opsline.recipes.image_classification.config import ImageModelConfig
 from opsline.recipes.image_classification.schemas import ImageRequest, ImageResponse
 from opsline.recipes.registry import register_recipe
 
@@ -50,6 +51,7 @@ class ImageClassificationRecipe(Recipe):
     greater_is_better = True
     Request = ImageRequest
     Response = ImageResponse
+    model_schema = ImageModelConfig
     #: ``POST /predict`` also takes a multipart upload (field ``image``).
     accepts_files: ClassVar[bool] = True
     predicted_value_buckets: ClassVar[tuple[float, ...]] = (

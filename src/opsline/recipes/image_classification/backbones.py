@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from opsline.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.recipes.image_classification.config import ImageModelConfig
 
 # timm model name -> (package, file inside it). Both match timm's architecture exactly.
 PACKAGED = {
@@ -97,7 +100,7 @@ class SmallCNN(nn.Module):
 
 
 def architecture(
-    model_cfg: Any, num_classes: int, in_chans: int, image_size: int = 28
+    model_cfg: ImageModelConfig, num_classes: int, in_chans: int, image_size: int = 28
 ) -> dict[str, Any]:
     """The JSON description :func:`build` needs (written into the model card)."""
     if model_cfg.name == "small_cnn":
@@ -106,20 +109,22 @@ def architecture(
             "name": "small_cnn",
             "num_classes": int(num_classes),
             "in_chans": int(in_chans),
-            "channels": [int(c) for c in model_cfg.channels],
-            "convs": int(model_cfg.get("convs", 1)),
-            "dropout": float(model_cfg.dropout),
-            "pool": str(model_cfg.get("pool", "avg")),
-            "hidden": int(model_cfg.get("hidden", 0) or 0),
+            "channels": list(model_cfg.channels),
+            "convs": model_cfg.convs,
+            "dropout": model_cfg.dropout,
+            "pool": model_cfg.pool,
+            "hidden": model_cfg.hidden,
             "image_size": int(image_size),
         }
+    if not model_cfg.arch:
+        raise UsageError(f"model.arch (a timm model name) is not set for model {model_cfg.name!r}.")
     return {
         "family": "timm",
-        "name": str(model_cfg.arch),
+        "name": model_cfg.arch,
         "num_classes": int(num_classes),
         "in_chans": int(in_chans),
-        "drop_rate": float(model_cfg.get("dropout", 0.0)),
-        "head_norm": bool(model_cfg.get("head_norm", False)),
+        "drop_rate": model_cfg.dropout,
+        "head_norm": model_cfg.head_norm,
     }
 
 
@@ -261,12 +266,12 @@ def load_packaged(net: nn.Module, name: str) -> None:
 
 
 def create(
-    model_cfg: Any, num_classes: int, in_chans: int, image_size: int = 28
+    model_cfg: ImageModelConfig, num_classes: int, in_chans: int, image_size: int = 28
 ) -> tuple[nn.Module, dict[str, Any]]:
     """``(network, arch)`` with pretrained weights as ``model.pretrained`` says."""
     arch = architecture(model_cfg, num_classes, in_chans, image_size)
     net = build(arch)
-    mode = str(model_cfg.get("pretrained", "none")) if arch["family"] == "timm" else "none"
+    mode = model_cfg.pretrained if arch["family"] == "timm" else "none"
     if mode == "auto":
         mode = "package" if arch["name"] in PACKAGED else "hub"
     if mode == "package":

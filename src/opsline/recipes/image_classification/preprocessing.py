@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL import Image as PILImage
 
+    from opsline.recipes.image_classification.config import ImageModelConfig
+
 FILE = "preprocessing.json"
 
 
@@ -36,12 +38,14 @@ class Preprocessing:
     tta: str = "none"  # none | dihedral
 
     @classmethod
-    def from_config(cls, data_cfg: Any, model_cfg: Any, imagenet: bool) -> Preprocessing:
+    def from_config(
+        cls, data_cfg: Any, model_cfg: ImageModelConfig, imagenet: bool
+    ) -> Preprocessing:
         from opsline.recipes.image_classification.backbones import IMAGENET_MEAN, IMAGENET_STD
 
         channels = int(data_cfg.get("channels", 3))
-        size = int(model_cfg.get("image_size") or data_cfg.get("image_size", 224))
-        tta = str(model_cfg.get("tta", "none"))
+        size = int(model_cfg.image_size or data_cfg.get("image_size", 224))
+        tta: str = model_cfg.tta
         if tta == "auto":
             tta = "dihedral" if data_cfg.get("orientation_invariant", False) else "none"
         if tta not in ("none", "dihedral"):

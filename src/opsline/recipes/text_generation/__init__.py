@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opsline.data.validation import Checks
 from opsline.recipes.base import Evaluation, Recipe, Scalar, TrainedModel
 from opsline.recipes.registry import register_recipe
+from opsline.recipes.text_generation.config import TextModelConfig
 from opsline.recipes.text_generation.schemas import (
     EXAMPLE,
     GenerationRequest,
@@ -46,6 +47,7 @@ class TextGenerationRecipe(Recipe):
     greater_is_better = False
     Request = GenerationRequest
     Response = GenerationResponse
+    model_schema = TextModelConfig
     #: The server offers ``POST /predict/stream`` (server-sent events) for this recipe.
     streams: ClassVar[bool] = True
     # Buckets of the predicted-value histogram: tokens generated per response.

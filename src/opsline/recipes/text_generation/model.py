@@ -19,9 +19,12 @@ import contextlib
 import importlib.util
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsline.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.recipes.text_generation.config import LoRASettings, TextModelConfig
 
 EOS = "<|endoftext|>"
 PAD = "<pad>"
@@ -78,19 +81,19 @@ def train_bpe(texts: Iterable[str], vocab_size: int, max_length: int) -> Any:
     )
 
 
-def tiny_network(mcfg: Any, tokenizer: Any) -> Any:
+def tiny_network(mcfg: TextModelConfig, tokenizer: Any) -> Any:
     """A small randomly initialised ``LlamaForCausalLM`` sized by ``model.tiny``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tiny = mcfg.tiny
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=int(tiny.hidden_size),
-        intermediate_size=int(tiny.intermediate_size),
-        num_hidden_layers=int(tiny.layers),
-        num_attention_heads=int(tiny.heads),
-        num_key_value_heads=int(tiny.heads),
-        max_position_embeddings=int(mcfg.block_size),
+        hidden_size=tiny.hidden_size,
+        intermediate_size=tiny.intermediate_size,
+        num_hidden_layers=tiny.layers,
+        num_attention_heads=tiny.heads,
+        num_key_value_heads=tiny.heads,
+        max_position_embeddings=mcfg.block_size,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -123,17 +126,18 @@ def _no_gguf_progress() -> Iterator[None]:
         gguf_utils.tqdm = original
 
 
-def load_pretrained(mcfg: Any) -> tuple[Any, Any, str]:
+def load_pretrained(mcfg: TextModelConfig) -> tuple[Any, Any, str]:
     """``(model, tokenizer, base_model_name)`` from ``model.pretrained`` or the GGUF file."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _quiet_transformers()
-    if mcfg.get("pretrained"):
-        source, kwargs, name = str(mcfg.pretrained), {}, str(mcfg.pretrained)
+    kwargs: dict[str, Any] = {}
+    if mcfg.pretrained:
+        source, name = mcfg.pretrained, mcfg.pretrained
     else:
         path = gguf_path(str(mcfg.gguf_package), str(mcfg.gguf_file))
         source, kwargs = str(path.parent), {"gguf_file": path.name}
-        name = str(mcfg.get("base_name") or path.stem)
+        name = mcfg.base_name or path.stem
     try:
         with _no_gguf_progress():
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -142,7 +146,7 @@ def load_pretrained(mcfg: Any) -> tuple[Any, Any, str]:
         raise UsageError(
             f"Cannot load the base model {name!r}: {str(error).strip().splitlines()[0]}"
         ) from None
-    if getattr(model, "hf_quantizer", None) is not None and mcfg.get("gguf_file"):
+    if getattr(model, "hf_quantizer", None) is not None and mcfg.gguf_file:
         # GGUF weights are de-quantized to plain float32 on load, but the model keeps the
         # GGUF quantizer, which refuses save_pretrained and would make from_pretrained
         # (model_dir) look for a .gguf file: drop both, it is an ordinary model now.
@@ -157,15 +161,15 @@ def load_pretrained(mcfg: Any) -> tuple[Any, Any, str]:
     return model, tokenizer, name
 
 
-def load_base(mcfg: Any, train_texts: Iterable[str]) -> tuple[Any, Any, str, str]:
+def load_base(mcfg: TextModelConfig, train_texts: Iterable[str]) -> tuple[Any, Any, str, str]:
     """``(model, tokenizer, base_model_name, source)``; source is ``pretrained`` or ``tiny``.
 
     Call after ``build_trainer`` so the tiny model's initial weights are seeded.
     """
-    if mcfg.get("pretrained") or mcfg.get("gguf_package"):
+    if mcfg.pretrained or mcfg.gguf_package:
         model, tokenizer, name = load_pretrained(mcfg)
         return model, tokenizer, name, "pretrained"
-    tokenizer = train_bpe(train_texts, int(mcfg.tiny.vocab_size), int(mcfg.block_size))
+    tokenizer = train_bpe(train_texts, mcfg.tiny.vocab_size, mcfg.block_size)
     return tiny_network(mcfg, tokenizer), tokenizer, "tiny (from scratch)", "tiny"
 
 
@@ -187,15 +191,15 @@ def context_limit(model: Any, block_size: int, ceiling: int | None = None) -> in
     return max(1, limit)
 
 
-def add_lora(model: Any, lora_cfg: Any) -> Any:
+def add_lora(model: Any, lora_cfg: LoRASettings) -> Any:
     """Wrap ``model`` with LoRA adapters (peft); only the adapters are trained."""
     from peft import LoraConfig, get_peft_model
 
-    targets = lora_cfg.get("target_modules")
+    targets = lora_cfg.target_modules
     config = LoraConfig(
-        r=int(lora_cfg.r),
-        lora_alpha=int(lora_cfg.alpha),
-        lora_dropout=float(lora_cfg.get("dropout", 0.0)),
+        r=lora_cfg.r,
+        lora_alpha=lora_cfg.alpha,
+        lora_dropout=lora_cfg.dropout,
         target_modules=list(targets) if targets else "all-linear",
         task_type="CAUSAL_LM",
     )

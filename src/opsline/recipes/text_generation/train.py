@@ -14,43 +14,47 @@ needs neither peft nor the base model.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from opsline.config import settings
 from opsline.errors import UsageError
 from opsline.recipes.base import TrainedModel
 from opsline.recipes.text_generation.card import write_card
-from opsline.training.trainer import build_trainer, finish_fit
+from opsline.recipes.text_generation.config import TextModelConfig
+from opsline.training.fit import Stopwatch, TrainingSession, count_parameters
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.tracking.runs import TrainingRun
 
 TEXT = "clean_text"
 
 
-def _threads(mcfg: Any) -> int:
+def _threads(mcfg: TextModelConfig) -> int:
     """``model.num_threads``, or every core this process may use (2 on the reference box)."""
-    if mcfg.get("num_threads"):
-        return int(mcfg.num_threads)
+    if mcfg.num_threads:
+        return mcfg.num_threads
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS / Windows
         return max(1, os.cpu_count() or 1)
 
 
-def _max_epochs(cfg: Any) -> int:
+def _max_epochs(mcfg: TextModelConfig, trainer_cfg: Any) -> int:
     """``model.max_epochs``; when null, unbounded (-1) under a ``trainer.max_steps`` budget,
     else one epoch."""
-    if cfg.model.get("max_epochs") is not None:
-        return int(cfg.model.max_epochs)
-    return -1 if (cfg.trainer.get("max_steps") or -1) > 0 else 1
+    if mcfg.max_epochs is not None:
+        return mcfg.max_epochs
+    return -1 if (trainer_cfg.get("max_steps") or -1) > 0 else 1
 
 
-def kind_of(mcfg: Any, source: str) -> str:
+def kind_of(mcfg: TextModelConfig, source: str) -> str:
     """``tiny`` (from scratch), ``lora`` or ``full`` (fine-tuned)."""
     if source == "tiny":
         return "tiny"
-    return "lora" if (mcfg.get("lora") or {}).get("enabled") else "full"
+    return "lora" if mcfg.lora.enabled else "full"
 
 
 def base_evaluation(
@@ -73,7 +77,7 @@ def base_evaluation(
     return out
 
 
-def train_text_generation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> TrainedModel:
+def train_text_generation(cfg: Any, dataset: Any, run: TrainingRun, out_dir: Path) -> TrainedModel:
     """Measure the base model, train on the train split (val for monitoring), export."""
     import torch
 
@@ -81,26 +85,22 @@ def train_text_generation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> Tr
     from opsline.recipes.text_generation.lm_data import blocks_of, loader
     from opsline.recipes.text_generation.module import CausalLMModule, StepMetrics
 
-    mcfg, ecfg = cfg.model, cfg.recipe.get("eval") or {}
+    mcfg, ecfg = settings(TextModelConfig, cfg.model), cfg.recipe.get("eval") or {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(_threads(mcfg))
-    block_size = int(mcfg.block_size)
+    block_size = mcfg.block_size
     eval_blocks, eval_batch = ecfg.get("max_blocks"), int(ecfg.get("batch_size", 4))
     frames = {split: dataset.frame(split) for split in ("train", "val", "test")}
-    started, cpu_started = time.perf_counter(), time.process_time()
-    with tempfile.TemporaryDirectory(prefix="opsline-text-generation-") as work:
-        trainer = build_trainer(
-            cfg,
-            default_max_epochs=_max_epochs(cfg),
-            work_dir=Path(work),
-            run=run,
+    with TrainingSession(cfg, run, "text-generation") as session:
+        session.build_trainer(
+            default_max_epochs=_max_epochs(mcfg, cfg.trainer),
             checkpoint=False,
             callbacks=[StepMetrics(run)],
         )
         network, tokenizer, base_name, source = lm.load_base(mcfg, frames["train"][TEXT])
         kind = kind_of(mcfg, source)
-        loaded = time.perf_counter()
+        loaded = Stopwatch()
         train_blocks = blocks_of(tokenizer, frames["train"][TEXT], block_size)
         val_blocks = blocks_of(tokenizer, frames["val"][TEXT], block_size, eval_blocks)
         if len(train_blocks) == 0 or len(val_blocks) == 0:
@@ -122,7 +122,7 @@ def train_text_generation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> Tr
                 eval_batch,
             )
         )
-        base_seconds = time.perf_counter() - loaded
+        base_seconds = loaded.seconds
         if base_eval:  # logged at once: a run that dies mid-training says where it began
             run.log_metrics(
                 {f"base_{v['split']}_perplexity": v["perplexity"] for v in base_eval.values()}
@@ -130,53 +130,46 @@ def train_text_generation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> Tr
         if kind == "lora":
             network = lm.add_lora(network, mcfg.lora)
         network.train()
-        trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
+        trainable = count_parameters(network, trainable_only=True)
         module = CausalLMModule(
             network,
-            lr=float(mcfg.lr),
-            weight_decay=float(mcfg.weight_decay),
-            warmup_steps=int(mcfg.warmup_steps),
-            min_lr_ratio=float(mcfg.get("min_lr_ratio", 0.1)),
-            grad_clip=float(mcfg.get("grad_clip", 1.0)),
+            lr=mcfg.lr,
+            weight_decay=mcfg.weight_decay,
+            warmup_steps=mcfg.warmup_steps,
+            min_lr_ratio=mcfg.min_lr_ratio,
+            grad_clip=mcfg.grad_clip,
         )
-        fit_started, fit_cpu = time.perf_counter(), time.process_time()
-        trainer.fit(
+        session.fit(
             module,
-            loader(train_blocks, int(mcfg.batch_size), True, int(cfg.seed)),
+            loader(train_blocks, mcfg.batch_size, True, int(cfg.seed)),
             loader(val_blocks, eval_batch, False),
         )
-        fit_seconds, fit_cpu = time.perf_counter() - fit_started, time.process_time() - fit_cpu
-        finish_fit(trainer, module, run, Path(work), restore_best=False)
-    network = lm.merged(module.network).cpu().eval()
-    _export(network, tokenizer, out_dir)
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    parameters = sum(p.numel() for p in network.parameters())
-    steps = int(trainer.global_step)
+        # No checkpoints (see the module docstring): the final weights are the ones kept.
+        network = lm.merged(module.network).cpu().eval()
+        _export(network, tokenizer, out_dir)
+        result = session.finish()  # the clocks include the export, as they always have
+    parameters = count_parameters(network)
+    steps = result.steps or 0
     tokens_trained = (
-        steps
-        * int(mcfg.batch_size)
-        * block_size
-        * int(cfg.trainer.get("accumulate_grad_batches") or 1)
+        steps * mcfg.batch_size * block_size * int(cfg.trainer.get("accumulate_grad_batches") or 1)
     )
     run.log_metrics(
-        {
-            "train_seconds": seconds,
-            "train_cpu_seconds": cpu_seconds,
-            "fit_seconds": fit_seconds,
-            "fit_cpu_seconds": fit_cpu,
-            "base_eval_seconds": base_seconds,
-            "optimizer_steps": steps,
-            "train_tokens_seen": tokens_trained,
-            "parameters": parameters,
-            "trainable_parameters": trainable,
-        }
+        result.metrics(
+            parameters=parameters,
+            fit_seconds=result.fit_seconds,
+            fit_cpu_seconds=result.fit_cpu_seconds,
+            base_eval_seconds=base_seconds,
+            optimizer_steps=steps,
+            train_tokens_seen=tokens_trained,
+            trainable_parameters=trainable,
+        )
     )
-    lora = dict(mcfg.lora) if kind == "lora" else None
+    lora = dataclasses.asdict(mcfg.lora) if kind == "lora" else None
     write_card(
         out_dir,
         kind,
         base_model=base_name,
-        context_limit=lm.context_limit(network, block_size, mcfg.get("context_limit")),
+        context_limit=lm.context_limit(network, block_size, mcfg.context_limit),
         block_size=block_size,
         eval={"max_blocks": eval_blocks, "block_size": block_size},
         base_eval=base_eval,
@@ -197,33 +190,22 @@ def train_text_generation(cfg: Any, dataset: Any, run: Any, out_dir: Path) -> Tr
             "train_rows": len(frames["train"]),
             "train_blocks": len(train_blocks),
         },
-        training={
-            "steps": steps,
-            "tokens_seen": tokens_trained,
-            "trainable_parameters": trainable,
-            "lr": float(mcfg.lr),
-            "batch_size": int(mcfg.batch_size),
-            "lora": _plain(lora),
-            "seconds": round(seconds, 1),
-            "cpu_seconds": round(cpu_seconds, 1),
-            "fit_seconds": round(fit_seconds, 1),
-            "threads": torch.get_num_threads(),
-        },
+        training=result.card(
+            steps=steps,
+            tokens_seen=tokens_trained,
+            trainable_parameters=trainable,
+            lr=mcfg.lr,
+            batch_size=mcfg.batch_size,
+            lora=lora,
+            fit_seconds=round(result.fit_seconds, 1),
+            threads=torch.get_num_threads(),
+        ),
     )
     return TrainedModel(model_dir=out_dir, kind=kind)
 
 
 def _layers(config: Any) -> int | None:
     return getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers → plain JSON-able Python."""
-    if value is None:
-        return None
-    from omegaconf import OmegaConf
-
-    return {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in value.items()}
 
 
 def _export(network: Any, tokenizer: Any, out_dir: Path) -> None:

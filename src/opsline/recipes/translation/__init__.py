@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opsline.data.validation import Checks
 from opsline.recipes.base import Evaluation, Recipe, Scalar, TrainedModel
 from opsline.recipes.registry import register_recipe
+from opsline.recipes.translation.config import TranslationModelConfig
 from opsline.recipes.translation.schemas import (
     EXAMPLE,
     TranslationRequest,
@@ -44,6 +45,7 @@ class TranslationRecipe(Recipe):
     greater_is_better = True
     Request = TranslationRequest
     Response = TranslationResponse
+    model_schema = TranslationModelConfig
     # Buckets of the predicted-value histogram: words per translation.
     predicted_value_buckets: ClassVar[tuple[float, ...]] = (1, 2, 4, 8, 16, 32, 64, 128)
 

@@ -12,35 +12,37 @@ pad positions never count (the reference system trained on its padding).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
 from torch import nn
 
+if TYPE_CHECKING:  # pragma: no cover
+    from opsline.recipes.translation.config import TranslationModelConfig
+
 IGNORE_INDEX = -100
 
 
-def build_config(mcfg: Any, vocab_size: int, pad_id: int, eos_id: int) -> Any:
+def build_config(mcfg: TranslationModelConfig, vocab_size: int, pad_id: int, eos_id: int) -> Any:
     """A ``MarianConfig`` from the model config (shared embeddings, tied output layer)."""
     from transformers import MarianConfig
 
-    d_model = int(mcfg.d_model)
     return MarianConfig(
         vocab_size=int(vocab_size),
         decoder_vocab_size=int(vocab_size),
-        d_model=d_model,
-        encoder_layers=int(mcfg.encoder_layers),
-        decoder_layers=int(mcfg.decoder_layers),
-        encoder_attention_heads=int(mcfg.heads),
-        decoder_attention_heads=int(mcfg.heads),
-        encoder_ffn_dim=int(mcfg.ffn_dim),
-        decoder_ffn_dim=int(mcfg.ffn_dim),
-        dropout=float(mcfg.dropout),
-        attention_dropout=float(mcfg.get("attention_dropout", 0.0)),
-        activation_dropout=float(mcfg.get("activation_dropout", 0.0)),
-        activation_function=str(mcfg.get("activation", "gelu")),
-        max_position_embeddings=int(mcfg.get("max_positions", 256)),
+        d_model=mcfg.d_model,
+        encoder_layers=mcfg.encoder_layers,
+        decoder_layers=mcfg.decoder_layers,
+        encoder_attention_heads=mcfg.heads,
+        decoder_attention_heads=mcfg.heads,
+        encoder_ffn_dim=mcfg.ffn_dim,
+        decoder_ffn_dim=mcfg.ffn_dim,
+        dropout=mcfg.dropout,
+        attention_dropout=mcfg.attention_dropout,
+        activation_dropout=mcfg.activation_dropout,
+        activation_function=mcfg.activation,
+        max_position_embeddings=mcfg.max_positions,
         pad_token_id=pad_id,
         eos_token_id=eos_id,
         decoder_start_token_id=pad_id,
@@ -52,14 +54,13 @@ def build_config(mcfg: Any, vocab_size: int, pad_id: int, eos_id: int) -> Any:
     )
 
 
-def build_network(mcfg: Any, tokenizer: Any) -> Any:
+def build_network(mcfg: TranslationModelConfig, tokenizer: Any) -> Any:
     """A fresh Marian model, or the ``model.pretrained`` checkpoint."""
     from transformers import AutoModelForSeq2SeqLM, MarianMTModel
 
-    pretrained = mcfg.get("pretrained")
-    if pretrained:
+    if mcfg.pretrained:
         # from_pretrained returns the network in eval mode (dropout off): we fine-tune it.
-        return AutoModelForSeq2SeqLM.from_pretrained(str(pretrained)).train()
+        return AutoModelForSeq2SeqLM.from_pretrained(mcfg.pretrained).train()
     config = build_config(mcfg, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     return MarianMTModel(config)
 

@@ -156,7 +156,10 @@ def export_int8(
     Never raises: a quantization or decoding failure is a failed record (the float model
     still registers and serves).
     """
-    if not bool(cfg.model.get("quantize", False)):
+    from opsline.config import settings
+    from opsline.recipes.translation.config import TranslationModelConfig
+
+    if not settings(TranslationModelConfig, cfg.model).quantize:
         return None
     try:
         from opsline.recipes.translation.predictor import TranslationPredictor

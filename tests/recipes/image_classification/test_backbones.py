@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from opsline.recipes.image_classification import backbones
+from opsline.recipes.image_classification.config import ImageModelConfig
 from opsline.recipes.image_classification.module import (
     FreezeSchedule,
     ImageClassifier,
@@ -33,8 +33,8 @@ def test_packaged_mobilenetv2_weights_match_torchvision_exactly() -> None:
 
 
 def test_create_loads_the_backbone_and_leaves_a_new_head() -> None:
-    cfg = OmegaConf.create(
-        {"name": "mobilenetv2", "arch": "mobilenetv2_100", "pretrained": "package", "dropout": 0.3}
+    cfg = ImageModelConfig(
+        name="mobilenetv2", arch="mobilenetv2_100", pretrained="package", dropout=0.3
     )
     net, arch = backbones.create(cfg, num_classes=5, in_chans=3)
     assert arch == {
@@ -105,14 +105,8 @@ def test_freeze_schedule_epochs() -> None:
 def test_probe_writes_a_standardising_head_that_reproduces_the_fit() -> None:
     from opsline.recipes.image_classification.probe import features, fit_probe
 
-    cfg = OmegaConf.create(
-        {
-            "name": "m",
-            "arch": "mobilenetv2_100",
-            "pretrained": "package",
-            "dropout": 0.0,
-            "head_norm": True,
-        }
+    cfg = ImageModelConfig(
+        name="m", arch="mobilenetv2_100", pretrained="package", dropout=0.0, head_norm=True
     )
     net, _ = backbones.create(cfg, num_classes=3, in_chans=3)
     colours = torch.tensor([[230, 30, 30], [30, 30, 230], [30, 200, 30]], dtype=torch.uint8)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from omegaconf import OmegaConf
 
 from opsline.recipes.translation.batching import BucketBatchSampler, Collator, encode_pairs
+from opsline.recipes.translation.config import TranslationModelConfig
 from opsline.recipes.translation.model import (
     IGNORE_INDEX,
     Seq2SeqModule,
@@ -53,15 +53,8 @@ def test_module_loss_ignores_padding(sentences):
     from opsline.recipes.translation.tokenizer import train_tokenizer
 
     tok = train_tokenizer(sentences, vocab_size=300, min_frequency=1)
-    mcfg = OmegaConf.create(
-        {
-            "d_model": 16,
-            "encoder_layers": 1,
-            "decoder_layers": 1,
-            "heads": 2,
-            "ffn_dim": 32,
-            "dropout": 0.0,
-        }
+    mcfg = TranslationModelConfig(
+        d_model=16, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=32, dropout=0.0
     )
     torch.manual_seed(0)
     module = Seq2SeqModule(

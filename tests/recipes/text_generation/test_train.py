@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from opsline.config import load_config
+from opsline.config import load_config, settings
 from opsline.errors import UsageError
+from opsline.recipes.text_generation.config import TextModelConfig
 
 LINES = [
     "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east.",
@@ -75,7 +76,7 @@ def tiny_base(tmp_path: Path) -> Path:
     cfg = load_config("text_generation", TINY)
     tokenizer = train_bpe(LINES * 10, 300, 64)
     torch.manual_seed(0)
-    network = tiny_network(cfg.model, tokenizer)
+    network = tiny_network(settings(TextModelConfig, cfg.model), tokenizer)
     base = tmp_path / "base"
     network.save_pretrained(base)
     tokenizer.save_pretrained(base)

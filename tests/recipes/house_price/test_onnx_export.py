@@ -1,7 +1,7 @@
 """model.onnx for both model kinds: export, the parity gate, and backend selection at load.
 
 The exported directories are copies of the session's trained models (the originals must
-keep their native-only file set for test_hp_predictor).
+keep their native-only file set for test_predictor).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from opsline.serving.app import create_app
 from opsline.serving.settings import ServingSettings
 
 from .conftest import CLASSES, leaf_bytes, png_bytes
-from .test_ic_images import bomb_png
+from .test_images import bomb_png
 
 
 @pytest.fixture
