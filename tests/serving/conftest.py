@@ -24,7 +24,8 @@ from opsline.serving.settings import ServingSettings
 
 
 class StubRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # Strict like every recipe's request: true and "1" are not numbers.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     x: float = Field(ge=0, le=100)
     label: str = "a"
 

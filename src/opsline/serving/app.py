@@ -28,7 +28,7 @@ from opsline.monitoring.history import MetricsHistory
 from opsline.monitoring.metrics import MetricsMiddleware, ServingMetrics
 from opsline.recipes.base import Recipe
 from opsline.recipes.registry import get_recipe
-from opsline.serving import errors
+from opsline.serving import errors, logs
 from opsline.serving.batcher import Batcher
 from opsline.serving.drift_monitor import DriftMonitor
 from opsline.serving.prediction_recorder import PredictionRecorder
@@ -59,6 +59,9 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
             (tests pass one in to serve a stand-in recipe).
     """
     settings = settings or ServingSettings()
+    # Here as well as in serve(): under `uvicorn --factory` this runs after uvicorn has set
+    # up its loggers, and JSON must win.
+    logs.configure(settings.log_format, settings.log_level)
     recipe = recipe or get_recipe(settings.recipe)
     collectors = ServingMetrics(recipe.predicted_value_buckets)
 
@@ -115,7 +118,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
         title=f"opsline · {recipe.name}",
         version=__version__,
         lifespan=lifespan,
-        description=recipe.description or None,
+        description=recipe.description or "",
     )
     app.state.settings = settings
     app.state.recipe = recipe
@@ -160,8 +163,9 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     async def refresh_quality() -> live_quality.LiveQuality:
         """Recompute the live quality of the served model from feedback (off the loop)."""
         slot, log_store = app.state.model, app.state.recorder.log
+        quality: live_quality.LiveQuality = app.state.quality
         if slot.model is None or log_store is None:
-            return app.state.quality
+            return quality
         try:
             app.state.quality = await anyio.to_thread.run_sync(
                 live_quality.compute,
@@ -173,8 +177,9 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
             )
         except Exception:  # a failing store: keep the last figures, say so in the log
             log.warning("Could not compute the live quality", exc_info=True)
-        live_quality.publish(app.state.quality, collectors)
-        return app.state.quality
+        quality = app.state.quality
+        live_quality.publish(quality, collectors)
+        return quality
 
     app.state.refresh_quality = refresh_quality
     # The UI mount and the scrape endpoints are the monitoring's own traffic, not the API's.
@@ -197,7 +202,7 @@ def create_app(settings: ServingSettings | None = None, *, recipe: Recipe | None
     app.include_router(oip.build_router(recipe, settings.max_batch_size, settings.max_body_bytes))
     app.include_router(admin.router)
     app.include_router(drift_route.router)
-    app.include_router(feedback.build_router(recipe))
+    app.include_router(feedback.build_router(recipe, settings.max_body_bytes))
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -222,8 +227,16 @@ def _retrain_policy(settings: ServingSettings, recipe: Recipe) -> Policy | None:
 def serve(settings: ServingSettings | None = None) -> None:
     """Run the app with uvicorn on ``settings.host:settings.port`` (blocks until stopped)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     settings = settings or ServingSettings()
+    app = create_app(settings)
+    # uvicorn applies its log_config when it starts: give it the JSON one, or its default.
+    log_config = logs.configure(settings.log_format, settings.log_level)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=log_config if log_config is not None else LOGGING_CONFIG,
     )

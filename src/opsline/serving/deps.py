@@ -18,20 +18,25 @@ from opsline.serving.runtime import LoadedModel, ModelSlot
 from opsline.serving.settings import ServingSettings
 
 
+# app.state is untyped (Any): each getter names the type it holds.
 async def get_settings(request: Request) -> ServingSettings:
-    return request.app.state.settings
+    settings: ServingSettings = request.app.state.settings
+    return settings
 
 
 async def get_recipe(request: Request) -> Recipe:
-    return request.app.state.recipe
+    recipe: Recipe = request.app.state.recipe
+    return recipe
 
 
 async def get_metrics(request: Request) -> ServingMetrics:
-    return request.app.state.metrics
+    metrics: ServingMetrics = request.app.state.metrics
+    return metrics
 
 
 async def get_slot(request: Request) -> ModelSlot:
-    return request.app.state.model
+    slot: ModelSlot = request.app.state.model
+    return slot
 
 
 async def get_limiter(request: Request) -> Any:
@@ -39,7 +44,8 @@ async def get_limiter(request: Request) -> Any:
 
 
 async def get_batcher(request: Request) -> Batcher:
-    return request.app.state.batcher
+    batcher: Batcher = request.app.state.batcher
+    return batcher
 
 
 async def wait_for_disconnect(request: Request) -> None:

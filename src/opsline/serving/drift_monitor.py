@@ -161,7 +161,7 @@ class DriftMonitor:
                 window=window,
                 message=f"no model is served: {self.slot.error or 'none loaded'}",
             )
-        fields = {"window": window, "model": model.name, "version": model.version}
+        fields: dict[str, Any] = {"window": window, "model": model.name, "version": model.version}
         if not self.settings.prediction_log:
             return DriftResult(
                 status=ERROR,
@@ -207,7 +207,8 @@ class DriftMonitor:
         value = self._reference[1]
         if isinstance(value, NoReferenceError):
             raise value
-        return value
+        reference: pd.DataFrame = value
+        return reference
 
     def _prediction_log(self) -> PredictionLog:
         if self._log is None:

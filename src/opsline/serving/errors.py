@@ -11,29 +11,38 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from opsline.errors import InvalidRequestError, ModelLoadError, NoModelError
-from opsline.serving.batcher import ClientDisconnectedError, QueueFullError, ShuttingDownError
+from opsline.serving.batch_errors import ClientDisconnectedError, QueueFullError, ShuttingDownError
 
 log = logging.getLogger("opsline.serving")
+
+
+# A body that may take several shapes (one feedback item or a list) is a tagged union whose
+# tags are written <like-this>; pydantic puts the tag in ``loc``, the client never sees it.
+def is_shape_tag(part: object) -> bool:
+    """Whether a ``loc`` part is a union tag (``<one>``), not a field name or an index."""
+    return isinstance(part, str) and part.startswith("<") and part.endswith(">")
 
 
 def _error_entry(error: dict[str, Any]) -> dict[str, Any]:
     # The offending ``input`` is left out on purpose: for a 1001-item batch it would echo the
     # whole body back. ``loc`` + ``msg`` + ``type`` say which field and why.
     return {
-        "loc": list(error.get("loc", ())),
+        "loc": [part for part in error.get("loc", ()) if not is_shape_tag(part)],
         "msg": error.get("msg", ""),
         "type": error.get("type", ""),
     }
 
 
-async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     return JSONResponse(
         status_code=422,
         content=jsonable_encoder({"detail": [_error_entry(e) for e in exc.errors()]}),
     )
 
 
-async def invalid_request_error(request: Request, exc: InvalidRequestError) -> JSONResponse:
+async def invalid_request_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidRequestError)
     # Shaped like FastAPI's own 422 so clients handle schema and model limits alike.
     return JSONResponse(
         status_code=422,
@@ -47,7 +56,8 @@ async def no_model_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": str(exc)})
 
 
-async def queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
+async def queue_full(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QueueFullError)
     return JSONResponse(
         status_code=503,
         content={"detail": str(exc)},

@@ -34,7 +34,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 INTS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 FLOATS = frozenset({"FP16", "FP32", "FP64"})
@@ -48,7 +48,7 @@ _ACCEPTS = {
 }
 _DATATYPE = {"float": "FP64", "int": "INT64", "bool": "BOOL", "bytes": "BYTES", "json": "BYTES"}
 # Element checks by declared datatype family: `type(v) is` so True is not an INT, nor 1.5.
-_ELEMENT_OK = {
+_ELEMENT_OK: dict[str, typing.Callable[[Any], bool]] = {
     "int": lambda v: type(v) is int,
     "float": lambda v: type(v) is float or type(v) is int,
     "bool": lambda v: type(v) is bool,
@@ -134,7 +134,13 @@ def tensors_of(model: type[BaseModel]) -> tuple[Tensor, ...]:
 
 
 # -- the request envelope ----------------------------------------------------------------
+# Strict: a shape of [true] or ["2"] is not a shape (pydantic would coerce both to ints).
+_STRICT = ConfigDict(strict=True)
+
+
 class InputTensor(BaseModel):
+    model_config = _STRICT
+
     name: str
     shape: list[typing.Annotated[int, Field(ge=0)]]
     datatype: str
@@ -143,11 +149,15 @@ class InputTensor(BaseModel):
 
 
 class RequestedOutput(BaseModel):
+    model_config = _STRICT
+
     name: str
     parameters: dict[str, Any] | None = None
 
 
 class InferRequest(BaseModel):
+    model_config = _STRICT
+
     id: str | None = None
     parameters: dict[str, Any] | None = None
     inputs: list[InputTensor] = Field(min_length=1)
@@ -208,7 +218,8 @@ def _decode_binary(tensor: InputTensor, raw: bytes) -> list[Any]:
             f"input tensor {tensor.name!r}: {len(raw)} binary bytes are not a "
             f"whole number of {tensor.datatype} elements"
         )
-    return np.frombuffer(raw, dtype=dtype).tolist()
+    values: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
+    return values
 
 
 # -- tensors <-> rows --------------------------------------------------------------------

@@ -31,6 +31,9 @@ class ServingSettings(BaseSettings):
             more would only make CPU-bound models fight over cores.
         ui: mount the recipe's Gradio form at ``/ui``.
         log_level: uvicorn log level.
+        log_format: ``text`` (uvicorn's format) or ``json`` (``OPSLINE_LOG_FORMAT``): one JSON
+            object per line with timestamp, level, logger, message and the request id, for
+            the server's own loggers and uvicorn's access log (:mod:`opsline.serving.logs`).
         api_key: the key the ``/jobs`` endpoints require (``X-API-Key`` or ``Authorization:
             Bearer``); unset = those endpoints are refused.
         max_jobs: training/evaluation jobs allowed to be queued or running at once (429
@@ -93,31 +96,32 @@ class ServingSettings(BaseSettings):
     model_uri: str | None = None
     tracking_uri: str | None = None
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    max_batch_size: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
-    max_concurrent_inference: int = Field(2, ge=1)
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_batch_size: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_concurrent_inference: int = Field(default=2, ge=1)
     ui: bool = True
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
     api_key: SecretStr | None = None
-    max_jobs: int = Field(1, ge=1)
-    history_interval_seconds: float = Field(2.0, gt=0, le=3600)
-    batch_max_size: int = Field(256, ge=1, le=100_000)
-    batch_max_delay_ms: float = Field(10.0, ge=0, le=10_000)
-    batch_max_queue: int = Field(4096, ge=1)
+    max_jobs: int = Field(default=1, ge=1)
+    history_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    batch_max_size: int = Field(default=256, ge=1, le=100_000)
+    batch_max_delay_ms: float = Field(default=10.0, ge=0, le=10_000)
+    batch_max_queue: int = Field(default=4096, ge=1)
     backend: Literal["auto", "onnx", "native"] = "auto"
-    reload_interval_s: float = Field(30.0, ge=0)
-    drift_interval_s: float = Field(60.0, ge=0)
-    drift_window: str = Field("1000", pattern=r"^\s*(\d+|\d+(\.\d+)?\s*[smhdSMHD])\s*$")
-    drift_min_rows: int = Field(100, ge=1)
-    drift_share: float | None = Field(None, gt=0, le=1)
+    reload_interval_s: float = Field(default=30.0, ge=0)
+    drift_interval_s: float = Field(default=60.0, ge=0)
+    drift_window: str = Field(default="1000", pattern=r"^\s*(\d+|\d+(\.\d+)?\s*[smhdSMHD])\s*$")
+    drift_min_rows: int = Field(default=100, ge=1)
+    drift_share: float | None = Field(default=None, gt=0, le=1)
     prediction_log: bool = True
     prediction_log_uri: str | None = None
-    prediction_log_retention_days: float = Field(30.0, ge=0)
-    prediction_log_max_rows: int = Field(1_000_000, ge=0)
-    quality_window: int = Field(1000, ge=1)
+    prediction_log_retention_days: float = Field(default=30.0, ge=0)
+    prediction_log_max_rows: int = Field(default=1_000_000, ge=0)
+    quality_window: int = Field(default=1000, ge=1)
     shadow_model_uri: str | None = None
-    shadow_max_queue: int = Field(1024, ge=1)
+    shadow_max_queue: int = Field(default=1024, ge=1)
     retrain_policy: str = "auto"
 
     @property

@@ -46,7 +46,9 @@ def mount_ui(app: FastAPI, recipe: Recipe, path: str = UI_PATH) -> None:
         # Gradio calls this in its own worker thread; the form's rows join the API's
         # batches (and their metrics) on the server's event loop.
         batcher = app.state.batcher
-        return asyncio.run_coroutine_threadsafe(batcher.submit(requests), batcher.loop).result()
+        answer = asyncio.run_coroutine_threadsafe(batcher.submit(requests), batcher.loop)
+        responses: list[BaseModel] = answer.result()
+        return responses
 
     blocks = recipe.ui(predict)
     history = getattr(app.state, "history", None)

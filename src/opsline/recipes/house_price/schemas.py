@@ -74,8 +74,13 @@ TYPICAL_HOUSE = {  # medians / modes of the Ames sales: also the UI defaults
 class HousePriceRequest(BaseModel):
     """One house to value. Only the first four fields are required."""
 
+    # Strict: a JSON true, "1442" or 6.5 is not a number of the right kind (an integer is
+    # still a valid float: JSON has one number type); NaN and ±inf are refused.
     model_config = ConfigDict(
-        extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [TYPICAL_HOUSE]}
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [TYPICAL_HOUSE]},
     )
 
     neighborhood: Neighborhood = Field(description="Ames neighborhood code, e.g. NAmes")

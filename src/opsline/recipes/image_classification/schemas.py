@@ -18,6 +18,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+# A real 32×32 green PNG: the documented example must be a request the server accepts.
+EXAMPLE_IMAGE = (
+    "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAK0lEQVR42u3NQQEAQAQAMC6XJDIJfSX4bQWWPRWX"
+    "XhwTCAQCgUAgEAgEWz5LGwFiPVVaqgAAAABJRU5ErkJggg=="
+)
 _DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,", re.IGNORECASE)
 
 
@@ -53,9 +58,11 @@ ImageField = Annotated[str, AfterValidator(_decode_image)]
 class ImageRequest(BaseModel):
     """One image to classify."""
 
+    # Strict: a JSON true or "3" is not a top_k.
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"image": "iVBORw0KGgoAAAANSUhEUgAA...", "top_k": 3}]},
+        strict=True,
+        json_schema_extra={"examples": [{"image": EXAMPLE_IMAGE, "top_k": 3}]},
     )
 
     image: ImageField = Field(

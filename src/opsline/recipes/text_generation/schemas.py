@@ -21,8 +21,11 @@ FinishReason = Literal["stop", "length", "cancelled"]
 class GenerationRequest(BaseModel):
     """One prompt to continue, with its sampling options."""
 
+    # Strict: a JSON true or "0.7" is not a number (an integer is still a valid float: JSON
+    # has one number type); NaN and ±inf are refused.
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         allow_inf_nan=False,
         json_schema_extra={
             "examples": [{"prompt": EXAMPLE, "max_new_tokens": 64, "temperature": 0.7}]

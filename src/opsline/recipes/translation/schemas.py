@@ -23,8 +23,10 @@ EXAMPLE = "Jeg kan godt lide at læse bøger om aftenen."
 class TranslationRequest(BaseModel):
     """One Danish text to translate into English."""
 
+    # Strict: a JSON true or "4" is not a number of beams (pydantic would coerce both).
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         str_strip_whitespace=True,
         json_schema_extra={"examples": [{"text": EXAMPLE}]},
     )

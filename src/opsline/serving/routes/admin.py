@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from opsline.serving.auth import ApiKeyDep
+from opsline.serving.openapi import errors
 
 router = APIRouter(tags=["admin"])
 
@@ -36,13 +37,12 @@ class ReloadResult(BaseModel):
     dependencies=[ApiKeyDep],
     summary="Load the version the registry alias points at now, if it is new",
     responses={
-        401: {"description": "Missing or wrong API key"},
+        **errors(401, 422, 503, d503="Admin endpoints are disabled: no OPSLINE_API_KEY"),
         409: {
             "model": ReloadResult,
             "description": "The candidate was refused (load, smoke test "
             "or parity); the old model keeps serving",
         },
-        503: {"description": "Admin endpoints are disabled: no OPSLINE_API_KEY"},
     },
 )
 async def reload(

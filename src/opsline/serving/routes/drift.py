@@ -15,6 +15,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from opsline.serving.openapi import errors
+
 router = APIRouter(tags=["monitoring"])
 
 
@@ -58,6 +60,7 @@ _REFRESH = Query(False, description="Run a check now instead of answering the la
     "/drift",
     response_model=DriftSummary,
     summary="Data drift of logged requests against the model's reference",
+    responses=errors(422),
 )
 async def drift(request: Request, refresh: bool = _REFRESH) -> Any:
     monitor = request.app.state.drift
@@ -69,12 +72,12 @@ async def drift(request: Request, refresh: bool = _REFRESH) -> Any:
     "/drift/report",
     response_class=HTMLResponse,
     summary="The latest drift check's Evidently report (HTML)",
-    responses={
-        409: {
-            "description": "The latest check has no report (not enough "
-            "data, no reference, no model); detail says why"
-        }
-    },
+    responses=errors(
+        409,
+        422,
+        d409="The latest check has no report (not enough data, no reference, no model); "
+        "`detail` says why",
+    ),
 )
 async def drift_report(request: Request, refresh: bool = _REFRESH) -> Any:
     monitor = request.app.state.drift

@@ -20,10 +20,12 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Body, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
 from opsline.recipes.base import Recipe
 from opsline.serving.auth import ApiKeyDep
+from opsline.serving.openapi import errors
+from opsline.serving.routing import json_route
 
 MAX_ITEMS = 1000
 
@@ -41,16 +43,20 @@ class FeedbackResult(BaseModel):
     quality: dict[str, float] = Field(description="Live quality after this feedback")
 
 
-def build_router(recipe: Recipe) -> APIRouter:
+def _shape(body: Any) -> str:
+    return "<many>" if isinstance(body, list) else "<one>"
+
+
+def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter:
     """The feedback route for ``recipe`` (empty router when it takes no feedback)."""
-    router = APIRouter(tags=["monitoring"])
+    router = APIRouter(tags=["monitoring"], route_class=json_route(max_body_bytes))
     if recipe.feedback_type is None:
         return router
     actual_type = recipe.feedback_type
     actual_field: Any = (
         Annotated[float, Field(allow_inf_nan=False)] if actual_type is float else actual_type
     )
-    Item = create_model(
+    Item: type[BaseModel] = create_model(
         "Feedback",
         __config__=ConfigDict(extra="forbid", strict=True),
         request_id=(
@@ -69,32 +75,44 @@ def build_router(recipe: Recipe) -> APIRouter:
         "actual": 181500.0 if actual_type is float else "label",
     }
 
+    # One item or a list, told apart by the JSON type before validating: a wrong `actual`
+    # is then one error at body.actual (or body.<i>.actual), not one per union member.
+    # The <tags> are dropped from `loc` by the 422 handler (serving.errors).
+    OneOrMany: Any = Annotated[
+        Annotated[Item, Tag("<one>")]
+        | Annotated[
+            list[Item],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=MAX_ITEMS),
+            Tag("<many>"),
+        ],
+        Discriminator(_shape),
+    ]
+
     @router.post(
         "/feedback",
         response_model=FeedbackResult,
         dependencies=[ApiKeyDep],
         summary="Store the true outcome of logged predictions",
-        responses={
-            401: {"description": "Missing or wrong API key"},
-            404: {"description": "A request id was never logged; nothing was stored"},
-            503: {"description": "No API key configured, or the prediction log is unavailable"},
-        },
+        responses=errors(
+            400,
+            401,
+            404,
+            413,
+            415,
+            422,
+            503,
+            d404="A request id was never logged; nothing was stored",
+            d503="No API key configured, or the prediction log is unavailable",
+        ),
     )
     async def feedback(
         request: Request,
         body: Annotated[
-            Item | list[Item],
-            Body(  # type: ignore[valid-type]
-                openapi_examples={"one": {"value": example}, "several": {"value": [example]}}
-            ),
+            OneOrMany,
+            Body(openapi_examples={"one": {"value": example}, "several": {"value": [example]}}),
         ],
     ) -> Any:
         items = body if isinstance(body, list) else [body]
-        if not 1 <= len(items) <= MAX_ITEMS:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=f"send 1 to {MAX_ITEMS} feedback items, not {len(items)}",
-            )
         state = request.app.state
         prediction_log = state.recorder.log
         if prediction_log is None:

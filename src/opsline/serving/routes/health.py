@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from opsline.serving.deps import SlotDep
+from opsline.serving.openapi import errors
 
 router = APIRouter(tags=["health"])
 
@@ -30,9 +31,9 @@ async def health() -> Health:
     "/ready",
     response_model=Ready,
     summary="Readiness: a model is loaded",
-    responses={503: {"description": "No model loaded; `detail` says why and what to do"}},
+    responses=errors(503, d503="No model loaded; `detail` says why and what to do"),
 )
-async def ready(slot: SlotDep):
+async def ready(slot: SlotDep) -> Ready | JSONResponse:
     if slot.model is None:
         return JSONResponse(
             status_code=503, content={"status": "unavailable", "detail": slot.error}

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from opsline.serving.openapi import errors
+
 router = APIRouter(tags=["monitoring"])
 
 
-@router.get("/metrics/history", summary="Recent metrics history (JSON)")
+@router.get("/metrics/history", summary="Recent metrics history (JSON)", responses=errors(422))
 def history(
     request: Request,
     last: Annotated[

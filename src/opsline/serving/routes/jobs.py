@@ -20,6 +20,8 @@ from opsline.jobs.manager import JobAlreadyFinished, JobManager, JobNotFound, lo
 from opsline.jobs.store import STATUSES, Job, JobLimitError
 from opsline.serving.auth import require_api_key
 from opsline.serving.deps import SettingsDep
+from opsline.serving.openapi import errors
+from opsline.serving.routing import json_route
 from opsline.serving.settings import ServingSettings
 
 MAX_OVERRIDES = 50
@@ -44,7 +46,9 @@ class TrainRequest(BaseModel):
         json_schema_extra={"examples": [{"recipe": "house_price", "overrides": ["model=gbm"]}]},
     )
 
-    recipe: str | None = Field(None, description="Registered recipe; default: the served one")
+    recipe: str | None = Field(
+        default=None, description="Registered recipe; default: the served one"
+    )
     overrides: list[Override] = Field(
         default_factory=list,
         max_length=MAX_OVERRIDES,
@@ -74,13 +78,15 @@ class JobOut(BaseModel):
     kind: Literal["train", "evaluate", "retrain"]
     recipe: str
     overrides: list[str]
-    model: str | None = Field(None, description="Model URI asked for (evaluate jobs)")
+    model: str | None = Field(default=None, description="Model URI asked for (evaluate jobs)")
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     progress: float = Field(description="0–1; stage-level, training filled per epoch")
     message: str = Field(description="Current stage or last progress message")
     metrics: dict[str, float] = Field(description="Final metrics (val_*/test_* for training)")
-    model_name: str | None = Field(None, description="Registered model of `model_version`")
-    model_version: str | None = Field(None, description="Registered (train) or evaluated version")
+    model_name: str | None = Field(default=None, description="Registered model of `model_version`")
+    model_version: str | None = Field(
+        default=None, description="Registered (train) or evaluated version"
+    )
     error: str | None = None
     pid: int | None = None
     created_at: str
@@ -172,17 +178,28 @@ def _detail(job: Job) -> dict[str, Any]:
     return {**_out(job), "history": job.history, "log_tail": log_tail(job.log_path, LOG_TAIL_LINES)}
 
 
-_AUTH = {
-    401: {"description": "Missing or wrong API key"},
-    503: {"description": "No OPSLINE_API_KEY configured: job endpoints are disabled"},
-}
-_START = {
-    **_AUTH,
-    422: {"description": "Unknown recipe or bad override; `loc` names it"},
-    429: {"description": "OPSLINE_MAX_JOBS jobs are already queued or running"},
-}
+_DISABLED = "No OPSLINE_API_KEY configured: job endpoints are disabled"
+_START = errors(
+    400,
+    401,
+    413,
+    415,
+    422,
+    429,
+    503,
+    d422="Unknown recipe or bad override; `loc` names it",
+    d429="OPSLINE_MAX_JOBS jobs are already queued or running; `Retry-After` says when to retry",
+    d503=_DISABLED,
+)
+# A job body is a recipe and a few overrides: far below this.
+MAX_BODY_BYTES = 1 << 20
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    dependencies=[Depends(require_api_key)],
+    route_class=json_route(MAX_BODY_BYTES),
+)
 
 
 def _start(
@@ -232,7 +249,12 @@ def start_evaluate(
     return _start("evaluate", body, manager, settings, response, model=body.model)
 
 
-@router.get("", response_model=JobList, responses=_AUTH, summary="Jobs, newest first")
+@router.get(
+    "",
+    response_model=JobList,
+    responses=errors(401, 422, 503, d503=_DISABLED),
+    summary="Jobs, newest first",
+)
 def list_jobs(
     manager: ManagerDep,
     status_: Annotated[Literal[STATUSES] | None, Query(alias="status")] = None,  # type: ignore[valid-type]
@@ -244,7 +266,7 @@ def list_jobs(
 @router.get(
     "/{job_id}",
     response_model=JobDetail,
-    responses={**_AUTH, 404: {"description": "No such job"}},
+    responses=errors(401, 404, 422, 503, d404="No such job", d503=_DISABLED),
     summary="One job: status, progress, metrics, model version, log tail",
 )
 def get_job(job_id: str, manager: ManagerDep) -> dict[str, Any]:
@@ -258,11 +280,16 @@ def get_job(job_id: str, manager: ManagerDep) -> dict[str, Any]:
     "/{job_id}",
     status_code=202,
     response_model=JobOut,
-    responses={
-        **_AUTH,
-        404: {"description": "No such job"},
-        409: {"description": "The job already finished"},
-    },
+    responses=errors(
+        401,
+        404,
+        409,
+        422,
+        503,
+        d404="No such job",
+        d409="The job already finished",
+        d503=_DISABLED,
+    ),
     summary="Cancel a job (its worker is stopped)",
 )
 def cancel_job(job_id: str, manager: ManagerDep) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from opsline.serving.deps import ModelDep
+from opsline.serving.openapi import errors
 
 router = APIRouter(tags=["model"])
 
@@ -40,7 +41,7 @@ class ModelInfo(BaseModel):
     "/model",
     response_model=ModelInfo,
     summary="The served model and its lineage",
-    responses={503: {"description": "No model loaded"}},
+    responses=errors(503, d503="No model loaded; `detail` says why and what to do"),
 )
 async def model_info(model: ModelDep, request: Request) -> dict[str, Any]:
     state = request.app.state

@@ -26,34 +26,52 @@ runtime.
 """
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from opsline import __version__
 from opsline.errors import InvalidRequestError, ModelLoadError, NoModelError
 from opsline.recipes.base import Recipe
 from opsline.serving import oip_schema
-from opsline.serving.batcher import ClientDisconnectedError, QueueFullError, ShuttingDownError
+from opsline.serving.batch_errors import ClientDisconnectedError, QueueFullError, ShuttingDownError
 from opsline.serving.deps import BatcherDep, SlotDep, wait_for_disconnect
 from opsline.serving.oip_schema import TensorError
+from opsline.serving.openapi import errors, inline_schema, json_body, sample_requests
+from opsline.serving.routing import JSONRoute, json_route
 from opsline.serving.runtime import LoadedModel, ModelSlot
 
 log = logging.getLogger(__name__)
 
-_ERRORS = {
-    400: {"description": "Bad request: `error` names the tensor (and row)"},
-    404: {"description": "No such model or version is served"},
-    503: {"description": "No model loaded, or the queue is full"},
-}
+_NOT_READY = "No model loaded, the queue is full or the server is shutting down"
+_MODEL_ERRORS = errors(
+    404, 503, shape="oip", d404="No such model or version is served", d503=_NOT_READY
+)
+_INFER_ERRORS = errors(
+    400,
+    404,
+    413,
+    503,
+    shape="oip",
+    d400="Bad request: `error` names the tensor (and row)",
+    d404="No such model or version is served",
+    d503=_NOT_READY,
+)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _infer_body(recipe: Recipe, inputs: tuple[oip_schema.Tensor, ...]) -> dict[str, Any]:
+    """The infer route's documented body: the envelope's schema, the recipe's samples as one
+    columnar example (rows are the samples; a field a sample leaves out is ``null``)."""
+    samples = sample_requests(recipe)
+    examples = {"samples": {"inputs": oip_schema.output_tensors(samples, inputs)}}
+    return json_body(inline_schema(oip_schema.InferRequest), examples if samples else None)
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
 
@@ -65,8 +83,11 @@ def _row_error(error: InvalidRequestError) -> str:
     return f"input tensor {error.field!r}: {error.reason}"
 
 
-class OIPRoute(APIRoute):
-    """An ``APIRoute`` whose failures are answered as ``{"error": "..."}`` (the spec's body)."""
+class OIPRoute(JSONRoute):
+    """A route whose failures are answered as ``{"error": "..."}`` (the spec's body); the
+    body limit is :class:`JSONRoute`'s, but any content type is read (binary extension)."""
+
+    check_content_type = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -125,15 +146,14 @@ def build_router(
     input_meta = [tensor.metadata() for tensor in inputs]
     output_meta = [tensor.metadata() for tensor in outputs]
     # One validation call for all N rows (pydantic-core loops, not Python), errors keep the row.
-    rows_adapter = TypeAdapter(list[recipe.Request])
+    rows_adapter: TypeAdapter[list[BaseModel]] = TypeAdapter(list[recipe.Request])  # type: ignore[name-defined]
     server_meta = {"name": "opsline", "version": __version__, "extensions": []}
+    infer_body = _infer_body(recipe, inputs)
 
     router = APIRouter(
         prefix="/v2",
         tags=["open inference protocol"],
-        route_class=OIPRoute,
-        max_body_size=max_body_bytes,
-        responses=_ERRORS,
+        route_class=json_route(max_body_bytes, base=OIPRoute),
     )
 
     @router.get("", summary="OIP server metadata")
@@ -144,7 +164,11 @@ def build_router(
     def live() -> dict[str, Any]:
         return {"live": True}
 
-    @router.get("/health/ready", summary="OIP readiness: a model is loaded (503 if not)")
+    @router.get(
+        "/health/ready",
+        summary="OIP readiness: a model is loaded (503 if not)",
+        responses=errors(503, shape="oip", d503="No model loaded"),
+    )
     def ready(slot: SlotDep) -> Any:
         if slot.model is None:
             return JSONResponse(
@@ -163,23 +187,28 @@ def build_router(
             "outputs": output_meta,
         }
 
-    @router.get("/models/{model_name}", summary="OIP model metadata")
+    @router.get("/models/{model_name}", summary="OIP model metadata", responses=_MODEL_ERRORS)
     def model_metadata(model_name: str, slot: SlotDep) -> dict[str, Any]:
         return metadata(slot, model_name, None)
 
     @router.get(
-        "/models/{model_name}/versions/{model_version}", summary="OIP model metadata (one version)"
+        "/models/{model_name}/versions/{model_version}",
+        summary="OIP model metadata (one version)",
+        responses=_MODEL_ERRORS,
     )
     def version_metadata(model_name: str, model_version: str, slot: SlotDep) -> dict[str, Any]:
         return metadata(slot, model_name, model_version)
 
-    @router.get("/models/{model_name}/ready", summary="OIP model readiness")
+    @router.get(
+        "/models/{model_name}/ready", summary="OIP model readiness", responses=_MODEL_ERRORS
+    )
     def model_ready(model_name: str, slot: SlotDep) -> dict[str, Any]:
         return {"name": _served(slot, model_name, None).name, "ready": True}
 
     @router.get(
         "/models/{model_name}/versions/{model_version}/ready",
         summary="OIP model readiness (one version)",
+        responses=_MODEL_ERRORS,
     )
     def version_ready(model_name: str, model_version: str, slot: SlotDep) -> dict[str, Any]:
         return {"name": _served(slot, model_name, model_version).name, "ready": True}
@@ -215,14 +244,22 @@ def build_router(
         answer["outputs"] = oip_schema.output_tensors(responses, selected)
         return JSONResponse(answer)
 
-    @router.post("/models/{model_name}/infer", summary="OIP inference: one row per element")
+    @router.post(
+        "/models/{model_name}/infer",
+        summary="OIP inference: one row per element",
+        responses=_INFER_ERRORS,
+        openapi_extra=infer_body,
+    )
     async def model_infer(
         model_name: str, request: Request, slot: SlotDep, batcher: BatcherDep
     ) -> JSONResponse:
         return await infer(request, slot, batcher, model_name, None)
 
     @router.post(
-        "/models/{model_name}/versions/{model_version}/infer", summary="OIP inference (one version)"
+        "/models/{model_name}/versions/{model_version}/infer",
+        summary="OIP inference (one version)",
+        responses=_INFER_ERRORS,
+        openapi_extra=infer_body,
     )
     async def version_infer(
         model_name: str, model_version: str, request: Request, slot: SlotDep, batcher: BatcherDep

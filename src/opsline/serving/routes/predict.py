@@ -4,28 +4,28 @@ Recipes with ``accepts_files = True`` (images) get a ``/predict`` that also take
 multipart upload (field ``image``); see :mod:`opsline.serving.routes.upload`.
 
 No ``from __future__ import annotations`` here on purpose: FastAPI reads the endpoint
-annotations at runtime, and they name classes that only exist inside :func:`build_router`.
+annotations at runtime, and they name classes that only exist inside :func:`build_router`
+(hence the ``type: ignore[valid-type]``: mypy cannot see a class made at runtime as a type).
 """
 
 import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
-from pydantic import ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from opsline.recipes.base import Recipe
 from opsline.serving.deps import BatcherDep, wait_for_disconnect
+from opsline.serving.openapi import errors, sample_requests
 from opsline.serving.routes import upload
+from opsline.serving.routing import json_route
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-_UNAVAILABLE = {
-    503: {
-        "description": "No model loaded (`detail` says why and what to do), "
-        "or the queue is full (`Retry-After` says when to retry)"
-    }
-}
+# 422 also for a row the model refuses (e.g. a prompt over the context); 503: no model,
+# a full queue or a shutdown (Retry-After).
+_ERRORS = errors(400, 413, 415, 422, 503)
 
 
 def _camel(name: str) -> str:
@@ -33,11 +33,7 @@ def _camel(name: str) -> str:
 
 
 def _examples(recipe: Recipe) -> list[dict[str, Any]]:
-    try:  # only for /docs; a recipe without samples must still serve
-        return [r.model_dump(mode="json") for r in recipe.sample_requests()]
-    except Exception:  # pragma: no cover - defensive
-        log.debug("sample_requests() failed; OpenAPI will have no examples", exc_info=True)
-        return []
+    return [r.model_dump(mode="json") for r in sample_requests(recipe)]
 
 
 def build_router(
@@ -47,24 +43,23 @@ def build_router(
     RequestModel = recipe.Request
     ResponseModel = recipe.Response
     prefix = _camel(recipe.name)
-    BatchRequest = create_model(
-        f"{prefix}BatchRequest",
-        __config__=ConfigDict(extra="forbid"),
-        items=(
-            Annotated[
-                list[RequestModel],
-                Field(
-                    min_length=1,
-                    max_length=max_batch_size,
-                    description=f"1 to {max_batch_size} requests",
-                ),
-            ],
-            ...,
+    items: Any = Annotated[
+        list[RequestModel],  # type: ignore[valid-type]
+        Field(
+            min_length=1, max_length=max_batch_size, description=f"1 to {max_batch_size} requests"
         ),
+    ]
+    BatchRequest: type[BaseModel] = create_model(
+        f"{prefix}BatchRequest",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        items=(items, ...),
     )
     BatchResponse = create_model(
         f"{prefix}BatchResponse",
-        items=(list[ResponseModel], Field(description="One response per item, in order")),
+        items=(
+            list[ResponseModel],  # type: ignore[valid-type]
+            Field(description="One response per item, in order"),
+        ),
     )
     # The predictor already built typed Response objects: serialise them straight to JSON
     # bytes in pydantic-core instead of letting FastAPI validate them again per request
@@ -75,17 +70,17 @@ def build_router(
     single_examples = {f"sample_{i}": {"value": e} for i, e in enumerate(examples[:3])}
     batch_examples = {"samples": {"value": {"items": examples}}} if examples else None
 
-    router = APIRouter(tags=["predict"], max_body_size=max_body_bytes)
+    router = APIRouter(tags=["predict"], route_class=json_route(max_body_bytes))
 
     if recipe.accepts_files:
-        # Its own router without Starlette's limit: the route enforces max_body_bytes while
-        # reading, so a too-large upload gets a JSON 413 with the reason (not plain text).
+        # Its own router: the route reads the body itself (multipart or JSON), enforcing
+        # max_body_bytes while reading, and answers 415 for other media types.
         files_router = APIRouter(tags=["predict"])
 
         @files_router.post(
             "/predict",
             response_model=ResponseModel,
-            responses={**_UNAVAILABLE, **upload.RESPONSES},
+            responses=_ERRORS,
             summary=f"Predict one {recipe.name} request (JSON or file upload)",
             openapi_extra=upload.openapi_body(RequestModel, examples),
         )
@@ -94,16 +89,15 @@ def build_router(
             responses = await batcher.submit([body], lambda: wait_for_disconnect(request))
             return Response(one_json(responses[0]), media_type=JSON)
     else:
-        files_router = None
 
         @router.post(
             "/predict",
             response_model=ResponseModel,
-            responses=_UNAVAILABLE,
+            responses=_ERRORS,
             summary=f"Predict one {recipe.name} request",
         )
         async def predict(
-            body: Annotated[RequestModel, Body(openapi_examples=single_examples or None)],
+            body: Annotated[RequestModel, Body(openapi_examples=single_examples or None)],  # type: ignore[valid-type]
             request: Request,
             batcher: BatcherDep,
         ) -> Response:
@@ -113,20 +107,22 @@ def build_router(
     @router.post(
         "/predict/batch",
         response_model=BatchResponse,
-        responses=_UNAVAILABLE,
+        responses=_ERRORS,
         summary=f"Predict 1–{max_batch_size} {recipe.name} requests in one call",
     )
     async def predict_batch(
-        body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],
+        body: Annotated[BatchRequest, Body(openapi_examples=batch_examples)],  # type: ignore[valid-type]
         request: Request,
         batcher: BatcherDep,
     ) -> Response:
         responses = await batcher.submit(
-            body.items, lambda: wait_for_disconnect(request), itemized=True
+            body.items,  # type: ignore[attr-defined]
+            lambda: wait_for_disconnect(request),
+            itemized=True,
         )
         return Response(batch_json(BatchResponse.model_construct(items=responses)), media_type=JSON)
 
-    if files_router is None:
+    if not recipe.accepts_files:
         return router
     combined = APIRouter()
     combined.include_router(files_router)

@@ -31,7 +31,9 @@ from pydantic import BaseModel
 
 from opsline.recipes.base import Recipe
 from opsline.serving.deps import LimiterDep, MetricsDep, ModelDep
+from opsline.serving.openapi import errors
 from opsline.serving.request_id import row_ids
+from opsline.serving.routing import json_route
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,15 @@ _END = object()
 
 def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter:
     """The streaming route for ``recipe``; an empty router if the recipe does not stream."""
-    router = APIRouter(tags=["predict"], max_body_size=max_body_bytes)
+    router = APIRouter(tags=["predict"], route_class=json_route(max_body_bytes))
     if not recipe.streams:
         return router
     RequestModel = recipe.Request
 
-    def checked(body: Annotated[RequestModel, Body()], model: ModelDep) -> tuple[BaseModel, Any]:
+    def checked(
+        body: Annotated[RequestModel, Body()],  # type: ignore[valid-type]
+        model: ModelDep,
+    ) -> tuple[BaseModel, Any]:
         # Runs before the response starts (in the threadpool: a sync dependency), so a request
         # the model cannot serve is a 422 (InvalidRequestError) rather than an error event in
         # a 200 stream; what it prepared (the prompt's tokens) is handed on, not redone.
@@ -55,10 +60,7 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
         "/predict/stream",
         response_class=EventSourceResponse,
         summary=f"Stream one {recipe.name} generation as server-sent events",
-        responses={
-            503: {"description": "No model loaded"},
-            422: {"description": "Invalid body or prompt too long"},
-        },
+        responses=errors(400, 413, 415, 422, 503, d422="Invalid body or prompt too long"),
     )
     async def predict_stream(
         checked_body: Annotated[tuple[BaseModel, Any], Depends(checked)],

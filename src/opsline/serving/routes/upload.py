@@ -16,7 +16,7 @@ problem is an unsupported media type (error type ``unsupported_media_type``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Any
 
@@ -25,15 +25,13 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from opsline.serving.routing import is_json, read_limited
+
 FILE_FIELD = "image"
 UNSUPPORTED = "unsupported_media_type"
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    413: {"description": "The body is larger than the server's limit; `detail` says it"},
-    415: {"description": "Unsupported content type or image format; `detail` says which"},
-}
 
 
-def openapi_body(request_model: type[BaseModel], examples: list[dict]) -> dict[str, Any]:
+def openapi_body(request_model: type[BaseModel], examples: list[dict[str, Any]]) -> dict[str, Any]:
     """The OpenAPI request body: JSON (the recipe's schema) or a multipart file upload."""
     json_schema: dict[str, Any] = {
         "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"}
@@ -60,27 +58,7 @@ def openapi_body(request_model: type[BaseModel], examples: list[dict]) -> dict[s
     }
 
 
-async def _read_limited(request: Request, limit: int | None) -> bytes:
-    def too_large(size: str) -> HTTPException:
-        return HTTPException(
-            413,
-            detail=f"The request body is {size}; the limit is "
-            f"{limit / 1e6:.0f} MB ({limit:,} bytes).",
-        )
-
-    declared = request.headers.get("content-length", "")
-    if limit is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(f"{int(declared) / 1e6:.1f} MB")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if limit is not None and total > limit:
-            raise too_large(f"over {limit / 1e6:.0f} MB")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 
@@ -88,7 +66,7 @@ def _invalid(loc: tuple[Any, ...], msg: str, kind: str) -> RequestValidationErro
     return RequestValidationError([{"loc": loc, "msg": msg, "type": kind}])
 
 
-async def _multipart(request: Request, body: bytes, recipe: Any) -> partial:
+async def _multipart(request: Request, body: bytes, recipe: Any) -> partial[BaseModel]:
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -113,10 +91,10 @@ async def _multipart(request: Request, body: bytes, recipe: Any) -> partial:
 async def parse_request(request: Request, recipe: Any, max_body_bytes: int | None) -> BaseModel:
     """The validated ``recipe.Request`` for a JSON or multipart ``/predict`` call."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _read_limited(request, max_body_bytes)
+    body = await read_limited(request, max_body_bytes)
     if content_type == "multipart/form-data":
         build = await _multipart(request, body, recipe)
-    elif content_type in ("", "application/json") or content_type.endswith("+json"):
+    elif content_type == "" or is_json(content_type):
         try:
             payload = json.loads(body)
         except ValueError as error:
