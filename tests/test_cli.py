@@ -75,3 +75,28 @@ def test_promote_unknown_version(trained_workspace: Path) -> None:
     assert "has no version 999" in result.stderr
     listing = opsline("models", "house_price", home=trained_workspace)
     assert "production" in listing.stdout
+
+
+def test_promote_needs_exactly_one_of_version_and_latest(isolated_home: Path) -> None:
+    for args in ([], ["--version", "1", "--latest"]):
+        result = opsline("promote", "house_price", *args, home=isolated_home)
+        assert result.returncode == 2
+        assert "Give either --version N or --latest." in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_promote_latest_without_versions_says_to_train(isolated_home: Path) -> None:
+    result = opsline("promote", "house_price", "--latest", home=isolated_home)
+    assert result.returncode == 2
+    assert "No registered version of 'house_price' to promote" in result.stderr
+
+
+def test_promote_latest_gates_the_newest_version(prepared_home: Path) -> None:
+    """What the data workflow does after `dvc repro`: the version just trained faces the gate."""
+    for _ in range(2):
+        assert opsline("train", "house_price", "model=gbm", home=prepared_home).returncode == 0
+    result = opsline("promote", "house_price", "--latest", home=prepared_home)
+    assert result.returncode == 0, result.stderr
+    assert "Promoted house_price version 2" in result.stdout
+    listing = opsline("models", "house_price", home=prepared_home).stdout
+    assert any(line.startswith("v2\t") and "production" in line for line in listing.splitlines())
