@@ -55,7 +55,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
         if isinstance(entry, dict) and SECTION in entry:
             section = entry[SECTION]
             listed = {next(iter(item.values())) for item in section if isinstance(item, dict)}
-            for report in reports(config):  # `mkdocs serve` may call this again: no duplicates
+            # Sorted by title, so related reports sit together; `mkdocs serve` may call this
+            # hook again on a rebuild, hence no duplicates.
+            for report in sorted(reports(config), key=title):
                 if f"benchmarks/{report.name}" not in listed:
                     section.append({title(report): f"benchmarks/{report.name}"})
             return config
