@@ -4,7 +4,8 @@ One strict ``mkdocs build`` (a broken link or anchor, a page missing from the na
 module mkdocstrings cannot find or a docstring it cannot parse all fail it), then checks on
 the built site computed from the code, not hard-coded: every top-level command of the Typer
 app is in the CLI reference, every registered recipe has its page, and every benchmark report
-has a page. README.md is a front page now: each of its relative links must point at a file.
+has a page; the serving page's settings table names every ``OPSLINE_*`` setting the server
+reads. README.md is a front page now: each of its relative links must point at a file.
 """
 
 from __future__ import annotations
@@ -120,3 +121,16 @@ def test_readme_keeps_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make run" in readme
     assert "make test" in readme
+
+
+def test_serving_page_lists_every_setting() -> None:
+    """Each ``OPSLINE_*`` variable the server reads has a row in the settings table."""
+    from opsline.serving.settings import ServingSettings
+
+    page = (ROOT / "docs" / "serving" / "index.md").read_text(encoding="utf-8")
+    missing = [
+        f"OPSLINE_{name.upper()}"
+        for name in ServingSettings.model_fields
+        if f"OPSLINE_{name.upper()}" not in page
+    ]
+    assert not missing, f"docs/serving/index.md lacks {missing}"
