@@ -5,17 +5,24 @@ they are (``--8<--`` snippets) instead of copying them. Every report that exists
 time gets a generated page ``benchmarks/<name>.md`` and an entry under "Benchmarks" in the
 navigation, so a new report (a soak or crash run, say) appears without touching the docs, and
 a report that is not there yet cannot break the strict build. Generated pages keep the
-report's own file name, so the links between reports (``prediction_log_cost.md``) resolve.
+report's own file name, so the links between reports (``prediction_log_cost.md``) resolve;
+a report that links a file the site does not have (its script, say) is inlined instead, with
+those links shown as repository paths, for the same reason.
 """
 
 from __future__ import annotations
 
+import logging
+import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
+
+log = logging.getLogger("mkdocs.hooks.benchmark_pages")
 
 SECTION = "Benchmarks"
 INDEX = "benchmarks/index.md"
@@ -40,8 +47,7 @@ TITLES = {
 
 def reports(config: MkDocsConfig) -> list[Path]:
     """The benchmark reports present now, in a stable order."""
-    root = Path(config.config_file_path).parent
-    return sorted((root / "benchmarks").glob("*.md"))
+    return reports_in(Path(config.config_file_path).parent / "benchmarks")
 
 
 def title(report: Path) -> str:
@@ -64,11 +70,48 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     raise ValueError(f"mkdocs.yml has no {SECTION!r} section in nav")
 
 
+# A Markdown link or image whose target is relative: `[text](target)`, not `http:`, `#…`.
+LINK = re.compile(r"(!?)\[([^\]]*)\]\((?![a-z][a-z0-9+.-]*:|#)([^)\s]+)\)")
+
+
+def _outside_site(report: Path) -> list[str]:
+    """Relative link targets in a report that no site page answers (``soak.py``, ``../x``):
+    only links to other reports resolve, since report pages keep the report's file name."""
+    names = {r.name for r in reports_in(report.parent)}
+    targets = [m.group(3) for m in LINK.finditer(report.read_text(encoding="utf-8"))]
+    return [t for t in targets if t.split("#")[0] not in names]
+
+
+def _repo_paths(report: Path) -> str:
+    """The report's text with links outside the site turned into repository paths in code,
+    so a report linking its script (``[soak.py](soak.py)``) cannot break the strict build."""
+    names = {r.name for r in reports_in(report.parent)}
+
+    def rewrite(match: re.Match[str]) -> str:
+        target = match.group(3)
+        if target.split("#")[0] in names:
+            return match.group(0)
+        path = posixpath.normpath(posixpath.join("benchmarks", target.split("#")[0]))
+        return f"{match.group(2)} (`{path}`)"
+
+    return LINK.sub(rewrite, report.read_text(encoding="utf-8"))
+
+
+def reports_in(folder: Path) -> list[Path]:
+    """The reports in one folder."""
+    return sorted(folder.glob("*.md"))
+
+
 def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
-    """Add a generated page per report that includes the report through snippets."""
+    """Add a generated page per report that includes the report through snippets (or, when
+    the report links files outside the site, its text with those links as repository paths)."""
     for report in reports(config):
         script = report.with_suffix(".py").name
-        content = f'--8<-- "benchmarks/{report.name}"\n\n---\n\n'
+        if _outside_site(report):
+            log.info("benchmarks/%s links files outside the site; shown as paths", report.name)
+            content = _repo_paths(report) + "\n\n---\n\n"
+        else:
+            content = f'--8<-- "benchmarks/{report.name}"\n\n---\n\n'
         content += f"*Report file: `benchmarks/{report.name}`"
         if report.with_suffix(".py").exists():
             content += f", written by `benchmarks/{script}`"
