@@ -1,5 +1,5 @@
 """``opsline monitor watch RECIPE``: the retrain loop as a command (registered on
-``opsline monitor`` by :mod:`opsline.cli_monitor`; the logic is
+``opsline monitor`` by :mod:`opsline.cli.monitor`; the logic is
 :mod:`opsline.monitoring.watch`).
 
 Every ``--interval`` seconds: drift of the logged requests and live quality from feedback →

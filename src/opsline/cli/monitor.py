@@ -8,7 +8,7 @@ and exits with the verdict, so a cron job or CI step can act on it:
 * 2 — no verdict: not enough logged requests, no reference saved with the model version,
   no model, or a bad option (one sentence on stderr, as every opsline error).
 
-``opsline monitor watch RECIPE`` runs the retrain policy (:mod:`opsline.cli_watch`).
+``opsline monitor watch RECIPE`` runs the retrain policy (:mod:`opsline.cli.watch`).
 
 ``opsline monitor compare RECIPE`` compares the served model with the shadow candidate
 (``OPSLINE_SHADOW_MODEL_URI``) on the requests both answered: agreement, and each model's
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsline.cli_watch import watch  # typer only; the loop itself is imported lazily
+from opsline.cli.watch import watch  # typer only; the loop itself is imported lazily
 
 if TYPE_CHECKING:  # pragma: no cover
     from opsline.monitoring.drift import DriftResult
@@ -244,5 +244,5 @@ def compare_models(
     typer.echo(json.dumps(result.to_dict()) if as_json else result.summary())
 
 
-# `opsline monitor watch`: the retrain loop as a command (its own module: cli_watch.py).
+# `opsline monitor watch`: the retrain loop as a command (its own module: cli/watch.py).
 monitor_app.command("watch")(watch)
