@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from opsline import dvc_pipeline as dp
 from opsline.config import load_config
+from opsline.dvc import stages as dp
 
 BIN = Path(sys.executable).parent
 RAW = "raw/ames.csv"

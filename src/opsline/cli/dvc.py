@@ -59,7 +59,7 @@ def init(
     ] = True,
 ) -> None:
     """Write params.yaml + dvc.yaml (prepare → validate → train → evaluate) and a remote."""
-    from opsline.dvc_project import init_project
+    from opsline.dvc.project import init_project
 
     result = init_project(
         recipe,

@@ -1,7 +1,7 @@
 """``opsline dvc init``: set up DVC in a git project and write params.yaml + dvc.yaml.
 
 The side effects live here (git and dvc subprocesses, files); what goes into the files is
-computed by :mod:`opsline.dvc_pipeline`. DVC is driven through its command line
+computed by :mod:`opsline.dvc.stages`. DVC is driven through its command line
 (``python -m dvc``), its stable interface, with analytics off.
 """
 
@@ -178,9 +178,9 @@ def init_project(
     """Check everything first, then ``dvc init``, the remote, params.yaml and dvc.yaml."""
     from omegaconf import OmegaConf
 
-    from opsline import dvc_pipeline as dp
     from opsline.config import load_config
-    from opsline.dvc_deps import stage_code_deps
+    from opsline.dvc import stages as dp
+    from opsline.dvc.deps import stage_code_deps
     from opsline.recipes.registry import get_recipe
     from opsline.workspace import data_dir
 
