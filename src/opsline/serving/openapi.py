@@ -91,6 +91,20 @@ def errors(
     return out
 
 
+def json_errors_of(responses: Responses) -> Responses:
+    """``responses`` for a route whose success is not JSON (an HTML page, an event stream):
+    FastAPI would document a ``model`` under the route's media type, but errors are JSON.
+    The referenced component is registered by the other routes' :func:`errors`."""
+    out: Responses = {}
+    for code, entry in responses.items():
+        entry = dict(entry)
+        model = entry.pop("model")
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        entry["content"] = {"application/json": {"schema": ref}}
+        out[code] = entry
+    return out
+
+
 def sample_requests(recipe: Recipe) -> list[BaseModel]:
     """The recipe's sample requests, the documented examples; none if it cannot give them
     (they are only for ``/docs``: a recipe without samples must still serve)."""

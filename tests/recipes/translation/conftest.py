@@ -70,7 +70,7 @@ def make_tokenizer(sentences, vocab_size: int = 300):
     return train_tokenizer(sentences, vocab_size=vocab_size, min_frequency=1)
 
 
-def make_model_dir(path: Path, sentences, vocab_size: int = 300) -> Path:
+def make_model_dir(path: Path, sentences, vocab_size: int = 300, max_positions: int = 64) -> Path:
     """A tiny random Marian model + tokenizer + card, as training would export it."""
     from opsline.recipes.translation.card import write_card
     from opsline.recipes.translation.config import TranslationModelConfig
@@ -84,7 +84,7 @@ def make_model_dir(path: Path, sentences, vocab_size: int = 300) -> Path:
         heads=2,
         ffn_dim=32,
         dropout=0.0,
-        max_positions=64,
+        max_positions=max_positions,
     )
     network = build_network(mcfg, tokenizer)
     path.mkdir(parents=True, exist_ok=True)

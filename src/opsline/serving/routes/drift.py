@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from opsline.serving.openapi import errors
+from opsline.serving.openapi import errors, json_errors_of
 
 router = APIRouter(tags=["monitoring"])
 
@@ -72,11 +72,13 @@ async def drift(request: Request, refresh: bool = _REFRESH) -> Any:
     "/drift/report",
     response_class=HTMLResponse,
     summary="The latest drift check's Evidently report (HTML)",
-    responses=errors(
-        409,
-        422,
-        d409="The latest check has no report (not enough data, no reference, no model); "
-        "`detail` says why",
+    responses=json_errors_of(
+        errors(
+            409,
+            422,
+            d409="The latest check has no report (not enough data, no reference, no model); "
+            "`detail` says why",
+        )
     ),
 )
 async def drift_report(request: Request, refresh: bool = _REFRESH) -> Any:

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from opsline.recipes.base import Recipe
 from opsline.serving.deps import LimiterDep, MetricsDep, ModelDep
-from opsline.serving.openapi import errors
+from opsline.serving.openapi import errors, json_errors_of
 from opsline.serving.request_id import row_ids
 from opsline.serving.routing import json_route
 
@@ -60,7 +60,9 @@ def build_router(recipe: Recipe, max_body_bytes: int | None = None) -> APIRouter
         "/predict/stream",
         response_class=EventSourceResponse,
         summary=f"Stream one {recipe.name} generation as server-sent events",
-        responses=errors(400, 413, 415, 422, 503, d422="Invalid body or prompt too long"),
+        responses=json_errors_of(
+            errors(400, 413, 415, 422, 503, d422="Invalid body or prompt too long")
+        ),
     )
     async def predict_stream(
         checked_body: Annotated[tuple[BaseModel, Any], Depends(checked)],
