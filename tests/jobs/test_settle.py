@@ -19,6 +19,7 @@ import pytest
 from opsline.jobs.actions import FAILED, PROMOTED, RUNNING, ActionLog
 from opsline.jobs.manager import VANISHED_REASON, JobManager
 from opsline.jobs.store import JobStore
+from opsline.monitoring.watch import Watch
 from opsline.tracking.registry import current_version, list_versions, promote, register
 
 MODEL = "house_price"
@@ -57,9 +58,16 @@ def retrain_left_running(home: Path, *, alias_moved: bool) -> tuple[str, str]:
     store.update(job.id, status="running", pid=dead_pid(), message="promoting")
     actions = ActionLog(home)
     action = actions.add(
-        "house_price", MODEL, "drift", "retrain", RUNNING, {"streak": 3}, job_id=job.id,
-        reason="drift on 3 checks", old_version="1",
-    )  # fmt: skip
+        "house_price",
+        MODEL,
+        "drift",
+        "retrain",
+        RUNNING,
+        {"streak": 3},
+        job_id=job.id,
+        reason="drift on 3 checks",
+        old_version="1",
+    )
     actions.note_candidate(action.id, "2")
     if alias_moved:
         decision = promote(MODEL, "2", "rmsle", greater_is_better=False, force=True)
@@ -67,9 +75,9 @@ def retrain_left_running(home: Path, *, alias_moved: bool) -> tuple[str, str]:
     return job.id, action.id
 
 
-def watch_loop(home: Path):  # -> opsline.monitoring.watch.Watch
+def watch_loop(home: Path) -> Watch:
+    """``opsline monitor watch``'s loop over ``home``, as started after a restart."""
     from opsline.monitoring.policy import load_policy
-    from opsline.monitoring.watch import Watch
     from opsline.recipes.registry import get_recipe
 
     policy = load_policy("default", "house_price")
