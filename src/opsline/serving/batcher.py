@@ -12,7 +12,8 @@ cost one model call instead of N:
   Triton's dynamic batcher, kept simple: a fast model barely waits, a slow one merges the
   clients that would otherwise take turns);
 * **groups** — rows whose ``predictor.batch_key`` differ never share a batch (translation:
-  decoding options); the oldest row's group goes first, so no group starves;
+  decoding options); the oldest row's group goes first, so no group starves
+  (:mod:`.batch_queue`);
 * **isolates failures** — if a batch raises, its rows are retried one by one, so a bad row
   gets its own error and its neighbours still succeed;
 * **bounded** — more than ``max_queue`` waiting rows is a :class:`QueueFullError` (503 with
@@ -24,27 +25,26 @@ batches and a batch in flight finishes on the model it started with. Predictors 
 schedule concurrent requests themselves (text generation) bypass the queue: each call goes
 straight to ``predict`` in a worker thread, up to ``predictor.max_concurrency`` at once.
 
-This module is the queue and its worker loop; one batch's run and per-row retry is
-:mod:`.batch_run`, waiting for answers :mod:`.batch_answers`, the self-scheduling path
-:mod:`.batch_direct` and the refusals :mod:`.batch_errors`.
+This module is the worker loop; the queued rows are :mod:`.batch_queue`, one batch's run
+and per-row retry :mod:`.batch_run`, waiting for answers :mod:`.batch_answers`, the
+self-scheduling path :mod:`.batch_direct` and the refusals :mod:`.batch_errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opsline.errors import NoModelError
 from opsline.serving.batch_answers import unwrap, wait_for_answers
 from opsline.serving.batch_direct import DirectCalls
 from opsline.serving.batch_errors import ClientDisconnectedError, QueueFullError, ShuttingDownError
+from opsline.serving.batch_queue import Queue, Row, drop_cancelled, fail_all, take_group
 from opsline.serving.batch_run import BatchOutcome, Hook, run_batch
 from opsline.serving.request_id import row_ids
 
@@ -65,15 +65,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(eq=False)
-class _Row:
-    request: BaseModel
-    future: asyncio.Future[Any]
-    key: Hashable
-    request_id: str
-    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class Batcher:
@@ -102,7 +93,7 @@ class Batcher:
         self.max_delay_s = max(0.0, float(max_delay_s))
         self.max_queue = max(1, int(max_queue))
         self.hooks: list[Hook] = []
-        self._queue: collections.deque[_Row] = collections.deque()
+        self._queue: Queue = Queue()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -184,7 +175,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         predictor = model.predictor
         rows = [
-            _Row(r, loop.create_future(), predictor.batch_key(r), i)
+            Row(r, loop.create_future(), predictor.batch_key(r), i)
             for r, i in zip(requests, ids, strict=True)
         ]
         self._queue.extend(rows)
@@ -213,7 +204,7 @@ class Batcher:
         loaded_while_busy = False
         last_rows, last_seconds = 1, 0.0
         while True:
-            self._drop_cancelled()
+            drop_cancelled(self._queue)
             if not self._queue:
                 if not self._accepting:
                     return
@@ -280,31 +271,13 @@ class Batcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
 
-    def _take(self, limit: int) -> list[_Row]:
-        """Up to ``limit`` live rows sharing the oldest row's key, in arrival order."""
-        self._drop_cancelled()
-        if not self._queue:
-            return []
-        key = self._queue[0].key
-        if all(row.key == key for row in self._queue):  # the common case: one group
-            batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
-        else:
-            batch, rest = [], collections.deque[_Row]()
-            for row in self._queue:
-                (batch if row.key == key and len(batch) < limit else rest).append(row)
-            self._queue = rest
+    def _take(self, limit: int) -> list[Row]:
+        batch, self._queue = take_group(self._queue, limit)
         self._set_depth()
-        return [row for row in batch if not row.future.cancelled()]
-
-    def _drop_cancelled(self) -> None:
-        while self._queue and self._queue[0].future.cancelled():
-            self._queue.popleft()
+        return batch
 
     def _fail_all(self, error: Exception) -> None:
-        while self._queue:
-            row = self._queue.popleft()
-            if not row.future.done():
-                row.future.set_exception(error)
+        fail_all(self._queue, error)
         self._set_depth()
 
     def _model_error(self) -> Exception:
@@ -315,7 +288,7 @@ class Batcher:
         if self.metrics is not None:
             self.metrics.batch_queue_depth.set(len(self._queue))
 
-    def _observe_queue(self, batch: list[_Row], now: float) -> None:
+    def _observe_queue(self, batch: list[Row], now: float) -> None:
         if self.metrics is None:
             return
         self.metrics.batch_rows.observe(len(batch))

@@ -43,6 +43,7 @@ Override = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_ke
 class TrainRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"recipe": "house_price", "overrides": ["model=gbm"]}]},
     )
 
@@ -59,6 +60,7 @@ class TrainRequest(BaseModel):
 class EvaluateRequest(TrainRequest):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"recipe": "house_price"}, {"model": "models:/house_price/3"}]
         },
