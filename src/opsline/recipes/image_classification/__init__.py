@@ -129,7 +129,9 @@ class ImageClassificationRecipe(Recipe):
         """The request for a multipart upload (the file's bytes are sniffed, its name and
         claimed type are not trusted). Raises ``pydantic.ValidationError`` like JSON input."""
         extra = dict(fields or {})
-        return ImageRequest(image=base64.b64encode(data).decode("ascii"), **extra)
+        # Form fields are text: "3" is how a form sends a number (JSON bodies stay strict).
+        image = base64.b64encode(data).decode("ascii")
+        return ImageRequest.model_validate({"image": image, **extra}, strict=False)
 
     # -- monitoring (see ``monitoring``) ---------------------------------------------------
     #: Train images predicted at registration for the drift reference (decode + predict).

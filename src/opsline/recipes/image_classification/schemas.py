@@ -80,7 +80,9 @@ class ImageRequest(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes, top_k: int = 5) -> ImageRequest:
         """A validated request from raw file bytes (upload route, UI, tests)."""
-        return cls(image=base64.b64encode(data).decode("ascii"), top_k=top_k)
+        # Lax: a UI slider may give 5.0 for 5 (5.5 is still refused).
+        image = base64.b64encode(data).decode("ascii")
+        return cls.model_validate({"image": image, "top_k": top_k}, strict=False)
 
     def pil(self) -> Any:
         """The decoded RGB ``PIL.Image``."""

@@ -8,7 +8,6 @@ annotations at runtime, and they name classes that only exist inside :func:`buil
 (hence the ``type: ignore[valid-type]``: mypy cannot see a class made at runtime as a type).
 """
 
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
@@ -19,8 +18,6 @@ from opsline.serving.deps import BatcherDep, wait_for_disconnect
 from opsline.serving.openapi import errors, sample_requests
 from opsline.serving.routes import upload
 from opsline.serving.routing import json_route
-
-log = logging.getLogger(__name__)
 
 JSON = "application/json"
 # 422 also for a row the model refuses (e.g. a prompt over the context); 503: no model,
@@ -68,7 +65,8 @@ def build_router(
     batch_json = TypeAdapter(BatchResponse).dump_json
     examples = _examples(recipe)
     single_examples = {f"sample_{i}": {"value": e} for i, e in enumerate(examples[:3])}
-    batch_examples = {"samples": {"value": {"items": examples}}} if examples else None
+    batch = examples[:max_batch_size]  # a documented example must be a valid request
+    batch_examples = {"samples": {"value": {"items": batch}}} if batch else None
 
     router = APIRouter(tags=["predict"], route_class=json_route(max_body_bytes))
 
