@@ -1,8 +1,7 @@
 """Request parsing for recipes whose ``/predict`` takes a file: multipart upload or JSON.
 
-``parse_request`` reads the body itself, counting bytes, so a body over ``max_body_bytes``
-is refused with a JSON 413 that says the limit (Starlette's limiter would answer in plain
-text). Then:
+``parse_request`` reads the body itself with :func:`opsline.serving.routing.read_limited`,
+so a body over ``max_body_bytes`` is refused with a JSON 413 that says the limit. Then:
 
 * ``multipart/form-data`` — the file in field ``image`` (other text fields, e.g. ``top_k``,
   are passed along) goes to ``recipe.request_from_upload``;
