@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _serving import cli, report, wrk
+from _serving import cli, preamble, report, wrk
 from _serving.servers import Servers, free_port, post_json
 from serving_tabular import ensure_model, venv_bin
 
@@ -170,19 +168,17 @@ def render(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    wrk.check_wrk()
-
-    def say(msg: str) -> None:
-        print(msg, flush=True)
-
-    started = time.time()
-    machine = report.machine_state()
-    home = (args.home or Path(tempfile.mkdtemp(prefix="opsline-logcost-"))).resolve()
-    os.environ["OPSLINE_HOME"] = str(home)
+    run = preamble.begin(args.home, "log-cost")
+    say, started, machine, home, workdir = (
+        run.say,
+        run.started,
+        run.machine,
+        run.home,
+        run.workdir,
+    )
     ensure_model(home, say)
     from opsline.recipes.house_price.schemas import TYPICAL_HOUSE
 
-    workdir = Path(tempfile.mkdtemp(prefix="log-cost-"))
     db = workdir / "predictions.db"
     servers = Servers(workdir)
     lua = wrk.write_lua(workdir, "predict", json.dumps(TYPICAL_HOUSE).encode())
@@ -236,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "machine_after": report.machine_state(),
         "args": vars(args),
-        "command": shlex.join(
-            [os.path.relpath(sys.executable), os.path.relpath(sys.argv[0]), *sys.argv[1:]]
-        ),
+        "command": preamble.command_line(),
         "points": points,
         "summary": summarize(points, args.concurrency),
         "logged_rows": logged_rows(db) - before,
