@@ -87,7 +87,7 @@ release-check: setup
 # The serve and train images (deploy/docker/), for users with Docker or Podman:
 #   make images    |    make images CONTAINER=podman TAG=0.1.0 REGISTRY=ghcr.io/acme/
 # Not run by `make test`: the test machine has no container engine (the Dockerfiles are
-# linted and checked statically in tests/test_deploy.py).
+# linted and checked statically in tests/deploy/test_docker.py).
 CONTAINER ?= docker
 REGISTRY ?=
 TAG ?= latest

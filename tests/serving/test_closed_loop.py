@@ -148,8 +148,8 @@ def test_drift_feedback_retrain_gate_and_reload_without_a_failed_request(
             wait_for("version 2 to be served", promoted, 300, every=1)
             time.sleep(1.0)  # the client's requests reach the new version too
 
-            # The worker moves the alias first and closes its records just after; the
-            # loop sees the job end on its next tick.
+            # The worker closes its action record right after the gate moves the alias;
+            # the loop sees the job end on its next tick.
             def settled() -> dict[str, Any] | None:
                 model = http.get("/model").json()
                 loop = model["monitoring"]["loop"]
