@@ -100,18 +100,19 @@ def test_crashed_trial_is_failed_and_the_sweep_goes_on(prepared_home: Path, swee
 
     from opsline.sweeps.runner import run_sweep
 
-    sweep_space({**SPACE, "model.loss": {"type": "categorical", "choices": ["huber", "bogus"]}})
+    # A batch size of 0 passes the config schema (an integer) but crashes in training.
+    sweep_space({**SPACE, "model.batch_size": {"type": "categorical", "choices": [64, 0]}})
     # Make the first trial the crashing one, deterministically.
     study = optuna.create_study(
         study_name="house_price-sweep",
         direction="minimize",
         storage=f"sqlite:///{prepared_home / 'sweeps.db'}",
     )
-    study.enqueue_trial({"model.loss": "bogus", "model.hidden": "[32]"})
+    study.enqueue_trial({"model.batch_size": 0, "model.hidden": "[32]"})
     result = run_sweep("house_price", 1, TINY)
 
     assert [row["state"] for row in result.rows] == ["FAIL", "COMPLETE"]
-    assert "model.loss must be one of" in result.rows[0]["error"]
+    assert "batch_size should be a positive integer" in result.rows[0]["error"]
     assert result.best["trial"] == 1
     assert (prepared_home / "logs" / "sweep-house_price-sweep-trial-0.log").is_file()
 
