@@ -74,7 +74,10 @@ def test_onnx_predictor_prices_match_native(recipe, exported, splits):
     assert not hasattr(onnx, "network") and not hasattr(onnx, "booster")
     fields = HousePriceRequest.model_fields
     requests = [
-        HousePriceRequest(**{k: v for k, v in row.items() if k in fields and pd.notna(v)})
+        # Lax: the frame holds 2.0 for 2 garage cars (the JSON API is strict, rows are not).
+        HousePriceRequest.model_validate(
+            {k: v for k, v in row.items() if k in fields and pd.notna(v)}, strict=False
+        )
         for row in splits["test"].head(50).to_dict("records")
     ] + sample_requests()
     got = [r.predicted_price for r in onnx.predict(requests)]

@@ -146,7 +146,10 @@ def test_requests_do_not_touch_pandas(predictor, monkeypatch):
 def test_request_prices_equal_predict_frame_on_the_same_rows(predictor, splits):
     fields = HousePriceRequest.model_fields
     requests = [
-        HousePriceRequest(**{k: v for k, v in row.items() if k in fields and pd.notna(v)})
+        # Lax: the frame holds 2.0 for 2 garage cars (the JSON API is strict, rows are not).
+        HousePriceRequest.model_validate(
+            {k: v for k, v in row.items() if k in fields and pd.notna(v)}, strict=False
+        )
         for row in splits["test"].head(64).to_dict("records")
     ]
     requests += [HousePriceRequest(**REQUIRED), *sample_requests()]
