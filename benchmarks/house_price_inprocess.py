@@ -103,7 +103,10 @@ def main() -> None:
         test = pd.read_parquet(work / "data" / "test.parquet")
         fields = HousePriceRequest.model_fields
         batch = [
-            HousePriceRequest(**{k: v for k, v in row.items() if k in fields and pd.notna(v)})
+            # Parquet rows carry numpy scalars; the API's strict schema is for JSON bodies.
+            HousePriceRequest.model_validate(
+                {k: v for k, v in row.items() if k in fields and pd.notna(v)}, strict=False
+            )
             for row in test.head(256).to_dict("records")
         ]
         one = sample_requests()[:1]
