@@ -40,6 +40,22 @@ def test_loads_and_translates_in_request_order(predictor):
     assert same[0].translation == responses[0].translation  # batching does not change output
 
 
+def test_a_request_longer_than_the_position_table_is_answered(predictor):
+    """The API allows up to 256 new tokens; a model with a 64-position decoder stops at 63
+    instead of indexing past its table (a 500 found by fuzzing)."""
+    from opsline.recipes.translation.schemas import MAX_NEW_TOKENS
+
+    positions = predictor.network.config.max_position_embeddings
+    assert positions <= MAX_NEW_TOKENS  # the case is real for this model
+    longest, bounded = predictor.predict(
+        [
+            TranslationRequest(text="Hej.", max_new_tokens=MAX_NEW_TOKENS),
+            TranslationRequest(text="Hej.", max_new_tokens=positions - 1),
+        ]
+    )
+    assert longest.translation == bounded.translation
+
+
 def test_missing_tokenizer_is_refused(tiny_model_dir, tmp_path):
     model_dir = copy_dir(tiny_model_dir, tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json"):

@@ -26,6 +26,11 @@ def translate(
 
     if not texts:
         return []
+    # The decoder's position table bounds the output (its start token takes one position):
+    # a request may ask for up to the API's maximum, a small model holds fewer.
+    positions = getattr(getattr(network, "config", None), "max_position_embeddings", None)
+    if positions:
+        max_new_tokens = min(int(max_new_tokens), int(positions) - 1)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[str] = [""] * len(texts)
     was_training = network.training
