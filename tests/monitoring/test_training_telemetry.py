@@ -7,62 +7,16 @@ import math
 import pytest
 import torch
 from omegaconf import OmegaConf
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from opsline.monitoring.metrics import ServingMetrics
 from opsline.monitoring.textfile import metrics_path, read_samples
 from opsline.monitoring.training import batch_size, batch_tokens, model_label
 from opsline.training.trainer import build_trainer
-
-CPU = {
-    "accelerator": "cpu",
-    "devices": 1,
-    "strategy": "auto",
-    "precision": "32-true",
-    "profiler": None,
-    "enable_progress_bar": False,
-    "deterministic": True,
-    "max_epochs": 3,
-    "fast_dev_run": False,
-}
+from tests.training.tiny import CPU, loaders, make_cfg, tiny_module
 
 
 def value(samples: dict, name: str, model: str = "tiny") -> float:
     return samples[(name, (("model", model),))]
-
-
-def build_module(fail_at_step: int | None = None):
-    import lightning.pytorch as pl
-
-    class Module(pl.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.layer = nn.Linear(3, 1)
-
-        def training_step(self, batch, _):
-            if fail_at_step is not None and self.global_step >= fail_at_step:
-                raise RuntimeError("boom")
-            x, y = batch
-            loss = nn.functional.mse_loss(self.layer(x).squeeze(-1), y)
-            self.log("train_loss", loss, on_step=False, on_epoch=True)
-            return loss
-
-        def validation_step(self, batch, _):
-            x, y = batch
-            self.log("val_loss", nn.functional.mse_loss(self.layer(x).squeeze(-1), y))
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.05)
-
-    return Module()
-
-
-def loaders():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 3, generator=g)
-    data = TensorDataset(x, x @ torch.tensor([1.0, -2.0, 0.5]))
-    return DataLoader(data, batch_size=16), DataLoader(data, batch_size=64)
 
 
 def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
@@ -81,11 +35,11 @@ def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
             else:  # written at fit start, before any validation: "no value", never a 0 loss
                 first.update(read_samples(path))
 
-    cfg = OmegaConf.create({"seed": 1, "trainer": CPU})
+    cfg = make_cfg(seed=1, max_epochs=3)
     trainer = build_trainer(
         cfg, default_max_epochs=3, work_dir=tmp_path, model_name="tiny", callbacks=[ReadFile()]
     )
-    trainer.fit(build_module(), *loaders())
+    trainer.fit(tiny_module(lr=0.05), *loaders())
 
     final = read_samples(path)
     assert math.isnan(value(first, "opsline_validation_loss"))
@@ -118,10 +72,10 @@ def test_fit_writes_increasing_steps_and_ends_not_running(tmp_path) -> None:
 
 
 def test_failed_fit_is_marked_not_running(tmp_path) -> None:
-    cfg = OmegaConf.create({"seed": 1, "trainer": CPU})
+    cfg = make_cfg(seed=1, max_epochs=3)
     trainer = build_trainer(cfg, default_max_epochs=3, work_dir=tmp_path, model_name="tiny")
     with pytest.raises(RuntimeError, match="boom"):
-        trainer.fit(build_module(fail_at_step=5), *loaders())
+        trainer.fit(tiny_module(lr=0.05, fail_at_step=5), *loaders())
     final = read_samples(metrics_path("training", "tiny"))
     assert value(final, "opsline_training_running") == 0
     assert value(final, "opsline_training_steps_total") == 5

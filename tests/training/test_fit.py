@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from opsline.training.fit import (
     FitResult,
@@ -18,54 +16,7 @@ from opsline.training.fit import (
     best_epoch,
     count_parameters,
 )
-
-CPU = {
-    "accelerator": "cpu",
-    "devices": 1,
-    "strategy": "auto",
-    "precision": "32-true",
-    "profiler": None,
-    "enable_progress_bar": False,
-    "deterministic": True,
-    "max_epochs": None,
-    "fast_dev_run": False,
-}
-
-
-def make_cfg(**trainer):
-    return OmegaConf.create({"seed": 7, "trainer": {**CPU, **trainer}})
-
-
-def tiny_module():
-    import lightning.pytorch as pl
-
-    class Module(pl.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.layer = nn.Linear(3, 1)
-
-        def training_step(self, batch, _):
-            x, y = batch
-            loss = nn.functional.mse_loss(self.layer(x).squeeze(-1), y)
-            self.log("train_loss", loss, on_step=False, on_epoch=True)
-            return loss
-
-        def validation_step(self, batch, _):
-            x, y = batch
-            self.log("val_loss", nn.functional.mse_loss(self.layer(x).squeeze(-1), y))
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    return Module()
-
-
-def loaders():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 3, generator=g)
-    y = x @ torch.tensor([1.0, -2.0, 0.5])
-    data = TensorDataset(x, y)
-    return DataLoader(data, batch_size=16), DataLoader(data, batch_size=64)
+from tests.training.tiny import loaders, make_cfg, tiny_module
 
 
 class Recorder:

@@ -4,64 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from opsline.errors import UsageError
 from opsline.training.trainer import build_trainer, profiler_reports, resolve_max_epochs
-
-CPU = {
-    "accelerator": "cpu",
-    "devices": 1,
-    "strategy": "auto",
-    "precision": "32-true",
-    "profiler": None,
-    "enable_progress_bar": False,
-    "deterministic": True,
-    "max_epochs": None,
-    "fast_dev_run": False,
-}
-
-
-def make_cfg(**trainer):
-    return OmegaConf.create({"seed": 7, "trainer": {**CPU, **trainer}})
-
-
-class TinyRegressor:
-    """Factory for a 1-layer LightningModule (imported lazily like the real recipes)."""
-
-    @staticmethod
-    def build():
-        import lightning.pytorch as pl
-
-        class Module(pl.LightningModule):
-            def __init__(self):
-                super().__init__()
-                self.layer = nn.Linear(3, 1)
-
-            def training_step(self, batch, _):
-                x, y = batch
-                loss = nn.functional.mse_loss(self.layer(x).squeeze(-1), y)
-                self.log("train_loss", loss, on_step=False, on_epoch=True)
-                return loss
-
-            def validation_step(self, batch, _):
-                x, y = batch
-                self.log("val_loss", nn.functional.mse_loss(self.layer(x).squeeze(-1), y))
-
-            def configure_optimizers(self):
-                return torch.optim.SGD(self.parameters(), lr=0.1)
-
-        return Module()
-
-
-def loaders():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 3, generator=g)
-    y = x @ torch.tensor([1.0, -2.0, 0.5])
-    data = TensorDataset(x, y)
-    return DataLoader(data, batch_size=16), DataLoader(data, batch_size=64)
+from tests.training.tiny import loaders, make_cfg, tiny_module
 
 
 class Recorder:
@@ -74,7 +20,7 @@ class Recorder:
 
 def fit(cfg, tmp_path, default_max_epochs=3, **kwargs):
     trainer = build_trainer(cfg, default_max_epochs=default_max_epochs, work_dir=tmp_path, **kwargs)
-    module = TinyRegressor.build()
+    module = tiny_module()
     trainer.fit(module, *loaders())
     return trainer, module
 
@@ -145,6 +91,6 @@ def test_progress_bar_follows_config(tmp_path):
 
 def test_seeding_makes_initial_weights_reproducible(tmp_path):
     build_trainer(make_cfg(), default_max_epochs=1, work_dir=tmp_path)
-    first = TinyRegressor.build().layer.weight.detach().clone()
+    first = tiny_module().layer.weight.detach().clone()
     build_trainer(make_cfg(), default_max_epochs=1, work_dir=tmp_path)
-    assert torch.equal(first, TinyRegressor.build().layer.weight)
+    assert torch.equal(first, tiny_module().layer.weight)
