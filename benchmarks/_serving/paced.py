@@ -17,13 +17,15 @@ are not to be trusted says so.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+from _serving.workload import cycling_lua, write_bodies
+
 LATE_MS = 5.0
 
-_LUA = """-- {rate:g} POSTs/s on one shared schedule, cycling {n} bodies (written by {script})
+# Pacing on top of the cycling script (workload.cycling_lua): a clock, then delay().
+_PACING = """-- {rate:g} POSTs/s on one shared schedule
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct {{ long tv_sec; long tv_nsec; }} opsline_timespec;
@@ -33,20 +35,6 @@ local ts = ffi.new("opsline_timespec")
 local function now_ms()
   ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
   return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
-end
-
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local bodies = {{}}
-for _, path in ipairs({{{paths}}}) do
-  local f = assert(io.open(path, "rb"))
-  bodies[#bodies + 1] = f:read("*a")
-  f:close()
-end
-local i = 0
-request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[i])
 end
 
 local interval = 1000 / {rate}
@@ -84,21 +72,9 @@ def write_paced_lua(workdir: Path, name: str, bodies: list[bytes], rate: float) 
     (one wrk thread: ``-t1``, as ``wrk.wrk_command`` runs it)."""
     if rate <= 0:
         raise ValueError("rate must be positive")
-    paths = []
-    for k, body in enumerate(bodies):
-        path = workdir / f"{name}-{k}.json"
-        path.write_bytes(body)
-        paths.append(json.dumps(str(path)))  # a JSON string literal is a Lua string literal
     lua = workdir / f"{name}.lua"
-    lua.write_text(
-        _LUA.format(
-            rate=rate,
-            n=len(bodies),
-            script="benchmarks/soak.py",
-            paths=", ".join(paths),
-            late_ms=LATE_MS,
-        )
-    )
+    cycle = cycling_lua(len(bodies), "benchmarks/soak.py", write_bodies(workdir, name, bodies))
+    lua.write_text(cycle + _PACING.format(rate=rate, late_ms=LATE_MS))
     return lua
 
 

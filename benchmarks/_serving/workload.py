@@ -38,6 +38,21 @@ end
 """
 
 
+def write_bodies(workdir: Path, name: str, bodies: list[bytes]) -> str:
+    """``name-K.json`` per body; returns their paths as a Lua list's items."""
+    paths = []
+    for k, body in enumerate(bodies):
+        path = workdir / f"{name}-{k}.json"
+        path.write_bytes(body)
+        paths.append(json.dumps(str(path)))  # a JSON string literal is a Lua string literal
+    return ", ".join(paths)
+
+
+def cycling_lua(n: int, script: str, paths: str) -> str:
+    """The Lua of a wrk script posting ``n`` bodies (``paths``, see ``write_bodies``) in turn."""
+    return _LUA_CYCLE.format(n=n, script=script, paths=paths)
+
+
 def write_cycling_lua(workdir: Path, name: str, bodies: list[bytes], script: str) -> Path:
     """``name-K.json`` per body and ``name.lua``, a wrk script posting them in turn.
 
@@ -47,13 +62,8 @@ def write_cycling_lua(workdir: Path, name: str, bodies: list[bytes], script: str
     """
     if len(bodies) == 1:
         return wrk.write_lua(workdir, name, bodies[0])
-    paths = []
-    for k, body in enumerate(bodies):
-        path = workdir / f"{name}-{k}.json"
-        path.write_bytes(body)
-        paths.append(json.dumps(str(path)))  # a JSON string literal is a Lua string literal
     lua = workdir / f"{name}.lua"
-    lua.write_text(_LUA_CYCLE.format(n=len(bodies), script=script, paths=", ".join(paths)))
+    lua.write_text(cycling_lua(len(bodies), script, write_bodies(workdir, name, bodies)))
     return lua
 
 
