@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPSLINE_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "opsline", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+from tests.cli.runner import opsline
 
 
 def test_help_lists_the_lifecycle(isolated_home: Path) -> None:

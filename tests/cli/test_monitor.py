@@ -7,10 +7,7 @@ The log holds what a client sending the four required fields logs (as in
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,21 +17,9 @@ import pytest
 from opsline.monitoring.prediction_log import LogRow, PredictionLog
 from opsline.monitoring.reference import REFERENCE_FILE
 from opsline.recipes.registry import get_recipe
+from tests.cli.runner import opsline
 
 REQUIRED = ["neighborhood", "gr_liv_area", "overall_qual", "year_built"]
-
-
-def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    # OPSLINE_PREDICTION_LOG_URI is the test's own log (set by trained_workspace).
-    env = {**os.environ, "OPSLINE_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "opsline", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
 
 
 def fill_log(rows: int, *, shifted: bool = False) -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,18 +12,7 @@ from pathlib import Path
 import pytest
 
 from opsline.loadtest import report
-
-
-def opsline(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPSLINE_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "opsline", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+from tests.cli.runner import opsline
 
 
 def _free_port() -> int:
