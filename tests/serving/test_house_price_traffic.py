@@ -1,4 +1,4 @@
-"""``python -m opsline.recipes.house_price.traffic``, the README walkthrough's traffic, against
+"""``python -m opsline.recipes.house_price.traffic``, the closed-loop walkthrough's traffic, against
 a live server: moved houses are answered, logged and labelled; no server is one sentence."""
 
 from __future__ import annotations

@@ -54,6 +54,6 @@ def test_small_cnn_learns_a_fashion_mnist_subset() -> None:
     assert pipeline.validate("image_classification", overrides).ok
     result = pipeline.train("image_classification", overrides)
     # Measured 0.84 on 2 shared cores (3 epochs on 4,600 images); the full 60,000-image run
-    # is benchmarks/image_fashion_mnist.py (README: >= 91 %).
+    # is benchmarks/image_fashion_mnist.py (docs/recipes/image_classification.md: >= 91 %).
     assert result.metrics["test_accuracy"] >= 0.78, result.metrics
     assert result.metrics["test_macro_f1"] >= 0.75

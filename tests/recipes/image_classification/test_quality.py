@@ -1,6 +1,7 @@
 """Grapevine quality with the pretrained MobileNetV2 (packaged weights, offline).
 
-The README's number is the 5-fold CV mean from ``benchmarks/image_grapevine_cv.py``; this
+The documented number (docs/recipes/image_classification.md) is the 5-fold CV mean from
+``benchmarks/image_grapevine_cv.py``; this
 test runs one fold of the same procedure (train on 40 images, score the held-out 10) to
 stay within the CI budget.
 """
@@ -18,5 +19,5 @@ def test_pretrained_probe_classifies_held_out_leaves() -> None:
 
     require_grapevine()
     result = cross_validate(["data=grapevine", f"data.path={GRAPEVINE}"], folds=5, only=[1])
-    # Measured 1.0 on this fold (5-fold mean 0.90, README); 0.8 = at most 2 of 10 wrong.
+    # Measured 1.0 on this fold (5-fold mean 0.90, docs); 0.8 = at most 2 of 10 wrong.
     assert result.accuracies[0] >= 0.8, result.table()

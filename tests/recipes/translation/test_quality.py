@@ -1,7 +1,8 @@
 """Quality gate: a small model trained for a few CPU minutes really translates.
 
 The full-quality number (default model, ~25 min) is measured by
-``benchmarks/translation_quality.py`` and reported in the README; this test trains the
+``benchmarks/translation_quality.py`` and reported in docs/recipes/translation.md; this test
+trains the
 ``quick`` model for a short budget on the real Tatoeba train split and scores the first
 500 pairs of the held-out test split with SacreBLEU.
 

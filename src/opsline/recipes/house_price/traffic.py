@@ -9,9 +9,9 @@ market)::
     python -m opsline.recipes.house_price.traffic --rows 300            # reference-like
     python -m opsline.recipes.house_price.traffic --rows 300 --drift --feedback
 
-The README's monitoring walkthrough uses it, and the closed-loop test builds its traffic
-from the same functions. Moved houses stay within the data contract (living area up to
-4000 sq ft), so a retrain on their feedback passes validation.
+The closed-loop walkthrough (docs/monitoring/closed-loop.md) uses it, and the closed-loop
+test builds its traffic from the same functions. Moved houses stay within the data
+contract (living area up to 4000 sq ft), so a retrain on their feedback passes validation.
 """
 
 from __future__ import annotations

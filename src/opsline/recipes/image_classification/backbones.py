@@ -159,7 +159,7 @@ def build(arch: dict[str, Any]) -> nn.Module:
         # Standardise the pooled features before the linear layer (BatchNorm without affine,
         # as in MAE's linear probing): pretrained features differ in scale by orders of
         # magnitude, and a linear head on a few dozen images learns far better on
-        # standardised ones (grapevine fold 1: 0.6 -> see README).
+        # standardised ones (grapevine fold 1: 0.6 -> see docs/recipes/image_classification.md).
         name = net.default_cfg.get("classifier", "classifier")
         head = nn.Sequential(
             nn.BatchNorm1d(net.num_features, affine=False),
