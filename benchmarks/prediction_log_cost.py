@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['rps_off']:,.0f}: cost {row['cost']:.1%}"
         )
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str))
+        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     if str(args.out) != "-":
         report.write(args.out, render(result))
         say(f"Wrote {args.out}")

@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report.render(result)
     print("\n" + report.summary_table(points))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str))
+        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     if str(args.out) != "-":
         report.write(args.out, text)
         say(f"Wrote {args.out}")

@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(result)
     print("\n" + text)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str, ensure_ascii=False))
+        args.json.write_text(json.dumps(result, indent=1, default=str, ensure_ascii=False) + "\n")
     if str(args.out) != "-":
         report.write(args.out, text)
         say(f"Wrote {args.out}")

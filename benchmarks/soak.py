@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "ready_after": alive,
     }
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str))
+        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     if str(args.out) != "-":
         report.write(args.out, render(result, __doc__))
         run.say(f"Wrote {args.out}")
