@@ -15,6 +15,40 @@ os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+# What `make check` (the edit loop, ~3 min) leaves to `make test` and CI: modules that start
+# a server stack, several processes or real training jobs, or spend a fuzzing budget. Listed
+# in one place so the edit loop's budget is visible; CI still runs every one of them.
+SLOW_MODULES = {
+    "tests/scale": "PostgreSQL + SeaweedFS + MLflow servers",
+    "tests/training/test_ddp.py": "two-process DDP training, torchrun",
+    "tests/test_dvc.py": "dvc repro of the whole pipeline, several times",
+    "tests/serving/test_fuzz.py": "schemathesis budget over four live recipe servers",
+    "tests/sweeps/test_sweep.py": "Optuna sweeps training several models, two workers",
+    "tests/serving/test_closed_loop.py": "a server that retrains itself through a job",
+    "tests/serving/test_jobs_api.py": "training jobs started over HTTP",
+    "tests/jobs/test_worker_kill.py": "a job worker killed mid-training",
+    "tests/serving/test_prediction_log_crash.py": "a server killed mid-traffic, restarted",
+    "tests/loadtest/test_loadtest.py": "Locust runs against a live server",
+    "tests/serving/test_json_logs.py": "server subprocesses",
+    "tests/recipes/image_classification/test_onnx_export.py": "MobileNet ONNX exports",
+    "tests/cli/test_commands.py": "one opsline subprocess per test",
+    "tests/cli/test_monitor.py": "one opsline subprocess per test, a retrain",
+    "tests/test_contract.py": "every recipe through the whole path",
+    "tests/monitoring/test_prometheus.py": "a real Prometheus scraping a live server",
+    "tests/deploy/test_docker_run.py": "the images' entrypoints as subprocesses",
+    "tests/test_workflows.py::test_release_check": "serves and load-tests, twice",
+    "tests/test_workflows.py::test_pre_commit": "every hook over a fresh clone",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = f"{item.path.relative_to(root).as_posix()}::{item.name}"
+        if any(where.startswith(prefix) for prefix in SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty workspace per test, so no test sees another's runs or models."""

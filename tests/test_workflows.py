@@ -226,7 +226,6 @@ def test_pre_commit_config_is_valid_and_uses_the_locked_tools() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.slow
 def test_pre_commit_passes_on_a_clean_clone(tmp_path: Path) -> None:
     """Every hook on every committed file, in a clone (so a fix never touches this tree)."""
     clone = tmp_path / "clone"
